@@ -1,0 +1,50 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// The shared library links the Swift runtime statically, exports only `fma_*` (exports.map)
+// and carries SONAME libfastmcpauth.so.0, so C and Python load it with no Swift toolchain.
+let libraryLinkerFlags: [String] = [
+    "-static-stdlib",
+    "-use-ld=lld",
+    "-Xlinker", "--version-script=\(Context.packageDirectory)/exports.map",
+    "-Xlinker", "-soname=libfastmcpauth.so.0",
+]
+
+let package = Package(
+    name: "fastmcpauth",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "fastmcpauth", type: .dynamic, targets: ["FastMCPAuthABI"]),
+        .library(name: "FastMCPAuth", targets: ["FastMCPAuth"]),
+        .executable(name: "fastmcpauth-cli", targets: ["fastmcpauth-cli"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CJansson", pkgConfig: "jansson", providers: [.apt(["libjansson-dev"])]),
+        .target(
+            name: "FastMCPAuth",
+            dependencies: ["COpenSSL", "CCurl", "CJansson"]
+        ),
+        .target(
+            name: "FastMCPAuthABI",
+            dependencies: ["FastMCPAuth"],
+            linkerSettings: [.unsafeFlags(libraryLinkerFlags)]
+        ),
+        .executableTarget(
+            name: "fastmcpauth-cli",
+            dependencies: [
+                "FastMCPAuth",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "FastMCPAuthTests",
+            dependencies: ["FastMCPAuth"]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,12 @@
+#ifndef FMA_CCURL_SHIM_H
+#define FMA_CCURL_SHIM_H
+#include <curl/curl.h>
+
+/* curl_easy_setopt and curl_easy_getinfo are variadic: Swift needs typed wrappers. */
+typedef size_t (*fma_curl_write_fn)(char *ptr, size_t size, size_t nmemb, void *userdata);
+static inline CURLcode fma_curl_setopt_long(CURL *h, CURLoption o, long v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode fma_curl_setopt_string(CURL *h, CURLoption o, const char *v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode fma_curl_setopt_pointer(CURL *h, CURLoption o, void *v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode fma_curl_setopt_write_fn(CURL *h, CURLoption o, fma_curl_write_fn v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode fma_curl_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
+#endif

@@ -1,0 +1,99 @@
+import CCurl
+
+/// HTTPClient over libcurl: one easy handle per request, no redirects, http and https only,
+/// TLS verification on, no signals (safe in threaded programs).
+public struct CurlHTTPClient: HTTPClient {
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    public init() { _ = CurlHTTPClient.globalInit }
+
+    private final class Transfer {
+        var body: [UInt8] = []
+        var headers: [(name: String, value: String)] = []
+        var overflow = false
+        let maxBytes: Int
+        init(maxBytes: Int) { self.maxBytes = maxBytes }
+    }
+
+    public func send(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard let scheme = urlScheme(request.url), scheme == "http" || scheme == "https" else { throw HTTPClientError.invalidURL }
+        guard let handle = curl_easy_init() else { throw HTTPClientError.connectionFailed("cannot create a curl handle") }
+        defer { curl_easy_cleanup(handle) }
+        let transfer = Transfer(maxBytes: request.maxResponseBytes)
+        let context = Unmanaged.passRetained(transfer)
+        defer { context.release() }
+
+        _ = fma_curl_setopt_string(handle, CURLOPT_URL, request.url)
+        _ = fma_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+        _ = fma_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+        _ = fma_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
+        _ = fma_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int(request.timeout * 1000)))
+        _ = fma_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(request.timeout * 1000)))
+        _ = fma_curl_setopt_long(handle, CURLOPT_MAXFILESIZE, request.maxResponseBytes)
+        _ = fma_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())
+        _ = fma_curl_setopt_write_fn(handle, CURLOPT_WRITEFUNCTION) { data, size, count, user in
+            let transfer = Unmanaged<Transfer>.fromOpaque(user!).takeUnretainedValue()
+            let length = size * count
+            if transfer.body.count + length > transfer.maxBytes { transfer.overflow = true; return 0 }
+            data!.withMemoryRebound(to: UInt8.self, capacity: length) {
+                transfer.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
+            }
+            return length
+        }
+        _ = fma_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, context.toOpaque())
+        _ = fma_curl_setopt_write_fn(handle, CURLOPT_HEADERFUNCTION) { data, size, count, user in
+            let transfer = Unmanaged<Transfer>.fromOpaque(user!).takeUnretainedValue()
+            let length = size * count
+            let line = data!.withMemoryRebound(to: UInt8.self, capacity: length) {
+                String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+            }
+            if line.hasPrefix("HTTP/") { transfer.headers.removeAll() }  // a new response (e.g. after 100-continue)
+            if let colon = line.firstIndex(of: ":") {
+                let name = line[..<colon].trimmingCharacters()
+                let value = line[line.index(after: colon)...].trimmingCharacters()
+                transfer.headers.append((name: name, value: value))
+            }
+            return length
+        }
+
+        var headerList: UnsafeMutablePointer<curl_slist>? = nil
+        defer { curl_slist_free_all(headerList) }
+        for header in request.headers { headerList = curl_slist_append(headerList, "\(header.name): \(header.value)") }
+        if headerList != nil { _ = fma_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)) }
+
+        let body = request.body
+        if request.method == "POST" {
+            _ = fma_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count)
+            _ = fma_curl_setopt_long(handle, CURLOPT_POST, 1)
+        } else if request.method != "GET" {
+            _ = fma_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
+        }
+        let code: CURLcode = body.withUnsafeBytes { bytes in
+            if request.method == "POST" {
+                _ = fma_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+            }
+            return curl_easy_perform(handle)
+        }
+        if transfer.overflow || code == CURLE_FILESIZE_EXCEEDED { throw HTTPClientError.tooLarge }
+        switch code {
+        case CURLE_OK: break
+        case CURLE_OPERATION_TIMEDOUT: throw HTTPClientError.timeout
+        case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: throw HTTPClientError.invalidURL
+        default: throw HTTPClientError.connectionFailed(String(cString: curl_easy_strerror(code)))
+        }
+        var status = 0
+        _ = fma_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return HTTPResponse(status: status, headers: transfer.headers, body: transfer.body)
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters() -> String {
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
+        var out = ""
+        out.unicodeScalars.append(contentsOf: scalars[first...last])
+        return out
+    }
+}

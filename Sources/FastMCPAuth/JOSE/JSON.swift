@@ -1,0 +1,182 @@
+import CJansson
+
+/// A parsed JSON value. Parsing goes through jansson with duplicate keys rejected; numbers keep
+/// their integer-ness so `exp` values round-trip exactly.
+public enum JSONValue: Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public struct ParseError: Error, Sendable {
+        public let message: String
+    }
+
+    /// Parses strict JSON (RFC 8259, duplicate object keys refused, NUL in strings refused).
+    public static func parse<Bytes: Collection>(_ bytes: Bytes) throws -> JSONValue where Bytes.Element == UInt8 {
+        let buffer = Array(bytes)
+        if buffer.isEmpty { throw ParseError(message: "empty input") }
+        var error = json_error_t()
+        let root: UnsafeMutablePointer<json_t>? = buffer.withUnsafeBufferPointer { raw in
+            raw.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(raw.count, 1)) { chars in
+                json_loadb(chars, raw.count, Int(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY), &error)
+            }
+        }
+        guard let root else {
+            // jansson's text names the position and reason, never echoes the input.
+            let text = withUnsafeBytes(of: error.text) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            throw ParseError(message: "\(text) at line \(error.line) column \(error.column)")
+        }
+        defer { json_decref(root) }
+        return convert(root)
+    }
+
+    public static func parse(_ text: String) throws -> JSONValue { try parse(Array(text.utf8)) }
+
+    private static func convert(_ node: UnsafeMutablePointer<json_t>) -> JSONValue {
+        switch fma_json_type(node) {
+        case JSON_OBJECT:
+            var object = [String: JSONValue]()
+            var iterator = json_object_iter(node)
+            while let current = iterator {
+                let keyPointer = json_object_iter_key(current)!
+                let keyLength = json_object_iter_key_len(current)
+                let key = keyPointer.withMemoryRebound(to: UInt8.self, capacity: keyLength) {
+                    String(decoding: UnsafeBufferPointer(start: $0, count: keyLength), as: UTF8.self)
+                }
+                object[key] = convert(json_object_iter_value(current)!)
+                iterator = json_object_iter_next(node, current)
+            }
+            return .object(object)
+        case JSON_ARRAY:
+            let count = json_array_size(node)
+            return .array((0..<count).map { convert(json_array_get(node, $0)!) })
+        case JSON_STRING:
+            let length = json_string_length(node)
+            let pointer = json_string_value(node)!
+            return .string(pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
+                String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+            })
+        case JSON_INTEGER:
+            return .int(Int64(json_integer_value(node)))
+        case JSON_REAL:
+            return .double(json_real_value(node))
+        case JSON_TRUE:
+            return .bool(true)
+        case JSON_FALSE:
+            return .bool(false)
+        default:
+            return .null
+        }
+    }
+
+    // MARK: - Accessors
+
+    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    public var objectValue: [String: JSONValue]? { if case .object(let o) = self { return o }; return nil }
+    public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
+    public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
+
+    /// A JSON number as Double (integers included).
+    public var numberValue: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        default: return nil
+        }
+    }
+
+    /// A string, or an array made only of strings.
+    public var stringOrStringArray: [String]? {
+        switch self {
+        case .string(let s): return [s]
+        case .array(let items):
+            var out = [String]()
+            for item in items {
+                guard let s = item.stringValue else { return nil }
+                out.append(s)
+            }
+            return out
+        default: return nil
+        }
+    }
+
+    public subscript(key: String) -> JSONValue? { objectValue?[key] }
+
+    // MARK: - Serialization
+
+    /// Compact JSON with object keys sorted, so output is deterministic.
+    public func serialized() -> String {
+        var out = ""
+        write(into: &out)
+        return out
+    }
+
+    private func write(into out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .int(let i): out += String(i)
+        case .double(let d):
+            if d.isFinite, d == d.rounded(), abs(d) < 1e15 { out += String(Int64(d)) } else if d.isFinite { out += "\(d)" } else { out += "null" }
+        case .string(let s): JSONValue.writeString(s, into: &out)
+        case .array(let items):
+            out += "["
+            for (index, item) in items.enumerated() {
+                if index > 0 { out += "," }
+                item.write(into: &out)
+            }
+            out += "]"
+        case .object(let object):
+            out += "{"
+            for (index, key) in object.keys.sorted().enumerated() {
+                if index > 0 { out += "," }
+                JSONValue.writeString(key, into: &out)
+                out += ":"
+                object[key]!.write(into: &out)
+            }
+            out += "}"
+        }
+    }
+
+    private static func writeString(_ s: String, into out: inout String) {
+        out += "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out += "\""
+    }
+}
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
+{
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
+    }
+    public init(nilLiteral: ()) { self = .null }
+}

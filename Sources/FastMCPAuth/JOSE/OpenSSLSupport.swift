@@ -1,0 +1,188 @@
+import COpenSSL
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Thin helpers over libcrypto. Each returns nil/false on failure and clears OpenSSL's error
+/// queue, so no stale error leaks into a later call on the same thread.
+enum OpenSSL {
+    static func clearErrors() { ERR_clear_error() }
+
+    private static let internedNames = Mutex<[String: UnsafeMutablePointer<CChar>]>([:])
+
+    /// A C string that lives for the whole process. Some OpenSSL constructors keep the name
+    /// pointer they are given (EVP_PKEY_CTX_new_from_name, OSSL_DECODER_CTX_new_for_pkey),
+    /// which a Swift String's temporary C view would leave dangling.
+    static func name(_ text: String) -> UnsafePointer<CChar> {
+        UnsafePointer(internedNames.withLock { table in
+            if let existing = table[text] { return existing }
+            let copy = strdup(text)!
+            table[text] = copy
+            return copy
+        })
+    }
+
+    static func bignum(_ bytes: [UInt8]) -> OpaquePointer? {
+        bytes.withUnsafeBufferPointer { BN_bin2bn($0.baseAddress, Int32($0.count), nil) }
+    }
+
+    static func bytes(of bignum: OpaquePointer, paddedTo length: Int? = nil) -> [UInt8]? {
+        let natural = (Int(BN_num_bits(bignum)) + 7) / 8
+        let size = length ?? natural
+        if natural > size { return nil }
+        var out = [UInt8](repeating: 0, count: size)
+        let written = out.withUnsafeMutableBufferPointer { BN_bn2binpad(bignum, $0.baseAddress, Int32(size)) }
+        return written == Int32(size) ? out : nil
+    }
+
+    /// A BIGNUM parameter of a key ("n", "e", "d", "priv", "qx", …).
+    static func bignumParameter(_ pkey: OpaquePointer, _ name: String, paddedTo length: Int? = nil) -> [UInt8]? {
+        var bn: OpaquePointer? = nil
+        guard EVP_PKEY_get_bn_param(pkey, name, &bn) == 1, let bn else { clearErrors(); return nil }
+        defer { BN_clear_free(bn) }
+        return bytes(of: bn, paddedTo: length)
+    }
+
+    static func stringParameter(_ pkey: OpaquePointer, _ name: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 80)
+        var length = 0
+        guard EVP_PKEY_get_utf8_string_param(pkey, name, &buffer, buffer.count, &length) == 1 else {
+            clearErrors()
+            return nil
+        }
+        return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    enum Parameter {
+        case bignum(String, [UInt8])
+        case utf8(String, String)
+        case octets(String, [UInt8])
+    }
+
+    /// Builds an EVP_PKEY of `type` ("RSA", "EC") from parameters.
+    static func keyFromParameters(type: String, parameters: [Parameter], privateKey: Bool) -> OpaquePointer? {
+        guard let builder = OSSL_PARAM_BLD_new() else { return nil }
+        defer { OSSL_PARAM_BLD_free(builder) }
+        // The builder keeps pointers to names and values until OSSL_PARAM_BLD_to_param, so
+        // they are C copies that outlive the loop (a Swift String's C view would not).
+        var bignums = [OpaquePointer]()
+        var cStrings = [UnsafeMutablePointer<CChar>]()
+        defer {
+            bignums.forEach { BN_clear_free($0) }
+            cStrings.forEach { free($0) }
+        }
+        func cString(_ text: String) -> UnsafeMutablePointer<CChar> {
+            let copy = strdup(text)!
+            cStrings.append(copy)
+            return copy
+        }
+        var ok = true
+        for parameter in parameters {
+            switch parameter {
+            case .bignum(let name, let value):
+                guard let bn = bignum(value) else { ok = false; break }
+                bignums.append(bn)
+                ok = ok && OSSL_PARAM_BLD_push_BN(builder, cString(name), bn) == 1
+            case .utf8(let name, let value):
+                ok = ok && OSSL_PARAM_BLD_push_utf8_string(builder, cString(name), cString(value), 0) == 1
+            case .octets(let name, let value):
+                // push_octet_string copies the bytes only at to_param: keep them alive too.
+                let copy = malloc(max(value.count, 1))!.assumingMemoryBound(to: CChar.self)
+                cStrings.append(copy)
+                value.withUnsafeBytes { UnsafeMutableRawPointer(copy).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                ok = ok && OSSL_PARAM_BLD_push_octet_string(builder, cString(name), copy, value.count) == 1
+            }
+        }
+        guard ok, let params = OSSL_PARAM_BLD_to_param(builder) else { clearErrors(); return nil }
+        defer { OSSL_PARAM_free(params) }
+        guard let ctx = EVP_PKEY_CTX_new_from_name(nil, name(type), nil) else { clearErrors(); return nil }
+        defer { EVP_PKEY_CTX_free(ctx) }
+        var pkey: OpaquePointer? = nil
+        let selection = privateKey ? fma_evp_selection_keypair() : fma_evp_selection_public_key()
+        guard EVP_PKEY_fromdata_init(ctx) == 1, EVP_PKEY_fromdata(ctx, &pkey, selection, params) == 1 else {
+            clearErrors()
+            return nil
+        }
+        return pkey
+    }
+
+    /// True when the key's public part is well formed (for EC: the point is on the curve).
+    static func publicCheck(_ pkey: OpaquePointer) -> Bool {
+        guard let ctx = EVP_PKEY_CTX_new_from_pkey(nil, pkey, nil) else { return false }
+        defer { EVP_PKEY_CTX_free(ctx) }
+        let ok = EVP_PKEY_public_check(ctx) == 1
+        if !ok { clearErrors() }
+        return ok
+    }
+
+    static func digest(_ md: OpaquePointer, _ data: UnsafeRawBufferPointer) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        _ = EVP_Digest(data.baseAddress, data.count, &out, &length, md, nil)
+        return Array(out.prefix(Int(length)))
+    }
+
+    static func sha256(_ data: [UInt8]) -> [UInt8] {
+        data.withUnsafeBytes { digest(EVP_sha256(), $0) }
+    }
+
+    static func hmac(_ md: OpaquePointer, key: [UInt8], data: UnsafeRawBufferPointer) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        key.withUnsafeBytes { keyBytes in
+            _ = HMAC(md, keyBytes.baseAddress, Int32(keyBytes.count), data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, &out, &length)
+        }
+        return Array(out.prefix(Int(length)))
+    }
+
+    /// Constant-time equality for MACs and secrets (lengths are not secret).
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        if a.isEmpty { return true }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 } }
+    }
+
+    static func randomBytes(_ count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        guard RAND_bytes(&out, Int32(count)) == 1 else { fatalError("OpenSSL RAND_bytes failed: no entropy") }
+        return out
+    }
+
+    /// Overwrites secret bytes before they are released.
+    static func wipe(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { if let base = $0.baseAddress { OPENSSL_cleanse(base, $0.count) } }
+    }
+
+    // MARK: ECDSA signature forms
+
+    /// JWS r||s (each exactly `coordinateLength` bytes) to the DER form OpenSSL verifies.
+    static func derSignature(fromRawSignature raw: [UInt8], coordinateLength: Int) -> [UInt8]? {
+        guard raw.count == 2 * coordinateLength,
+              let r = bignum(Array(raw[0..<coordinateLength])),
+              let s = bignum(Array(raw[coordinateLength...])) else { return nil }
+        guard let sig = ECDSA_SIG_new() else { BN_free(r); BN_free(s); return nil }
+        defer { ECDSA_SIG_free(sig) }
+        guard ECDSA_SIG_set0(sig, r, s) == 1 else { BN_free(r); BN_free(s); return nil }
+        let length = i2d_ECDSA_SIG(sig, nil)
+        guard length > 0 else { clearErrors(); return nil }
+        var der = [UInt8](repeating: 0, count: Int(length))
+        der.withUnsafeMutableBufferPointer { buffer in
+            var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+            _ = i2d_ECDSA_SIG(sig, &cursor)
+        }
+        return der
+    }
+
+    static func rawSignature(fromDERSignature der: [UInt8], coordinateLength: Int) -> [UInt8]? {
+        let sig: OpaquePointer? = der.withUnsafeBufferPointer { buffer in
+            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
+            return d2i_ECDSA_SIG(nil, &cursor, buffer.count)
+        }
+        guard let sig else { clearErrors(); return nil }
+        defer { ECDSA_SIG_free(sig) }
+        guard let r = bytes(of: ECDSA_SIG_get0_r(sig), paddedTo: coordinateLength),
+              let s = bytes(of: ECDSA_SIG_get0_s(sig), paddedTo: coordinateLength) else { return nil }
+        return r + s
+    }
+}

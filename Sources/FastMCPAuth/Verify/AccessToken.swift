@@ -1,0 +1,42 @@
+/// A verified token, as FastMCP's AccessToken: the raw token unchanged, who it is for, what it
+/// may do, and every claim.
+public struct AccessToken: Sendable {
+    public let token: String
+    /// `client_id`, else `azp`, else `sub`, else "unknown" (as FastMCP).
+    public let clientID: String
+    public let scopes: [String]
+    /// `exp` in seconds since the epoch, when the token has one.
+    public let expiresAt: Int64?
+    public let subject: String?
+    public let claims: [String: JSONValue]
+
+    public init(token: String, claims: [String: JSONValue]) {
+        self.token = token
+        self.claims = claims
+        self.clientID = claims["client_id"]?.stringValue ?? claims["azp"]?.stringValue ?? claims["sub"]?.stringValue ?? "unknown"
+        self.scopes = AccessToken.scopes(in: claims) ?? []
+        self.expiresAt = claims["exp"]?.numberValue.map { Int64($0.rounded(.down)) }
+        self.subject = claims["sub"]?.stringValue
+    }
+
+    /// The claims as compact JSON.
+    public var claimsJSON: String { JSONValue.object(claims).serialized() }
+
+    /// Scopes from `scope` (space-separated string) first, else `scp` (string or list); nil
+    /// when a present claim has the wrong type.
+    static func scopes(in claims: [String: JSONValue]) -> [String]? {
+        if let scope = claims["scope"] {
+            guard let text = scope.stringValue else { return nil }
+            return splitScopes(text)
+        }
+        if let scp = claims["scp"] {
+            if let text = scp.stringValue { return splitScopes(text) }
+            return scp.arrayValue != nil ? scp.stringOrStringArray : nil
+        }
+        return []
+    }
+
+    static func splitScopes(_ text: String) -> [String] {
+        text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+    }
+}

@@ -1,0 +1,143 @@
+/// Configuration of a JWTVerifier. The JSON form uses the Python keyword names
+/// (`public_key`, `jwks`, `jwks_uri`, `issuer`, `audience`, `algorithm`, `algorithms`,
+/// `required_scopes`, `leeway`, `cache_size`, …); unknown keys are refused so typos surface.
+public struct JWTVerifierConfig: Sendable {
+    public enum KeySource: Sendable {
+        /// A PEM key, or for HS* a shared secret (FastMCP passes both as `public_key`).
+        case publicKey(String)
+        case jwks(JSONValue)
+        case jwksURI(String)
+    }
+
+    public var keySource: KeySource
+    public var algorithms: [JWSAlgorithm]
+    public var policy = ClaimsPolicy()
+    public var maxTokenBytes = 16 * 1024
+    /// Verified-token cache entries (0 disables) and the longest an entry is trusted.
+    public var cacheSize = 10_000
+    public var cacheLifetime: Double = 60
+    public var jwks = RemoteKeySet.Settings()
+
+    public init(keySource: KeySource, algorithms: [JWSAlgorithm] = [.RS256]) {
+        self.keySource = keySource
+        self.algorithms = algorithms
+    }
+
+    static let knownKeys: Set<String> = [
+        "public_key", "jwks", "jwks_uri", "issuer", "audience", "algorithm", "algorithms", "required_scopes",
+        "leeway", "require_exp", "required_claims", "typ", "understood_crit", "max_token_bytes", "cache_size",
+        "cache_ttl", "jwks_timeout", "jwks_max_bytes", "jwks_refetch_cooldown", "jwks_cache_ttl",
+        "jwks_min_cache_ttl", "jwks_max_cache_ttl",
+    ]
+
+    /// Parses the JSON configuration; every problem is `invalid_config` naming the key.
+    public init(json: JSONValue) throws {
+        guard let object = json.objectValue else { throw AuthError(.invalidConfig, "the verifier configuration must be a JSON object") }
+        let present = object.filter { $0.value != .null }
+        if let unknown = present.keys.sorted().first(where: { !Self.knownKeys.contains($0) }) {
+            throw AuthError(.invalidConfig, "unknown configuration key \"\(unknown)\"")
+        }
+        let reader = ConfigReader(values: present)
+
+        let sources = ["public_key", "jwks", "jwks_uri"].filter { present[$0] != nil }
+        guard sources.count == 1 else {
+            throw AuthError(.invalidConfig, "give exactly one of public_key, jwks or jwks_uri")
+        }
+        switch sources[0] {
+        case "public_key":
+            keySource = .publicKey(try reader.string("public_key")!)
+        case "jwks":
+            switch present["jwks"]! {
+            case .object: keySource = .jwks(present["jwks"]!)
+            case .string(let text):
+                guard let parsed = try? JSONValue.parse(text) else { throw AuthError(.invalidConfig, "jwks: not valid JSON") }
+                keySource = .jwks(parsed)
+            default: throw AuthError(.invalidConfig, "jwks: must be a JWKS object or its JSON text")
+            }
+        default:
+            keySource = .jwksURI(try reader.string("jwks_uri")!)
+        }
+
+        if present["algorithm"] != nil, present["algorithms"] != nil {
+            throw AuthError(.invalidConfig, "give algorithm or algorithms, not both")
+        }
+        let names = try reader.stringList("algorithms") ?? (try reader.string("algorithm")).map { [$0] } ?? ["RS256"]
+        guard !names.isEmpty else { throw AuthError(.invalidConfig, "algorithms: the list is empty") }
+        algorithms = try names.map { name in
+            guard let alg = JWSAlgorithm(name: name) else { throw AuthError(.invalidConfig, "algorithms: unsupported algorithm \"\(name)\"") }
+            return alg
+        }
+
+        policy.issuers = try reader.stringList("issuer")
+        policy.audiences = try reader.stringList("audience")
+        policy.requiredScopes = try reader.stringList("required_scopes") ?? []
+        policy.requiredClaims = try reader.stringList("required_claims") ?? []
+        policy.leeway = try reader.seconds("leeway") ?? 0
+        policy.requireExpiration = try reader.bool("require_exp") ?? true
+        policy.expectedType = try reader.string("typ")
+        policy.understoodCritical = Set(try reader.stringList("understood_crit") ?? [])
+        maxTokenBytes = try reader.count("max_token_bytes", minimum: 64) ?? maxTokenBytes
+        cacheSize = try reader.count("cache_size", minimum: 0) ?? cacheSize
+        cacheLifetime = try reader.seconds("cache_ttl") ?? cacheLifetime
+        jwks.timeout = try reader.seconds("jwks_timeout") ?? jwks.timeout
+        jwks.maxBytes = try reader.count("jwks_max_bytes", minimum: 64) ?? jwks.maxBytes
+        jwks.refetchCooldown = try reader.seconds("jwks_refetch_cooldown") ?? jwks.refetchCooldown
+        jwks.defaultLifetime = try reader.seconds("jwks_cache_ttl") ?? jwks.defaultLifetime
+        jwks.minLifetime = try reader.seconds("jwks_min_cache_ttl") ?? jwks.minLifetime
+        jwks.maxLifetime = try reader.seconds("jwks_max_cache_ttl") ?? jwks.maxLifetime
+        if jwks.timeout <= 0 { throw AuthError(.invalidConfig, "jwks_timeout: must be positive") }
+        if jwks.minLifetime > jwks.maxLifetime { throw AuthError(.invalidConfig, "jwks_min_cache_ttl: exceeds jwks_max_cache_ttl") }
+    }
+}
+
+/// Typed reads of a JSON configuration object, each failure naming its key.
+struct ConfigReader {
+    let values: [String: JSONValue]
+
+    func string(_ key: String) throws -> String? {
+        guard let value = values[key] else { return nil }
+        guard let s = value.stringValue else { throw AuthError(.invalidConfig, "\(key): must be a string") }
+        return s
+    }
+
+    /// A list given as a JSON array of strings, or one string (JSON array text, commas or spaces).
+    func stringList(_ key: String) throws -> [String]? {
+        guard let value = values[key] else { return nil }
+        if let text = value.stringValue { return try Self.splitList(text, key: key) }
+        guard case .array = value, let list = value.stringOrStringArray else {
+            throw AuthError(.invalidConfig, "\(key): must be a string or an array of strings")
+        }
+        return list
+    }
+
+    static func splitList(_ text: String, key: String) throws -> [String] {
+        let trimmed = text.trimmingCharacters()
+        if trimmed.hasPrefix("[") {
+            guard let parsed = try? JSONValue.parse(trimmed), case .array = parsed, let list = parsed.stringOrStringArray else {
+                throw AuthError(.invalidConfig, "\(key): not a JSON array of strings")
+            }
+            return list
+        }
+        return trimmed.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let value = values[key] else { return nil }
+        guard let b = value.boolValue else { throw AuthError(.invalidConfig, "\(key): must be true or false") }
+        return b
+    }
+
+    func seconds(_ key: String) throws -> Double? {
+        guard let value = values[key] else { return nil }
+        guard let n = value.numberValue, n.isFinite, n >= 0 else { throw AuthError(.invalidConfig, "\(key): must be a non-negative number of seconds") }
+        return n
+    }
+
+    func count(_ key: String, minimum: Int) throws -> Int? {
+        guard let value = values[key] else { return nil }
+        guard case .int(let n) = value, n >= Int64(minimum), n <= Int64(Int32.max) else {
+            throw AuthError(.invalidConfig, "\(key): must be an integer of at least \(minimum)")
+        }
+        return Int(n)
+    }
+}

@@ -1,0 +1,240 @@
+// The C ABI: @_cdecl thunks only. Each checks its arguments, converts, calls the core and maps
+// the result to an fma_status. No Swift error or trap may cross this boundary.
+import FastMCPAuth
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Errors
+
+/// Offsets of `fma_error` { fma_status status; char message[256]; }.
+private let errorMessageSize = 256
+
+private func report(_ err: UnsafeMutableRawPointer?, _ code: ErrorCode, _ message: String) -> Int32 {
+    if let err {
+        err.storeBytes(of: code.rawValue, as: Int32.self)
+        let buffer = (err + MemoryLayout<Int32>.size).assumingMemoryBound(to: UInt8.self)
+        // Truncate at a character boundary so the message stays valid UTF-8.
+        var bytes = [UInt8]()
+        for scalar in message.unicodeScalars {
+            let encoded = Array(String(scalar).utf8)
+            if bytes.count + encoded.count > errorMessageSize - 1 { break }
+            bytes += encoded
+        }
+        for (index, byte) in bytes.enumerated() { buffer[index] = byte }
+        buffer[bytes.count] = 0
+    }
+    return code.rawValue
+}
+
+/// Runs `body`, mapping success and every thrown error to a status.
+private func call(_ err: UnsafeMutableRawPointer?, _ body: () throws -> Void) -> Int32 {
+    do {
+        try body()
+        return report(err, .ok, "")
+    } catch let error as AuthError {
+        return report(err, error.code, error.message)
+    } catch {
+        return report(err, .internalError, "unexpected internal error")
+    }
+}
+
+private func argument(_ pointer: UnsafePointer<CChar>?, _ name: String) throws -> String {
+    guard let pointer else { throw AuthError(.invalidArgument, "\(name) is NULL") }
+    return String(cString: pointer)
+}
+
+/// A malloc'd copy the caller releases with fma_string_free.
+private func returned(_ text: String) -> UnsafeMutablePointer<CChar> { strdup(text)! }
+
+// MARK: - Static strings
+
+private let staticStrings: (names: [Int32: UnsafeMutablePointer<CChar>], sentences: [Int32: UnsafeMutablePointer<CChar>]) = {
+    var names = [Int32: UnsafeMutablePointer<CChar>](), sentences = [Int32: UnsafeMutablePointer<CChar>]()
+    for code in ErrorCode.allCases {
+        names[code.rawValue] = strdup(code.name)
+        sentences[code.rawValue] = strdup(code.sentence)
+    }
+    names[-1] = strdup("unknown_status")
+    sentences[-1] = strdup("Unknown status.")
+    return (names, sentences)
+}()
+
+private let versionString = strdup(FastMCPAuthVersion.string)!
+
+@_cdecl("fma_version_string")
+public func abiVersionString() -> UnsafePointer<CChar> { UnsafePointer(versionString) }
+
+@_cdecl("fma_status_name")
+public func abiStatusName(_ status: Int32) -> UnsafePointer<CChar> {
+    UnsafePointer(staticStrings.names[status] ?? staticStrings.names[-1]!)
+}
+
+@_cdecl("fma_status_string")
+public func abiStatusString(_ status: Int32) -> UnsafePointer<CChar> {
+    UnsafePointer(staticStrings.sentences[status] ?? staticStrings.sentences[-1]!)
+}
+
+@_cdecl("fma_string_free")
+public func abiStringFree(_ string: UnsafeMutablePointer<CChar>?) {
+    guard let string else { return }
+    memset(string, 0, strlen(string))
+    free(string)
+}
+
+// MARK: - Verifier
+
+private final class VerifierHandle {
+    let verifier: JWTVerifier
+    init(_ verifier: JWTVerifier) { self.verifier = verifier }
+}
+
+/// An access token with C copies of its strings, freed with the handle.
+private final class AccessTokenHandle {
+    let token: UnsafeMutablePointer<CChar>
+    let clientID: UnsafeMutablePointer<CChar>
+    let subject: UnsafeMutablePointer<CChar>?
+    let claimsJSON: UnsafeMutablePointer<CChar>
+    let scopes: [UnsafeMutablePointer<CChar>]
+    let expiresAt: Int64?
+
+    init(_ accessToken: AccessToken) {
+        token = strdup(accessToken.token)
+        clientID = strdup(accessToken.clientID)
+        subject = accessToken.subject.map { strdup($0) }
+        claimsJSON = strdup(accessToken.claimsJSON)
+        scopes = accessToken.scopes.map { strdup($0) }
+        expiresAt = accessToken.expiresAt
+    }
+
+    deinit {
+        abiStringFree(token)
+        free(clientID)
+        free(subject)
+        free(claimsJSON)
+        scopes.forEach { free($0) }
+    }
+}
+
+private func handle<T: AnyObject>(_ pointer: OpaquePointer?, as: T.Type) -> T? {
+    pointer.map { Unmanaged<T>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() }
+}
+
+@_cdecl("fma_verifier_new")
+public func abiVerifierNew(_ configJSON: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?,
+                           _ err: UnsafeMutableRawPointer?) -> Int32 {
+    out?.pointee = nil
+    return call(err) {
+        guard let out else { throw AuthError(.invalidArgument, "out is NULL") }
+        let text = try argument(configJSON, "config_json")
+        guard let json = try? JSONValue.parse(text) else { throw AuthError(.invalidConfig, "the configuration is not valid JSON") }
+        let verifier = try JWTVerifier(json: json)
+        out.pointee = OpaquePointer(Unmanaged.passRetained(VerifierHandle(verifier)).toOpaque())
+    }
+}
+
+@_cdecl("fma_verifier_free")
+public func abiVerifierFree(_ verifier: OpaquePointer?) {
+    guard let verifier else { return }
+    Unmanaged<VerifierHandle>.fromOpaque(UnsafeRawPointer(verifier)).release()
+}
+
+@_cdecl("fma_verifier_verify")
+public func abiVerifierVerify(_ verifier: OpaquePointer?, _ token: UnsafePointer<CChar>?, _ tokenLength: Int,
+                              _ out: UnsafeMutablePointer<OpaquePointer?>?, _ err: UnsafeMutableRawPointer?) -> Int32 {
+    out?.pointee = nil
+    return call(err) {
+        guard let out else { throw AuthError(.invalidArgument, "out is NULL") }
+        guard let handle = handle(verifier, as: VerifierHandle.self) else { throw AuthError(.invalidArgument, "verifier is NULL") }
+        guard let token else { throw AuthError(.invalidArgument, "token is NULL") }
+        guard tokenLength <= handle.verifier.config.maxTokenBytes else {
+            throw AuthError(.tooLarge, "the token exceeds \(handle.verifier.config.maxTokenBytes) bytes")
+        }
+        let text = token.withMemoryRebound(to: UInt8.self, capacity: tokenLength) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: tokenLength), as: UTF8.self)
+        }
+        let accessToken = try handle.verifier.verify(text)
+        out.pointee = OpaquePointer(Unmanaged.passRetained(AccessTokenHandle(accessToken)).toOpaque())
+    }
+}
+
+@_cdecl("fma_access_token_token")
+public func abiAccessTokenToken(_ token: OpaquePointer?) -> UnsafePointer<CChar>? {
+    handle(token, as: AccessTokenHandle.self).map { UnsafePointer($0.token) }
+}
+
+@_cdecl("fma_access_token_client_id")
+public func abiAccessTokenClientID(_ token: OpaquePointer?) -> UnsafePointer<CChar>? {
+    handle(token, as: AccessTokenHandle.self).map { UnsafePointer($0.clientID) }
+}
+
+@_cdecl("fma_access_token_subject")
+public func abiAccessTokenSubject(_ token: OpaquePointer?) -> UnsafePointer<CChar>? {
+    handle(token, as: AccessTokenHandle.self)?.subject.map { UnsafePointer($0) }
+}
+
+@_cdecl("fma_access_token_expires_at")
+public func abiAccessTokenExpiresAt(_ token: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guard let expiresAt = handle(token, as: AccessTokenHandle.self)?.expiresAt else { return 0 }
+    out?.pointee = expiresAt
+    return 1
+}
+
+@_cdecl("fma_access_token_scope_count")
+public func abiAccessTokenScopeCount(_ token: OpaquePointer?) -> Int {
+    handle(token, as: AccessTokenHandle.self)?.scopes.count ?? 0
+}
+
+@_cdecl("fma_access_token_scope")
+public func abiAccessTokenScope(_ token: OpaquePointer?, _ index: Int) -> UnsafePointer<CChar>? {
+    guard let scopes = handle(token, as: AccessTokenHandle.self)?.scopes, index >= 0, index < scopes.count else { return nil }
+    return UnsafePointer(scopes[index])
+}
+
+@_cdecl("fma_access_token_claims_json")
+public func abiAccessTokenClaimsJSON(_ token: OpaquePointer?) -> UnsafePointer<CChar>? {
+    handle(token, as: AccessTokenHandle.self).map { UnsafePointer($0.claimsJSON) }
+}
+
+@_cdecl("fma_access_token_free")
+public func abiAccessTokenFree(_ token: OpaquePointer?) {
+    guard let token else { return }
+    Unmanaged<AccessTokenHandle>.fromOpaque(UnsafeRawPointer(token)).release()
+}
+
+// MARK: - Signing and keys
+
+@_cdecl("fma_jwt_sign")
+public func abiJWTSign(_ claimsJSON: UnsafePointer<CChar>?, _ jwkJSON: UnsafePointer<CChar>?, _ alg: UnsafePointer<CChar>?,
+                       _ headersJSON: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+                       _ err: UnsafeMutableRawPointer?) -> Int32 {
+    out?.pointee = nil
+    return call(err) {
+        guard let out else { throw AuthError(.invalidArgument, "out_token is NULL") }
+        let token = try KeyTools.sign(claimsJSON: try argument(claimsJSON, "claims_json"), jwkJSON: try argument(jwkJSON, "jwk_json"),
+                                      algorithm: try argument(alg, "alg"), headersJSON: headersJSON.map { String(cString: $0) })
+        out.pointee = returned(token)
+    }
+}
+
+@_cdecl("fma_jwk_generate")
+public func abiJWKGenerate(_ alg: UnsafePointer<CChar>?, _ optionsJSON: UnsafePointer<CChar>?,
+                           _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ err: UnsafeMutableRawPointer?) -> Int32 {
+    out?.pointee = nil
+    return call(err) {
+        guard let out else { throw AuthError(.invalidArgument, "out_jwk_json is NULL") }
+        let jwk = try KeyTools.generate(algorithm: try argument(alg, "alg"), optionsJSON: optionsJSON.map { String(cString: $0) })
+        out.pointee = returned(jwk)
+    }
+}
+
+@_cdecl("fma_jwk_public")
+public func abiJWKPublic(_ jwkJSON: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+                         _ err: UnsafeMutableRawPointer?) -> Int32 {
+    out?.pointee = nil
+    return call(err) {
+        guard let out else { throw AuthError(.invalidArgument, "out_jwk_json is NULL") }
+        out.pointee = returned(try KeyTools.publicJWK(try argument(jwkJSON, "jwk_json")))
+    }
+}

@@ -1,0 +1,18 @@
+"""fastmcpauth: the Python binding of libfastmcpauth (authentication for MCP servers)."""
+
+from . import _native
+from .errors import ConfigurationError, FastMCPAuthError, InvalidKey, InvalidToken
+from .jwt import AccessToken, JWTVerifier, generate_key, public_jwk, sign_jwt
+
+__version__ = "0.1.0"
+
+
+def library_version() -> str:
+    """The version of the loaded libfastmcpauth."""
+    return _native.version_string().decode()
+
+
+__all__ = [
+    "AccessToken", "ConfigurationError", "FastMCPAuthError", "InvalidKey", "InvalidToken", "JWTVerifier",
+    "generate_key", "library_version", "public_jwk", "sign_jwt",
+]

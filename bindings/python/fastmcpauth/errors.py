@@ -1,0 +1,23 @@
+"""Exceptions. Every one carries the library's stable code (``.code``) and a message that never
+contains token, key or secret bytes."""
+
+
+class FastMCPAuthError(Exception):
+    """Base class: ``code`` is the stable lowercase status name, ``message`` a sentence."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class InvalidToken(FastMCPAuthError):
+    """A token was rejected (bad signature, expired, wrong audience, ...)."""
+
+
+class ConfigurationError(FastMCPAuthError, ValueError):
+    """A verifier or store configuration is invalid (invalid_config, weak_key)."""
+
+
+class InvalidKey(FastMCPAuthError, ValueError):
+    """A key, algorithm or argument given to signing or key tools is unusable."""

@@ -1,0 +1,186 @@
+/*
+ * fastmcpauth.h - the C API of libfastmcpauth, the authentication layer for MCP servers.
+ *
+ * Conventions (the same for every object the library has or will have):
+ *  - Names are fma_<object>_<verb>; macros and enum values are FMA_*.
+ *  - Handles are opaque. Each has a _new and a _free; _free(NULL) does nothing.
+ *  - Every call that can fail returns an fma_status (FMA_OK is 0) and takes an optional last
+ *    argument `fma_error *err` (may be NULL) that receives the status and a message. Messages
+ *    never contain token, key or secret bytes.
+ *  - Memory the library returns is released only with the library's own functions
+ *    (fma_string_free, fma_*_free), never with free().
+ *  - Strings are NUL-terminated UTF-8 unless a length is passed beside them.
+ *  - Configuration is immutable after _new. Unless a comment says otherwise, handles may be
+ *    shared by any number of threads.
+ *  - The fma_status numbers are append-only: never renumbered, never reused.
+ */
+#ifndef FASTMCPAUTH_H
+#define FASTMCPAUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FMA_WARN_UNUSED_RESULT __attribute__((warn_unused_result))
+#else
+#define FMA_WARN_UNUSED_RESULT
+#endif
+
+/* ---- Version ------------------------------------------------------------------------------ */
+
+#define FMA_VERSION_MAJOR 0
+#define FMA_VERSION_MINOR 1
+#define FMA_VERSION_PATCH 0
+#define FMA_VERSION_STRING "0.1.0"
+/* 0xMMmmpp: compare with >= to require a version at compile time. */
+#define FMA_VERSION_NUM ((FMA_VERSION_MAJOR << 16) | (FMA_VERSION_MINOR << 8) | FMA_VERSION_PATCH)
+
+/* The version of the loaded library ("0.1.0"): static storage, never NULL, never freed. */
+const char *fma_version_string(void);
+
+/* ---- Status and errors -------------------------------------------------------------------- */
+
+typedef enum fma_status {
+    FMA_OK = 0,
+    FMA_E_INVALID_ARGUMENT = 1,      /* invalid_argument: NULL or malformed argument */
+    FMA_E_INVALID_CONFIG = 2,        /* invalid_config: the configuration is invalid */
+    FMA_E_INTERNAL = 3,              /* internal_error: a library or system failure */
+    FMA_E_MALFORMED_TOKEN = 10,      /* malformed_token: not three dot-separated parts */
+    FMA_E_MALFORMED_BASE64 = 11,     /* malformed_base64: a part is not canonical unpadded base64url */
+    FMA_E_MALFORMED_HEADER = 12,     /* malformed_header: the JOSE header is invalid */
+    FMA_E_MALFORMED_CLAIMS = 13,     /* malformed_claims: the claims are not a JSON object */
+    FMA_E_ALG_NOT_ALLOWED = 14,      /* alg_not_allowed: none, unknown, or not in the allow-list */
+    FMA_E_KEY_NOT_FOUND = 15,        /* key_not_found: no key has the kid / fits the alg */
+    FMA_E_KEY_TYPE_MISMATCH = 16,    /* key_type_mismatch: the key cannot be used with the alg */
+    FMA_E_BAD_SIGNATURE = 17,        /* bad_signature */
+    FMA_E_EXPIRED = 18,              /* expired: now >= exp + leeway */
+    FMA_E_NOT_YET_VALID = 19,        /* not_yet_valid: nbf in the future, or iat in the future */
+    FMA_E_INVALID_ISSUER = 20,       /* invalid_issuer */
+    FMA_E_INVALID_AUDIENCE = 21,     /* invalid_audience */
+    FMA_E_INVALID_TYPE = 22,         /* invalid_type: header typ is not the expected one */
+    FMA_E_MISSING_CLAIM = 23,        /* missing_claim: exp, a configured iss/aud, or a required claim */
+    FMA_E_INVALID_CLAIM = 24,        /* invalid_claim: a registered claim has the wrong JSON type */
+    FMA_E_INSUFFICIENT_SCOPE = 25,   /* insufficient_scope */
+    FMA_E_UNSUPPORTED_CRIT = 26,     /* unsupported_crit: crit names a parameter not understood */
+    FMA_E_TOO_LARGE = 27,            /* too_large: input over its size cap */
+    FMA_E_JWKS_UNAVAILABLE = 28,     /* jwks_unavailable: no JWKS could be fetched or cached */
+    FMA_E_INVALID_KEY = 29,          /* invalid_key: a JWK/PEM is malformed or unsupported */
+    FMA_E_WEAK_KEY = 30,             /* weak_key: RSA under 2048 bits, HS secret shorter than the hash */
+    FMA_E_UNSUPPORTED_ALGORITHM = 31 /* unsupported_algorithm: an algorithm name we do not know */
+} fma_status;
+
+#define FMA_ERROR_MESSAGE_SIZE 256
+
+/* Caller-allocated error detail. After any call that takes it, `status` equals the returned
+ * status and `message` holds a NUL-terminated sentence (empty on success). */
+typedef struct fma_error {
+    fma_status status;
+    char message[FMA_ERROR_MESSAGE_SIZE];
+} fma_error;
+
+/* The stable lowercase name of a status ("bad_signature"); "unknown_status" for numbers the
+ * library does not know. Static storage: never NULL, never freed. Thread-safe. */
+const char *fma_status_name(fma_status status);
+
+/* A sentence describing a status. Static storage: never NULL, never freed. Thread-safe. */
+const char *fma_status_string(fma_status status);
+
+/* Releases a string the library returned through a `char **` out-parameter. NULL is a no-op.
+ * The bytes are wiped before release (returned strings may hold keys or tokens). */
+void fma_string_free(char *string);
+
+/* ---- JWT verification --------------------------------------------------------------------- */
+
+/* A JWT verifier: keys (PEM key or HS secret, static JWKS, or remote jwks_uri), an algorithm
+ * allow-list and a claims policy. Thread-safe: share one verifier across threads; its JWKS and
+ * verified-token caches are synchronized. */
+typedef struct fma_verifier fma_verifier;
+
+/* A verified token. Immutable; its accessors may be called from any thread. Every string an
+ * accessor returns belongs to the token and lives until fma_access_token_free. */
+typedef struct fma_access_token fma_access_token;
+
+/* Creates a verifier from a JSON configuration object whose keys are the Python keyword names:
+ *   exactly one of "public_key" (PEM text, or for HS* the shared secret), "jwks" (a JWKS object
+ *   or its JSON text), "jwks_uri" (https, or http on loopback);
+ *   "issuer", "audience" (string or list); "algorithm" (one name) or "algorithms" (a list),
+ *   default ["RS256"]; "required_scopes", "required_claims" (lists); "leeway" (seconds, 0);
+ *   "require_exp" (true); "typ" (expected header typ); "understood_crit" (list);
+ *   "max_token_bytes" (16384); "cache_size" (10000, 0 disables); "cache_ttl" (60 s);
+ *   "jwks_timeout" (5 s); "jwks_max_bytes" (262144); "jwks_refetch_cooldown" (30 s);
+ *   "jwks_cache_ttl" (3600 s without Cache-Control); "jwks_min_cache_ttl" (60 s);
+ *   "jwks_max_cache_ttl" (86400 s). Unknown keys are an error.
+ * On success *out receives a verifier to release with fma_verifier_free. On failure *out is
+ * set to NULL and the status is FMA_E_INVALID_CONFIG, FMA_E_WEAK_KEY or FMA_E_INVALID_ARGUMENT. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_verifier_new(const char *config_json, fma_verifier **out, fma_error *err);
+
+/* Releases a verifier. NULL is a no-op. No call on it may be running or follow. */
+void fma_verifier_free(fma_verifier *verifier);
+
+/* Verifies `token_len` bytes of `token` (no NUL needed). On FMA_OK *out receives an access token
+ * to release with fma_access_token_free; on any failure *out is NULL and the status names the
+ * reason (FMA_E_BAD_SIGNATURE, FMA_E_EXPIRED, ...). May block on the network when the verifier
+ * uses a jwks_uri. Thread-safe. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_verifier_verify(const fma_verifier *verifier, const char *token, size_t token_len,
+                               fma_access_token **out, fma_error *err);
+
+/* The raw token, byte for byte as verified. Never NULL for a valid handle. */
+const char *fma_access_token_token(const fma_access_token *token);
+
+/* client_id, else azp, else sub, else "unknown". Never NULL for a valid handle. */
+const char *fma_access_token_client_id(const fma_access_token *token);
+
+/* The sub claim, or NULL when the token has none. */
+const char *fma_access_token_subject(const fma_access_token *token);
+
+/* Stores exp (seconds since the epoch) in *out and returns 1, or returns 0 when the token has
+ * no exp (only possible with "require_exp": false). */
+int fma_access_token_expires_at(const fma_access_token *token, int64_t *out);
+
+/* Number of scopes (from scope, else scp). */
+size_t fma_access_token_scope_count(const fma_access_token *token);
+
+/* Scope number `index`, or NULL when index >= the count. */
+const char *fma_access_token_scope(const fma_access_token *token, size_t index);
+
+/* All claims as compact JSON (object keys sorted). Never NULL for a valid handle. */
+const char *fma_access_token_claims_json(const fma_access_token *token);
+
+/* Releases an access token and every string it returned. NULL is a no-op. */
+void fma_access_token_free(fma_access_token *token);
+
+/* ---- Signing and keys --------------------------------------------------------------------- */
+
+/* Signs a JWT. `claims_json` is a JSON object; `jwk_json` a private JWK (or an oct key for HS*);
+ * `alg` one of HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512, ES256K, EdDSA;
+ * `headers_json` NULL or a JSON object merged into the header (it cannot change alg). The
+ * header carries typ "JWT" and the key's kid. *out_token receives the compact JWS; release it
+ * with fma_string_free. Thread-safe. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_jwt_sign(const char *claims_json, const char *jwk_json, const char *alg,
+                        const char *headers_json, char **out_token, fma_error *err);
+
+/* Generates a private JWK for `alg` (RSA 2048 for RS/PS, the alg's curve for ES, Ed25519 for
+ * EdDSA, a random secret of the hash length for HS). `options_json` is NULL or an object with
+ * "crv" ("Ed448" for EdDSA), "bits" (RSA, 2048..16384) and "kid" (default: the RFC 7638
+ * thumbprint). *out_jwk_json receives the JWK (with alg and kid); release it with
+ * fma_string_free. Thread-safe. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_jwk_generate(const char *alg, const char *options_json, char **out_jwk_json, fma_error *err);
+
+/* The public JWK of a private JWK (private members removed). Fails with FMA_E_KEY_TYPE_MISMATCH
+ * for an oct key, which has no public form. Release the result with fma_string_free. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_jwk_public(const char *jwk_json, char **out_jwk_json, fma_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTMCPAUTH_H */
