@@ -15,12 +15,13 @@ enum OpenSSL {
     /// pointer they are given (EVP_PKEY_CTX_new_from_name, OSSL_DECODER_CTX_new_for_pkey),
     /// which a Swift String's temporary C view would leave dangling.
     static func name(_ text: String) -> UnsafePointer<CChar> {
-        UnsafePointer(internedNames.withLock { table in
+        let pointer = internedNames.withLock { table -> UnsafeMutablePointer<CChar> in
             if let existing = table[text] { return existing }
             let copy = strdup(text)!
             table[text] = copy
             return copy
-        })
+        }
+        return UnsafePointer(pointer)
     }
 
     static func bignum(_ bytes: [UInt8]) -> OpaquePointer? {
