@@ -1,1 +1,153 @@
-print("cli")
+import ArgumentParser
+import FastMCPAuth
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `fastmcpauth`: key generation, signing and verification from the shell.
+struct FastMCPAuthCLI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fastmcpauth",
+        abstract: "Keys, JWT signing and verification for MCP servers (libfastmcpauth \(FastMCPAuthVersion.string)).",
+        version: FastMCPAuthVersion.string,
+        subcommands: [Keygen.self, Sign.self, Verify.self]
+    )
+}
+
+/// Prints `error: <code>: <message>` on stderr and exits non-zero.
+func fail(_ error: Error) -> Never {
+    let text: String
+    if let error = error as? AuthError { text = "\(error.code.name): \(error.message)" } else { text = "internal_error: \(error)" }
+    fputs("error: \(text)\n", stderr)
+    exit(1)
+}
+
+func readFile(_ path: String) throws -> String {
+    guard let file = fopen(path, "rb") else { throw AuthError(.invalidArgument, "cannot open \(path)") }
+    defer { fclose(file) }
+    var bytes = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = fread(&buffer, 1, buffer.count, file)
+        if count <= 0 { break }
+        bytes += buffer.prefix(count)
+        if bytes.count > 4 << 20 { throw AuthError(.tooLarge, "\(path) is larger than 4 MiB") }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Generate a private JWK (printed as JSON).")
+
+    @Option(help: "Algorithm: HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512, ES256K, EdDSA.")
+    var alg: String
+
+    @Option(help: "Curve for EdDSA (Ed25519 or Ed448).")
+    var crv: String?
+
+    @Option(help: "RSA modulus size in bits (2048 to 16384).")
+    var bits: Int?
+
+    @Option(help: "Key ID (default: the RFC 7638 thumbprint).")
+    var kid: String?
+
+    func run() {
+        do {
+            var options: [String: JSONValue] = [:]
+            if let crv { options["crv"] = .string(crv) }
+            if let bits { options["bits"] = .int(Int64(bits)) }
+            if let kid { options["kid"] = .string(kid) }
+            print(try KeyTools.generate(algorithm: alg, optionsJSON: options.isEmpty ? nil : JSONValue.object(options).serialized()))
+        } catch { fail(error) }
+    }
+}
+
+struct Sign: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Sign claims with a private JWK; prints the token.")
+
+    @Option(help: "File holding the private JWK.")
+    var key: String
+
+    @Option(help: "Claims as a JSON object.")
+    var claims: String
+
+    @Option(help: "Algorithm (default: the key's alg).")
+    var alg: String?
+
+    @Option(help: "Seconds until exp, added when the claims have no exp.")
+    var expiresIn: Int?
+
+    func run() {
+        do {
+            let jwkText = try readFile(key)
+            let jwk = try JSONValue.parse(jwkText)
+            guard let algorithm = alg ?? jwk["alg"]?.stringValue else {
+                throw AuthError(.invalidArgument, "give --alg: the key has no alg")
+            }
+            var claimsValue = try JSONValue.parse(claims)
+            if let expiresIn, case .object(var object) = claimsValue, object["exp"] == nil {
+                let now = Int64(JWTVerifier.systemClock())
+                object["iat"] = object["iat"] ?? .int(now)
+                object["exp"] = .int(now + Int64(expiresIn))
+                claimsValue = .object(object)
+            }
+            print(try KeyTools.sign(claimsJSON: claimsValue.serialized(), jwkJSON: jwkText, algorithm: algorithm))
+        } catch is JSONValue.ParseError {
+            fail(AuthError(.invalidArgument, "the key file or --claims is not valid JSON"))
+        } catch { fail(error) }
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Verify a token; prints its claims as JSON.")
+
+    @Argument(help: "The token.")
+    var token: String
+
+    @Option(help: "JWKS URL (https, or http on loopback).")
+    var jwksUri: String?
+
+    @Option(help: "File holding a JWKS document.")
+    var jwks: String?
+
+    @Option(help: "File holding a PEM public key, or for HS* the shared secret.")
+    var publicKey: String?
+
+    @Option(help: "Expected issuer.")
+    var issuer: String?
+
+    @Option(help: "Expected audience.")
+    var audience: String?
+
+    @Option(help: "Allowed algorithm (repeatable; default RS256).")
+    var alg: [String] = []
+
+    @Option(help: "Allowed clock skew in seconds.")
+    var leeway: Double = 0
+
+    @Option(help: "Required scope (repeatable).")
+    var scope: [String] = []
+
+    func run() {
+        do {
+            var config: [String: JSONValue] = ["leeway": .double(leeway), "cache_size": 0]
+            if let jwksUri { config["jwks_uri"] = .string(jwksUri) }
+            if let jwks { config["jwks"] = .string(try readFile(jwks)) }
+            if let publicKey {
+                var text = try readFile(publicKey)
+                // A secret file usually ends with a newline that is not part of the secret.
+                if !text.contains("-----BEGIN"), text.hasSuffix("\n") { text.removeLast() }
+                config["public_key"] = .string(text)
+            }
+            if let issuer { config["issuer"] = .string(issuer) }
+            if let audience { config["audience"] = .string(audience) }
+            if !alg.isEmpty { config["algorithms"] = .array(alg.map { .string($0) }) }
+            if !scope.isEmpty { config["required_scopes"] = .array(scope.map { .string($0) }) }
+            let verifier = try JWTVerifier(json: .object(config))
+            print(try verifier.verify(token).claimsJSON)
+        } catch { fail(error) }
+    }
+}
+
+FastMCPAuthCLI.main()

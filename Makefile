@@ -1,0 +1,88 @@
+# libfastmcpauth: `make run` builds and runs the demo; `make test` runs every test.
+# Both install what is missing (Debian packages through apt-get, Python peers into .venv).
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+PREFIX ?= /usr/local
+VERSION := 0.1.0
+DEBIAN_PACKAGES := libssl-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libhiredis-dev \
+                   redis-server pkg-config gcc python3-venv
+VENV := .venv
+PY := $(VENV)/bin/python
+RELEASE := .build/release
+LIB := $(RELEASE)/libfastmcpauth.so
+CLI := $(RELEASE)/fastmcpauth-cli
+TEST_PREFIX := $(CURDIR)/.build/test-prefix
+
+.PHONY: deps apt-deps venv build test swift-test c-test python-test run install bench clean
+
+deps: apt-deps venv
+
+apt-deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: bindings/python/requirements-test.txt
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r bindings/python/requirements-test.txt
+	@touch $@
+
+# Release build of the library and the CLI, with the SONAME link laid out beside the library.
+build: deps
+	swift build -c release
+	ln -sf libfastmcpauth.so $(RELEASE)/libfastmcpauth.so.0
+
+install: build
+	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/lib/pkgconfig $(PREFIX)/bin
+	install -m 0755 $(LIB) $(PREFIX)/lib/libfastmcpauth.so.$(VERSION)
+	ln -sf libfastmcpauth.so.$(VERSION) $(PREFIX)/lib/libfastmcpauth.so.0
+	ln -sf libfastmcpauth.so.0 $(PREFIX)/lib/libfastmcpauth.so
+	install -m 0644 include/fastmcpauth.h $(PREFIX)/include/fastmcpauth.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' pkgconfig/fastmcpauth.pc.in > $(PREFIX)/lib/pkgconfig/fastmcpauth.pc
+	install -m 0755 $(CLI) $(PREFIX)/bin/fastmcpauth
+
+test: deps
+	$(MAKE) swift-test
+	$(MAKE) build
+	$(MAKE) c-test
+	$(MAKE) python-test
+
+swift-test:
+	swift test
+
+c-test: build
+	rm -rf $(TEST_PREFIX)
+	$(MAKE) install PREFIX=$(TEST_PREFIX)
+	bash bindings/c/run-tests.sh $(TEST_PREFIX)
+
+python-test: build venv
+	cd bindings/python && ../../$(PY) -m pytest -q tests
+
+# Until the host exists, `make run` demonstrates the CLI: key, token, verification, rejection.
+DEMO := .build/demo
+run: build
+	@mkdir -p $(DEMO) && umask 077
+	@echo "== 1. Generate an ES256 private key (JWK)"
+	$(CLI) keygen --alg ES256 > $(DEMO)/key.json
+	@$(PY) -c 'import json,sys; k=json.load(open(sys.argv[1])); k.pop("d"); json.dump({"keys":[k]}, open(sys.argv[2],"w"))' $(DEMO)/key.json $(DEMO)/jwks.json
+	@echo "== 2. Sign a token for alice (valid 5 minutes)"
+	$(CLI) sign --key $(DEMO)/key.json --claims '{"sub":"alice","iss":"https://demo.example","aud":"mcp","scope":"read write"}' --expires-in 300 > $(DEMO)/token
+	@cat $(DEMO)/token
+	@echo "== 3. Verify it against the public JWKS"
+	$(CLI) verify "$$(cat $(DEMO)/token)" --jwks $(DEMO)/jwks.json --alg ES256 --issuer https://demo.example --audience mcp
+	@echo "== 4. A tampered token is rejected"
+	@tampered=$$(sed 's/\.[^.]*\./.eyJzdWIiOiJtYWxsb3J5In0./' $(DEMO)/token); \
+	if $(CLI) verify "$$tampered" --jwks $(DEMO)/jwks.json --alg ES256; then echo "UNEXPECTED: tampered token accepted"; exit 1; \
+	else echo "(rejected, as it must be)"; fi
+
+bench: build venv
+	$(PY) bench/bench.py
+
+clean:
+	rm -rf .build $(VENV)

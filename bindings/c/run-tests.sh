@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds the C sample and tests against an installed prefix with pkg-config, exactly as a user
+# would (gcc -std=c11 -Wall -Wextra -Werror), then runs them.
+set -euo pipefail
+prefix=${1:?usage: run-tests.sh PREFIX}
+here=$(cd "$(dirname "$0")" && pwd)
+out="$here/out"
+mkdir -p "$out"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+flags=$(pkg-config --cflags --libs fastmcpauth jansson)
+for name in sample test_jwt; do
+  gcc -std=c11 -Wall -Wextra -Werror -o "$out/$name" "$here/$name.c" $flags -Wl,-rpath,"$prefix/lib"
+done
+"$out/sample"
+"$out/test_jwt" "$here/../../../shared/vectors"
