@@ -43,7 +43,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FastMCPAuthTests",
-            dependencies: ["FastMCPAuth"]
+            dependencies: ["FastMCPAuth", "COpenSSL"]
         ),
     ],
     swiftLanguageModes: [.v5]
