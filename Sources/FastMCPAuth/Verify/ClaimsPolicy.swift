@@ -55,6 +55,9 @@ public struct ClaimsPolicy: Sendable {
         if let sub = claims["sub"], sub.stringValue == nil { throw AuthError(.invalidClaim, "sub must be a string") }
         if let iss = claims["iss"], iss.stringValue == nil { throw AuthError(.invalidClaim, "iss must be a string") }
         if let aud = claims["aud"], aud.stringOrStringArray == nil { throw AuthError(.invalidClaim, "aud must be a string or an array of strings") }
+        if let scp = claims["scp"], scp.stringOrStringArray == nil {
+            throw AuthError(.invalidClaim, "scp must be a string or an array of strings")
+        }
         guard let scopes = AccessToken.scopes(in: claims) else {
             throw AuthError(.invalidClaim, "scope must be a string; scp a string or an array of strings")
         }
