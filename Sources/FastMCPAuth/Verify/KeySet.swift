@@ -24,11 +24,16 @@ public struct KeySet: Sendable {
 
     func contains(kid: String) -> Bool { keys.contains { $0.keyID == kid } }
 
-    /// The keys that may verify a token with this `kid` and `alg`.
+    /// The keys that may verify a token with this `kid` and `alg`. A token kid selects the keys
+    /// carrying it, else the keys that have no kid at all (a PEM key, a shared secret).
     /// key_not_found: nothing carries that kid (or, without a kid, nothing fits the alg);
     /// key_type_mismatch: the kid names a key that cannot verify this alg.
     func candidates(kid: String?, alg: JWSAlgorithm) throws -> [JSONWebKey] {
-        let named = kid.map { kid in keys.filter { $0.keyID == kid } } ?? keys
+        var named = keys
+        if let kid {
+            named = keys.filter { $0.keyID == kid }
+            if named.isEmpty { named = keys.filter { $0.keyID == nil } }
+        }
         if named.isEmpty { throw AuthError(.keyNotFound, "no key has the token's kid") }
         let usable = named.filter { $0.fits(alg) && $0.permits(alg, operation: "verify") }
         if usable.isEmpty {
