@@ -158,7 +158,8 @@ void fma_access_token_free(fma_access_token *token);
 /* ---- Signing and keys --------------------------------------------------------------------- */
 
 /* Signs a JWT. `claims_json` is a JSON object; `jwk_json` a private JWK (or an oct key for HS*);
- * `alg` one of HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512, ES256K, EdDSA;
+ * `alg` one of HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512, ES256K, EdDSA, and
+ * the RFC 9864 names Ed25519 and Ed448;
  * `headers_json` NULL or a JSON object merged into the header (it cannot change alg). The
  * header carries typ "JWT" and the key's kid. *out_token receives the compact JWS; release it
  * with fma_string_free. Thread-safe. */

@@ -317,7 +317,7 @@ public final class JSONWebKey: @unchecked Sendable {
         switch (alg.family, keyType) {
         case (.hmac, .oct), (.rsaPKCS1, .rsa), (.rsaPSS, .rsa): return true
         case (.ecdsa, .ec(let curve)): return curve == alg.curve
-        case (.eddsa, .okp(let curve)): return curve == "Ed25519" || curve == "Ed448"
+        case (.eddsa, .okp(let curve)): return alg.curve.map { $0 == curve } ?? (curve == "Ed25519" || curve == "Ed448")
         default: return false
         }
     }

@@ -7,6 +7,8 @@ public enum JWSAlgorithm: String, CaseIterable, Sendable {
     case PS256, PS384, PS512
     case ES256, ES384, ES512, ES256K
     case EdDSA
+    /// RFC 9864 fully-specified EdDSA names: each bound to one curve.
+    case Ed25519, Ed448
 
     public enum Family: Sendable { case hmac, rsaPKCS1, rsaPSS, ecdsa, eddsa }
 
@@ -16,7 +18,7 @@ public enum JWSAlgorithm: String, CaseIterable, Sendable {
         case .RS256, .RS384, .RS512: return .rsaPKCS1
         case .PS256, .PS384, .PS512: return .rsaPSS
         case .ES256, .ES384, .ES512, .ES256K: return .ecdsa
-        case .EdDSA: return .eddsa
+        case .EdDSA, .Ed25519, .Ed448: return .eddsa
         }
     }
 
@@ -26,13 +28,15 @@ public enum JWSAlgorithm: String, CaseIterable, Sendable {
         case .HS256, .RS256, .PS256, .ES256, .ES256K: return 32
         case .HS384, .RS384, .PS384, .ES384: return 48
         case .HS512, .RS512, .PS512, .ES512: return 64
-        case .EdDSA: return 0
+        case .EdDSA, .Ed25519, .Ed448: return 0
         }
     }
 
-    /// The EC curve (JWK `crv`) an ECDSA algorithm is bound to.
+    /// The curve (JWK `crv`) an ECDSA or fully-specified EdDSA algorithm is bound to.
     public var curve: String? {
         switch self {
+        case .Ed25519: return "Ed25519"
+        case .Ed448: return "Ed448"
         case .ES256: return "P-256"
         case .ES384: return "P-384"
         case .ES512: return "P-521"

@@ -124,7 +124,8 @@ extension JSONWebKey {
             generated = JSONWebKey(keyType: .ec(curve: info.jwkName), pkey: pkey, secret: [], isPrivate: true,
                                    keyID: keyID, algorithm: alg.rawValue, use: nil, keyOperations: nil)
         case .eddsa:
-            let name = curve ?? "Ed25519"
+            if let bound = alg.curve, let curve, curve != bound { throw AuthError(.invalidArgument, "\(alg.rawValue) uses curve \(bound)") }
+            let name = alg.curve ?? curve ?? "Ed25519"
             guard let info = EdwardsCurve(jwkName: name) else { throw AuthError(.invalidArgument, "EdDSA curves are Ed25519 and Ed448") }
             let pkey = try generatePKey(info.opensslName) { _ in true }
             generated = JSONWebKey(keyType: .okp(curve: name), pkey: pkey, secret: [], isPrivate: true,
