@@ -1,0 +1,92 @@
+"""The shared library is self-contained: no Swift runtime to load, only the header's symbols."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import LIBRARY, REPO
+
+HEADER = REPO / "include" / "fastmcpauth.h"
+
+
+def header_functions():
+    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
+    return set(re.findall(r"\b(fma_[a-z0-9_]+)\s*\(", text))
+
+
+def test_ldd_names_no_swift_library():
+    out = subprocess.run(["ldd", str(LIBRARY)], capture_output=True, text=True, check=True).stdout
+    assert "swift" not in out.lower() and "foundation" not in out.lower() and "dispatch" not in out.lower(), out
+    assert "not found" not in out
+
+
+def test_exports_exactly_the_header_functions():
+    out = subprocess.run(["nm", "-D", "--defined-only", str(LIBRARY)], capture_output=True, text=True, check=True).stdout
+    exported = {line.split()[-1] for line in out.splitlines() if line.strip()}
+    assert exported == header_functions()
+
+
+def test_soname_and_link():
+    out = subprocess.run(["readelf", "-d", str(LIBRARY)], capture_output=True, text=True, check=True).stdout
+    assert "Library soname: [libfastmcpauth.so.0]" in out
+    link = LIBRARY.parent / "libfastmcpauth.so.0"
+    assert link.is_symlink() and link.resolve() == LIBRARY.resolve()
+
+
+def test_version_macros_match_the_library():
+    text = HEADER.read_text()
+    major, minor, patch = (re.search(rf"#define FMA_VERSION_{n} (\d+)", text).group(1) for n in ("MAJOR", "MINOR", "PATCH"))
+    assert re.search(r'#define FMA_VERSION_STRING "([^"]+)"', text).group(1) == f"{major}.{minor}.{patch}"
+    import fastmcpauth
+    assert fastmcpauth.library_version() == f"{major}.{minor}.{patch}"
+
+
+def test_status_names_match_the_header_enum():
+    import fastmcpauth._native as native
+    text = HEADER.read_text()
+    for name, number, code in re.findall(r"(FMA_(?:OK|E_[A-Z_]+)) = (\d+),?\s*/\*\s*([a-z_]+)?", text):
+        expected = "ok" if name == "FMA_OK" else code
+        assert native.status_name(int(number)).decode() == expected, name
+
+
+def _clean_environment():
+    env = {}
+    for name, value in os.environ.items():
+        parts = [p for p in value.split(os.pathsep) if "/opt/swift" not in p]
+        env[name] = os.pathsep.join(parts)
+    env["LD_LIBRARY_PATH"] = ""
+    assert not any("/opt/swift" in v for v in env.values())
+    return env
+
+
+SCRIPT = """
+import fastmcpauth, time
+k = fastmcpauth.generate_key("EdDSA")
+t = fastmcpauth.sign_jwt({"sub": "ok", "exp": int(time.time()) + 60}, k, "EdDSA")
+print(fastmcpauth.JWTVerifier(jwks={"keys": [fastmcpauth.public_jwk(k)]}, algorithm="EdDSA").verify(t).subject)
+"""
+
+
+@pytest.mark.parametrize("explicit", [True, False])
+def test_python_loads_without_swift_on_any_path(explicit):
+    env = _clean_environment()
+    env["PYTHONPATH"] = str(REPO / "bindings" / "python")
+    if explicit:
+        env["FASTMCPAUTH_LIB"] = str(LIBRARY)
+    else:
+        env.pop("FASTMCPAUTH_LIB", None)
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_import_error_names_what_it_tried(tmp_path):
+    env = _clean_environment()
+    env["PYTHONPATH"] = str(REPO / "bindings" / "python")
+    env["FASTMCPAUTH_LIB"] = str(tmp_path / "missing.so")
+    result = subprocess.run([sys.executable, "-c", "import fastmcpauth"], capture_output=True, text=True, env=env)
+    assert result.returncode != 0
+    assert "ImportError" in result.stderr and "missing.so" in result.stderr
