@@ -171,29 +171,30 @@ public final class JSONWebKey: @unchecked Sendable {
     /// A PEM public key (SPKI `PUBLIC KEY`, PKCS#1 `RSA PUBLIC KEY`), an X.509 `CERTIFICATE`,
     /// or a private key (`PRIVATE KEY`, `RSA PRIVATE KEY`, `EC PRIVATE KEY`).
     public static func parse(pem: String, keyID: String? = nil) throws -> JSONWebKey {
-        let bytes = Array(pem.utf8)
-        guard let bio = bytes.withUnsafeBytes({ BIO_new_mem_buf($0.baseAddress, Int32($0.count)) }) else {
-            throw AuthError(.internalError, "cannot allocate a memory BIO")
-        }
-        defer { BIO_free(bio) }
-        var pkey: OpaquePointer? = nil
-        var isPrivate = false
-        if pem.contains("-----BEGIN CERTIFICATE-----") {
-            guard let cert = PEM_read_bio_X509(bio, nil, nil, nil) else {
-                OpenSSL.clearErrors()
-                throw AuthError(.invalidKey, "the PEM certificate cannot be read")
+        let isPrivate = pem.contains("PRIVATE KEY-----")
+        // The memory BIO reads the caller's buffer in place, so all decoding happens inside
+        // the closure that keeps the bytes alive.
+        let pkey: OpaquePointer? = try Array(pem.utf8).withUnsafeBytes { bytes in
+            guard let bio = BIO_new_mem_buf(bytes.baseAddress, Int32(bytes.count)) else {
+                throw AuthError(.internalError, "cannot allocate a memory BIO")
             }
-            defer { X509_free(cert) }
-            pkey = X509_get_pubkey(cert)
-        } else {
-            isPrivate = pem.contains("PRIVATE KEY-----")
+            defer { BIO_free(bio) }
+            if pem.contains("-----BEGIN CERTIFICATE-----") {
+                guard let cert = PEM_read_bio_X509(bio, nil, nil, nil) else {
+                    OpenSSL.clearErrors()
+                    throw AuthError(.invalidKey, "the PEM certificate cannot be read")
+                }
+                defer { X509_free(cert) }
+                return X509_get_pubkey(cert)
+            }
+            var decoded: OpaquePointer? = nil
             let selection = isPrivate ? fma_evp_selection_keypair() : fma_evp_selection_public_key()
-            guard let decoder = OSSL_DECODER_CTX_new_for_pkey(&pkey, OpenSSL.name("PEM"), nil, nil, selection, nil, nil) else {
+            guard let decoder = OSSL_DECODER_CTX_new_for_pkey(&decoded, OpenSSL.name("PEM"), nil, nil, selection, nil, nil) else {
                 OpenSSL.clearErrors()
                 throw AuthError(.internalError, "cannot create a PEM decoder")
             }
             defer { OSSL_DECODER_CTX_free(decoder) }
-            if OSSL_DECODER_from_bio(decoder, bio) != 1 { pkey = nil }
+            return OSSL_DECODER_from_bio(decoder, bio) == 1 ? decoded : nil
         }
         guard let pkey else { OpenSSL.clearErrors(); throw AuthError(.invalidKey, "the PEM text is not a supported key") }
         let keyType: KeyType

@@ -91,7 +91,7 @@ enum OpenSSL {
                 // push_octet_string copies the bytes only at to_param: keep them alive too.
                 let copy = malloc(max(value.count, 1))!.assumingMemoryBound(to: CChar.self)
                 cStrings.append(copy)
-                value.withUnsafeBytes { UnsafeMutableRawPointer(copy).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                value.withUnsafeBytes { if let base = $0.baseAddress { UnsafeMutableRawPointer(copy).copyMemory(from: base, byteCount: $0.count) } }
                 ok = ok && OSSL_PARAM_BLD_push_octet_string(builder, cString(name), copy, value.count) == 1
             }
         }
