@@ -149,7 +149,8 @@ size_t fma_access_token_scope_count(const fma_access_token *token);
 /* Scope number `index`, or NULL when index >= the count. */
 const char *fma_access_token_scope(const fma_access_token *token, size_t index);
 
-/* All claims as compact JSON (object keys sorted). Never NULL for a valid handle. */
+/* All claims as JSON text: the token's decoded payload, exactly as issued (already validated as
+ * a JSON object without duplicate keys). Never NULL for a valid handle. */
 const char *fma_access_token_claims_json(const fma_access_token *token);
 
 /* Releases an access token and every string it returned. NULL is a no-op. */

@@ -42,26 +42,36 @@ public enum Base64URL {
     /// Decodes strictly; returns nil for padding, characters outside the alphabet, an
     /// impossible length or non-zero trailing bits.
     public static func decode<Chars: Collection>(_ text: Chars) -> [UInt8]? where Chars.Element == UInt8 {
-        let count = text.count
-        if count % 4 == 1 { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(count * 3 / 4)
-        var accumulator: UInt32 = 0
-        var bits = 0
-        for char in text {
-            let value = decodeTable[Int(char)]
-            if value == 0xFF { return nil }
-            accumulator = accumulator << 6 | UInt32(value)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
-                accumulator &= (1 << UInt32(bits)) - 1
+        if let decoded = text.withContiguousStorageIfAvailable({ decode(buffer: $0) }) { return decoded }
+        return Array(text).withUnsafeBufferPointer { decode(buffer: $0) }
+    }
+
+    private static func decode(buffer: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        if buffer.count % 4 == 1 { return nil }
+        var valid = true
+        let decoded = [UInt8](unsafeUninitializedCapacity: buffer.count * 3 / 4) { out, initialized in
+            decodeTable.withUnsafeBufferPointer { table in
+                var accumulator: UInt32 = 0
+                var bits: UInt32 = 0
+                var written = 0
+                for char in buffer {
+                    let value = table[Int(char)]
+                    if value == 0xFF { valid = false; break }
+                    accumulator = accumulator << 6 | UInt32(value)
+                    bits += 6
+                    if bits >= 8 {
+                        bits -= 8
+                        out[written] = UInt8(truncatingIfNeeded: accumulator >> bits)
+                        written += 1
+                        accumulator &= (1 << bits) - 1
+                    }
+                }
+                // Leftover bits (2 or 4) must be zero for the encoding to be canonical.
+                if accumulator != 0 { valid = false }
+                initialized = written
             }
         }
-        // Leftover bits (2 or 4) must be zero for the encoding to be canonical.
-        if accumulator != 0 { return nil }
-        return out
+        return valid ? decoded : nil
     }
 
     public static func decode(_ text: String) -> [UInt8]? { decode(Array(text.utf8)) }

@@ -47,12 +47,23 @@ public enum JWSAlgorithm: String, CaseIterable, Sendable {
 
     var isSymmetric: Bool { family == .hmac }
 
+    /// The digest, fetched once per process (OpenSSL 3 re-fetches a legacy EVP_sha256() on
+    /// every one-shot call, which costs more than hashing a token).
     var messageDigest: OpaquePointer? {
         switch digestLength {
-        case 32: return EVP_sha256()
-        case 48: return EVP_sha384()
-        case 64: return EVP_sha512()
+        case 32: return OpenSSL.sha256Digest
+        case 48: return OpenSSL.sha384Digest
+        case 64: return OpenSSL.sha512Digest
         default: return nil
+        }
+    }
+
+    /// The digest's OpenSSL name, for HMAC.
+    var digestName: String {
+        switch digestLength {
+        case 48: return "SHA384"
+        case 64: return "SHA512"
+        default: return "SHA256"
         }
     }
 

@@ -15,7 +15,7 @@ extension JSONWebKey {
             }
             // JWS requires the full-length MAC; compare in constant time.
             guard signature.count == alg.digestLength else { return false }
-            let mac = input.withUnsafeBytes { OpenSSL.hmac(alg.messageDigest!, key: secret, data: $0) }
+            let mac = input.withUnsafeBytes { OpenSSL.hmac(digestName: alg.digestName, key: secret, data: $0) }
             return OpenSSL.constantTimeEqual(mac, signature)
         case .rsaPKCS1, .rsaPSS:
             // RFC 7518: the signature is exactly as long as the modulus.
@@ -58,7 +58,7 @@ extension JSONWebKey {
             guard secret.count >= alg.digestLength else {
                 throw AuthError(.weakKey, "\(alg.rawValue) needs a shared secret of at least \(alg.digestLength) bytes")
             }
-            return input.withUnsafeBytes { OpenSSL.hmac(alg.messageDigest!, key: secret, data: $0) }
+            return input.withUnsafeBytes { OpenSSL.hmac(digestName: alg.digestName, key: secret, data: $0) }
         case .rsaPKCS1, .rsaPSS, .ecdsa:
             guard let pkey, let ctx = EVP_PKEY_CTX_new_from_pkey(nil, pkey, nil) else {
                 throw AuthError(.internalError, "cannot create a signing context")

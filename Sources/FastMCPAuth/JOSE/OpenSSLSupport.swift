@@ -9,6 +9,11 @@ import Glibc
 enum OpenSSL {
     static func clearErrors() { ERR_clear_error() }
 
+    static let sha256Digest = EVP_MD_fetch(nil, "SHA256", nil)!
+    static let sha384Digest = EVP_MD_fetch(nil, "SHA384", nil)!
+    static let sha512Digest = EVP_MD_fetch(nil, "SHA512", nil)!
+    private static let hmacAlgorithm = EVP_MAC_fetch(nil, "HMAC", nil)!
+
     private static let internedNames = Mutex<[String: UnsafeMutablePointer<CChar>]>([:])
 
     /// A C string that lives for the whole process. Some OpenSSL constructors keep the name
@@ -125,16 +130,26 @@ enum OpenSSL {
     }
 
     static func sha256(_ data: [UInt8]) -> [UInt8] {
-        data.withUnsafeBytes { digest(EVP_sha256(), $0) }
+        data.withUnsafeBytes { digest(sha256Digest, $0) }
     }
 
-    static func hmac(_ md: OpaquePointer, key: [UInt8], data: UnsafeRawBufferPointer) -> [UInt8] {
+    /// HMAC through a pre-fetched EVP_MAC (the one-shot HMAC() fetches on every call).
+    static func hmac(digestName: String, key: [UInt8], data: UnsafeRawBufferPointer) -> [UInt8] {
+        guard let ctx = EVP_MAC_CTX_new(hmacAlgorithm) else { return [] }
+        defer { EVP_MAC_CTX_free(ctx) }
+        var params = [
+            OSSL_PARAM_construct_utf8_string(name("digest"), UnsafeMutablePointer(mutating: name(digestName)), 0),
+            OSSL_PARAM_construct_end(),
+        ]
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        key.withUnsafeBytes { keyBytes in
-            _ = HMAC(md, keyBytes.baseAddress, Int32(keyBytes.count), data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, &out, &length)
+        var length = 0
+        let ok = key.withUnsafeBytes { keyBytes in
+            EVP_MAC_init(ctx, keyBytes.baseAddress, keyBytes.count, &params) == 1
+                && EVP_MAC_update(ctx, data.baseAddress, data.count) == 1
+                && EVP_MAC_final(ctx, &out, &length, out.count) == 1
         }
-        return Array(out.prefix(Int(length)))
+        guard ok else { clearErrors(); return [] }
+        return Array(out.prefix(length))
     }
 
     /// Constant-time equality for MACs and secrets (lengths are not secret).

@@ -9,18 +9,19 @@ public struct AccessToken: Sendable {
     public let expiresAt: Int64?
     public let subject: String?
     public let claims: [String: JSONValue]
+    /// The claims as JSON text: the token's own payload when it came from a token (already
+    /// validated JSON), else compact JSON with sorted keys.
+    public let claimsJSON: String
 
-    public init(token: String, claims: [String: JSONValue]) {
+    public init(token: String, claims: [String: JSONValue], claimsJSON: String? = nil) {
         self.token = token
         self.claims = claims
+        self.claimsJSON = claimsJSON ?? JSONValue.object(claims).serialized()
         self.clientID = claims["client_id"]?.stringValue ?? claims["azp"]?.stringValue ?? claims["sub"]?.stringValue ?? "unknown"
         self.scopes = AccessToken.scopes(in: claims) ?? []
         self.expiresAt = claims["exp"]?.numberValue.map { Int64($0.rounded(.down)) }
         self.subject = claims["sub"]?.stringValue
     }
-
-    /// The claims as compact JSON.
-    public var claimsJSON: String { JSONValue.object(claims).serialized() }
 
     /// Scopes from `scope` (space-separated string) first, else `scp` (string or list); nil
     /// when a present claim has the wrong type.

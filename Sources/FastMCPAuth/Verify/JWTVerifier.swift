@@ -119,7 +119,7 @@ public final class JWTVerifier: Sendable {
         }
         // Scopes for this call are checked after caching so the entry serves every caller.
         try config.policy.checkClaims(claims, now: now)
-        let accessToken = AccessToken(token: token, claims: claims)
+        let accessToken = AccessToken(token: token, claims: claims, claimsJSON: String(decoding: decoded.payload, as: UTF8.self))
         if let cache {
             let deadline = claims["exp"]?.numberValue.map { $0 + config.policy.leeway }
             cache.store(digest, accessToken, now: now, expiresBy: deadline)

@@ -2,7 +2,7 @@
 
 import ctypes
 import json
-from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Optional, Union
 
 from . import _native
@@ -25,34 +25,70 @@ def _json(value) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-@dataclass(frozen=True)
 class AccessToken:
-    """A verified token, as FastMCP's AccessToken."""
+    """A verified token, as FastMCP's AccessToken: ``token`` (the raw token, unchanged),
+    ``client_id``, ``scopes``, ``expires_at``, ``subject``, ``claims``.
 
-    token: str
-    client_id: str
-    scopes: list = field(default_factory=list)
-    expires_at: Optional[int] = None
-    subject: Optional[str] = None
-    claims: dict = field(default_factory=dict)
+    Tokens returned by a verifier read each field from the library on first use, so a hot path
+    that only needs the verdict pays for nothing else."""
 
+    _FIELDS = ("token", "client_id", "scopes", "expires_at", "subject", "claims")
 
-def _access_token(handle: ctypes.c_void_p) -> AccessToken:
-    try:
+    def __init__(self, token: str, client_id: str, scopes=(), expires_at: Optional[int] = None,
+                 subject: Optional[str] = None, claims: Optional[dict] = None):
+        self._handle = None
+        self.__dict__.update(token=token, client_id=client_id, scopes=list(scopes), expires_at=expires_at,
+                             subject=subject, claims=dict(claims or {}))
+
+    @classmethod
+    def _from_handle(cls, handle: ctypes.c_void_p) -> "AccessToken":
+        access = cls.__new__(cls)
+        access._handle = handle
+        return access
+
+    @cached_property
+    def token(self) -> str:
+        return _native.access_token_token(self._handle).decode()
+
+    @cached_property
+    def client_id(self) -> str:
+        return _native.access_token_client_id(self._handle).decode()
+
+    @cached_property
+    def scopes(self) -> list:
+        count = _native.access_token_scope_count(self._handle)
+        return [_native.access_token_scope(self._handle, i).decode() for i in range(count)]
+
+    @cached_property
+    def expires_at(self) -> Optional[int]:
         expires = ctypes.c_int64()
-        has_expiry = _native.access_token_expires_at(handle, ctypes.byref(expires))
-        subject = _native.access_token_subject(handle)
-        count = _native.access_token_scope_count(handle)
-        return AccessToken(
-            token=_native.access_token_token(handle).decode(),
-            client_id=_native.access_token_client_id(handle).decode(),
-            scopes=[_native.access_token_scope(handle, i).decode() for i in range(count)],
-            expires_at=expires.value if has_expiry else None,
-            subject=subject.decode() if subject is not None else None,
-            claims=json.loads(_native.access_token_claims_json(handle)),
-        )
-    finally:
-        _native.access_token_free(handle)
+        return expires.value if _native.access_token_expires_at(self._handle, ctypes.byref(expires)) else None
+
+    @cached_property
+    def subject(self) -> Optional[str]:
+        subject = _native.access_token_subject(self._handle)
+        return subject.decode() if subject is not None else None
+
+    @cached_property
+    def claims(self) -> dict:
+        return json.loads(_native.access_token_claims_json(self._handle))
+
+    def _values(self):
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __eq__(self, other):
+        return isinstance(other, AccessToken) and self._values() == other._values()
+
+    __hash__ = None
+
+    def __repr__(self):
+        # The raw token is a bearer credential: never printed.
+        return f"AccessToken(client_id={self.client_id!r}, subject={self.subject!r}, scopes={self.scopes!r}, expires_at={self.expires_at!r})"
+
+    def __del__(self):
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle is not None:
+            _native.access_token_free(handle)
 
 
 StrOrList = Union[str, Iterable[str], None]
@@ -95,15 +131,17 @@ class JWTVerifier:
 
     def verify(self, token: Union[str, bytes]) -> AccessToken:
         """Returns the AccessToken, or raises InvalidToken with a specific ``.code``."""
-        if self._handle is None:
+        handle = self._handle
+        if handle is None:
             raise FastMCPAuthError("invalid_argument", "the verifier is closed")
-        raw = token.encode() if isinstance(token, str) else bytes(token)
+        raw = token.encode() if type(token) is str else bytes(token)
         out = ctypes.c_void_p()
         err = _native.Error()
-        status = _native.verifier_verify(self._handle, raw, len(raw), ctypes.byref(out), ctypes.byref(err))
+        # ctypes passes `out` and `err` by reference itself (the argtypes are pointers).
+        status = _native.verifier_verify(handle, raw, len(raw), out, err)
         if status != 0:
             _raise(status, err, InvalidToken)
-        return _access_token(out)
+        return AccessToken._from_handle(out)
 
     def verify_token(self, token: Union[str, bytes]) -> Optional[AccessToken]:
         """FastMCP's contract: the AccessToken, or None when the token is not valid."""
