@@ -67,9 +67,9 @@ python-test: build venv
 # Until the host exists, `make run` demonstrates the CLI: key, token, verification, rejection.
 DEMO := .build/demo
 run: build
-	@mkdir -p $(DEMO) && umask 077
+	@mkdir -p $(DEMO)
 	@echo "== 1. Generate an ES256 private key (JWK)"
-	$(CLI) keygen --alg ES256 > $(DEMO)/key.json
+	umask 077 && $(CLI) keygen --alg ES256 > $(DEMO)/key.json
 	@$(PY) -c 'import json,sys; k=json.load(open(sys.argv[1])); k.pop("d"); json.dump({"keys":[k]}, open(sys.argv[2],"w"))' $(DEMO)/key.json $(DEMO)/jwks.json
 	@echo "== 2. Sign a token for alice (valid 5 minutes)"
 	$(CLI) sign --key $(DEMO)/key.json --claims '{"sub":"alice","iss":"https://demo.example","aud":"mcp","scope":"read write"}' --expires-in 300 > $(DEMO)/token
