@@ -39,7 +39,8 @@ extern "C" {
 /* 0xMMmmpp: compare with >= to require a version at compile time. */
 #define FMA_VERSION_NUM ((FMA_VERSION_MAJOR << 16) | (FMA_VERSION_MINOR << 8) | FMA_VERSION_PATCH)
 
-/* The version of the loaded library ("0.1.0"): static storage, never NULL, never freed. */
+/* The version of the loaded library ("0.1.0"): static storage, never NULL, never freed.
+ * Thread-safe. */
 const char *fma_version_string(void);
 
 /* ---- Status and errors -------------------------------------------------------------------- */
@@ -90,7 +91,8 @@ const char *fma_status_name(fma_status status);
 const char *fma_status_string(fma_status status);
 
 /* Releases a string the library returned through a `char **` out-parameter. NULL is a no-op.
- * The bytes are wiped before release (returned strings may hold keys or tokens). */
+ * The bytes are wiped before release (returned strings may hold keys or tokens). Thread-safe;
+ * each string is released once. */
 void fma_string_free(char *string);
 
 /* ---- JWT verification --------------------------------------------------------------------- */
@@ -119,7 +121,8 @@ typedef struct fma_access_token fma_access_token;
 FMA_WARN_UNUSED_RESULT
 fma_status fma_verifier_new(const char *config_json, fma_verifier **out, fma_error *err);
 
-/* Releases a verifier. NULL is a no-op. No call on it may be running or follow. */
+/* Releases a verifier. NULL is a no-op. No call on it may be running or follow; access tokens
+ * it returned stay valid (they own their data). */
 void fma_verifier_free(fma_verifier *verifier);
 
 /* Verifies `token_len` bytes of `token` (no NUL needed). On FMA_OK *out receives an access token
@@ -130,7 +133,8 @@ FMA_WARN_UNUSED_RESULT
 fma_status fma_verifier_verify(const fma_verifier *verifier, const char *token, size_t token_len,
                                fma_access_token **out, fma_error *err);
 
-/* The raw token, byte for byte as verified. Never NULL for a valid handle. */
+/* The raw token, byte for byte as verified; owned by the token. Never NULL for a valid handle.
+ * Thread-safe (as every accessor below). */
 const char *fma_access_token_token(const fma_access_token *token);
 
 /* client_id, else azp, else sub, else "unknown". Never NULL for a valid handle. */
@@ -153,7 +157,8 @@ const char *fma_access_token_scope(const fma_access_token *token, size_t index);
  * a JSON object without duplicate keys). Never NULL for a valid handle. */
 const char *fma_access_token_claims_json(const fma_access_token *token);
 
-/* Releases an access token and every string it returned. NULL is a no-op. */
+/* Releases an access token and every string it returned (the raw token's bytes are wiped).
+ * NULL is a no-op. No accessor may be running on it. */
 void fma_access_token_free(fma_access_token *token);
 
 /* ---- Signing and keys --------------------------------------------------------------------- */

@@ -45,8 +45,11 @@ private func argument(_ pointer: UnsafePointer<CChar>?, _ name: String) throws -
     return String(cString: pointer)
 }
 
-/// A malloc'd copy the caller releases with fma_string_free.
-private func returned(_ text: String) -> UnsafeMutablePointer<CChar> { strdup(text)! }
+/// A malloc'd C copy of `text` (released with fma_string_free or by its handle).
+private func cString(_ text: String) throws -> UnsafeMutablePointer<CChar> {
+    guard let copy = strdup(text) else { throw AuthError(.internalError, "out of memory") }
+    return copy
+}
 
 // MARK: - Static strings
 
@@ -99,17 +102,28 @@ private final class AccessTokenHandle {
     let scopes: [UnsafeMutablePointer<CChar>]
     let expiresAt: Int64?
 
-    init(_ accessToken: AccessToken) {
-        token = strdup(accessToken.token)
-        clientID = strdup(accessToken.clientID)
-        subject = accessToken.subject.map { strdup($0) }
-        claimsJSON = strdup(accessToken.claimsJSON)
-        scopes = accessToken.scopes.map { strdup($0) }
+    init(_ accessToken: AccessToken) throws {
+        var copies = [UnsafeMutablePointer<CChar>]()
+        func copy(_ text: String) throws -> UnsafeMutablePointer<CChar> {
+            do {
+                let c = try cString(text)
+                copies.append(c)
+                return c
+            } catch {
+                copies.forEach { free($0) }
+                throw error
+            }
+        }
+        token = try copy(accessToken.token)
+        clientID = try copy(accessToken.clientID)
+        subject = try accessToken.subject.map { try copy($0) }
+        claimsJSON = try copy(accessToken.claimsJSON)
+        scopes = try accessToken.scopes.map { try copy($0) }
         expiresAt = accessToken.expiresAt
     }
 
     deinit {
-        abiStringFree(token)
+        abiStringFree(token)  // wiped: it is a bearer credential
         free(clientID)
         free(subject)
         free(claimsJSON)
@@ -141,21 +155,23 @@ public func abiVerifierFree(_ verifier: OpaquePointer?) {
 }
 
 @_cdecl("fma_verifier_verify")
-public func abiVerifierVerify(_ verifier: OpaquePointer?, _ token: UnsafePointer<CChar>?, _ tokenLength: Int,
+public func abiVerifierVerify(_ verifier: OpaquePointer?, _ token: UnsafePointer<CChar>?, _ tokenLength: UInt,
                               _ out: UnsafeMutablePointer<OpaquePointer?>?, _ err: UnsafeMutableRawPointer?) -> Int32 {
     out?.pointee = nil
     return call(err) {
         guard let out else { throw AuthError(.invalidArgument, "out is NULL") }
         guard let handle = handle(verifier, as: VerifierHandle.self) else { throw AuthError(.invalidArgument, "verifier is NULL") }
         guard let token else { throw AuthError(.invalidArgument, "token is NULL") }
-        guard tokenLength <= handle.verifier.config.maxTokenBytes else {
+        // Checked before the bytes are read: the length is the caller's word for the buffer.
+        guard tokenLength <= UInt(handle.verifier.config.maxTokenBytes) else {
             throw AuthError(.tooLarge, "the token exceeds \(handle.verifier.config.maxTokenBytes) bytes")
         }
-        let text = token.withMemoryRebound(to: UInt8.self, capacity: tokenLength) {
-            String(decoding: UnsafeBufferPointer(start: $0, count: tokenLength), as: UTF8.self)
+        let length = Int(tokenLength)
+        let text = token.withMemoryRebound(to: UInt8.self, capacity: length) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
         }
         let accessToken = try handle.verifier.verify(text)
-        out.pointee = OpaquePointer(Unmanaged.passRetained(AccessTokenHandle(accessToken)).toOpaque())
+        out.pointee = OpaquePointer(Unmanaged.passRetained(try AccessTokenHandle(accessToken)).toOpaque())
     }
 }
 
@@ -182,14 +198,14 @@ public func abiAccessTokenExpiresAt(_ token: OpaquePointer?, _ out: UnsafeMutabl
 }
 
 @_cdecl("fma_access_token_scope_count")
-public func abiAccessTokenScopeCount(_ token: OpaquePointer?) -> Int {
-    handle(token, as: AccessTokenHandle.self)?.scopes.count ?? 0
+public func abiAccessTokenScopeCount(_ token: OpaquePointer?) -> UInt {
+    UInt(handle(token, as: AccessTokenHandle.self)?.scopes.count ?? 0)
 }
 
 @_cdecl("fma_access_token_scope")
-public func abiAccessTokenScope(_ token: OpaquePointer?, _ index: Int) -> UnsafePointer<CChar>? {
-    guard let scopes = handle(token, as: AccessTokenHandle.self)?.scopes, index >= 0, index < scopes.count else { return nil }
-    return UnsafePointer(scopes[index])
+public func abiAccessTokenScope(_ token: OpaquePointer?, _ index: UInt) -> UnsafePointer<CChar>? {
+    guard let scopes = handle(token, as: AccessTokenHandle.self)?.scopes, index < UInt(scopes.count) else { return nil }
+    return UnsafePointer(scopes[Int(index)])
 }
 
 @_cdecl("fma_access_token_claims_json")
@@ -214,7 +230,7 @@ public func abiJWTSign(_ claimsJSON: UnsafePointer<CChar>?, _ jwkJSON: UnsafePoi
         guard let out else { throw AuthError(.invalidArgument, "out_token is NULL") }
         let token = try KeyTools.sign(claimsJSON: try argument(claimsJSON, "claims_json"), jwkJSON: try argument(jwkJSON, "jwk_json"),
                                       algorithm: try argument(alg, "alg"), headersJSON: headersJSON.map { String(cString: $0) })
-        out.pointee = returned(token)
+        out.pointee = try cString(token)
     }
 }
 
@@ -225,7 +241,7 @@ public func abiJWKGenerate(_ alg: UnsafePointer<CChar>?, _ optionsJSON: UnsafePo
     return call(err) {
         guard let out else { throw AuthError(.invalidArgument, "out_jwk_json is NULL") }
         let jwk = try KeyTools.generate(algorithm: try argument(alg, "alg"), optionsJSON: optionsJSON.map { String(cString: $0) })
-        out.pointee = returned(jwk)
+        out.pointee = try cString(jwk)
     }
 }
 
@@ -235,6 +251,6 @@ public func abiJWKPublic(_ jwkJSON: UnsafePointer<CChar>?, _ out: UnsafeMutableP
     out?.pointee = nil
     return call(err) {
         guard let out else { throw AuthError(.invalidArgument, "out_jwk_json is NULL") }
-        out.pointee = returned(try KeyTools.publicJWK(try argument(jwkJSON, "jwk_json")))
+        out.pointee = try cString(try KeyTools.publicJWK(try argument(jwkJSON, "jwk_json")))
     }
 }

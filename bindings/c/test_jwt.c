@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -171,6 +172,10 @@ static void test_rejections(void) {
     char big[20000];
     memset(big, 'a', sizeof big);
     CHECK(fma_verifier_verify(v, big, sizeof big, &at, &err) == FMA_E_TOO_LARGE, "oversized");
+    /* A length beyond the cap is refused before a single byte is read. */
+    CHECK(fma_verifier_verify(v, "x", SIZE_MAX, &at, &err) == FMA_E_TOO_LARGE && at == NULL, "SIZE_MAX length");
+    CHECK(fma_verifier_verify(v, NULL, 5, &at, &err) == FMA_E_INVALID_ARGUMENT, "NULL token");
+    CHECK(fma_verifier_verify(v, "", 0, &at, &err) == FMA_E_MALFORMED_TOKEN, "empty token");
     fma_verifier_free(v);
     fma_string_free(pub);
     fma_string_free(jwk);

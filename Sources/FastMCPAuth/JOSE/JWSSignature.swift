@@ -109,7 +109,7 @@ extension JSONWebKey {
         let generated: JSONWebKey
         switch alg.family {
         case .hmac:
-            generated = JSONWebKey(keyType: .oct, pkey: nil, secret: OpenSSL.randomBytes(alg.digestLength), isPrivate: true,
+            generated = JSONWebKey(keyType: .oct, pkey: nil, secret: try OpenSSL.randomBytes(alg.digestLength), isPrivate: true,
                                    keyID: keyID, algorithm: alg.rawValue, use: nil, keyOperations: nil)
         case .rsaPKCS1, .rsaPSS:
             let bits = rsaBits ?? 2048

@@ -159,9 +159,12 @@ enum OpenSSL {
         return a.withUnsafeBytes { x in b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 } }
     }
 
-    static func randomBytes(_ count: Int) -> [UInt8] {
+    static func randomBytes(_ count: Int) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        guard RAND_bytes(&out, Int32(count)) == 1 else { fatalError("OpenSSL RAND_bytes failed: no entropy") }
+        guard RAND_bytes(&out, Int32(count)) == 1 else {
+            clearErrors()
+            throw AuthError(.internalError, "the random number generator failed")
+        }
         return out
     }
 
