@@ -38,6 +38,16 @@ public enum JSONValue: Equatable, Sendable {
 
     public static func parse(_ text: String) throws -> JSONValue { try parse(Array(text.utf8)) }
 
+    /// Parses bytes that must hold a JSON object; any failure is an AuthError with `code`.
+    static func parseObject(_ bytes: [UInt8], code: ErrorCode, what: String) throws -> [String: JSONValue] {
+        let value: JSONValue
+        do { value = try parse(bytes) } catch {
+            throw AuthError(code, "the \(what) are not valid JSON (duplicate keys are refused)")
+        }
+        guard let object = value.objectValue else { throw AuthError(code, "the \(what) are not a JSON object") }
+        return object
+    }
+
     private static func convert(_ node: UnsafeMutablePointer<json_t>) -> JSONValue {
         switch fma_json_type(node) {
         case JSON_OBJECT:

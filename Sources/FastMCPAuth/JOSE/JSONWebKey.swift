@@ -221,23 +221,18 @@ public final class JSONWebKey: @unchecked Sendable {
 
     // MARK: - Export
 
-    private func publicKeyBytesOKP() -> [UInt8]? {
+    /// Raw OKP key bytes through EVP_PKEY_get_raw_public_key or _private_key (size, then bytes).
+    private func rawKeyBytes(_ get: (OpaquePointer, UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<Int>) -> Int32) -> [UInt8]? {
         guard let pkey else { return nil }
         var length = 0
-        guard EVP_PKEY_get_raw_public_key(pkey, nil, &length) == 1 else { OpenSSL.clearErrors(); return nil }
+        guard get(pkey, nil, &length) == 1 else { OpenSSL.clearErrors(); return nil }
         var out = [UInt8](repeating: 0, count: length)
-        guard EVP_PKEY_get_raw_public_key(pkey, &out, &length) == 1 else { OpenSSL.clearErrors(); return nil }
+        guard get(pkey, &out, &length) == 1 else { OpenSSL.clearErrors(); return nil }
         return out
     }
 
-    private func privateKeyBytesOKP() -> [UInt8]? {
-        guard let pkey else { return nil }
-        var length = 0
-        guard EVP_PKEY_get_raw_private_key(pkey, nil, &length) == 1 else { OpenSSL.clearErrors(); return nil }
-        var out = [UInt8](repeating: 0, count: length)
-        guard EVP_PKEY_get_raw_private_key(pkey, &out, &length) == 1 else { OpenSSL.clearErrors(); return nil }
-        return out
-    }
+    private func publicKeyBytesOKP() -> [UInt8]? { rawKeyBytes { EVP_PKEY_get_raw_public_key($0, $1, $2) } }
+    private func privateKeyBytesOKP() -> [UInt8]? { rawKeyBytes { EVP_PKEY_get_raw_private_key($0, $1, $2) } }
 
     /// The key's required public members, as RFC 7638 orders them for the thumbprint.
     private func publicMembers() throws -> [String: JSONValue] {

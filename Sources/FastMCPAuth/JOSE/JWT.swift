@@ -30,17 +30,7 @@ public enum JWT {
         guard let headerBytes = Base64URL.decode(parts[0]) else { throw AuthError(.malformedBase64, "the header is not canonical base64url") }
         guard let payload = Base64URL.decode(parts[1]) else { throw AuthError(.malformedBase64, "the payload is not canonical base64url") }
         guard let signature = Base64URL.decode(parts[2]) else { throw AuthError(.malformedBase64, "the signature is not canonical base64url") }
-        let header: [String: JSONValue]
-        do {
-            guard let object = try JSONValue.parse(headerBytes).objectValue else {
-                throw AuthError(.malformedHeader, "the header is not a JSON object")
-            }
-            header = object
-        } catch let error as AuthError {
-            throw error
-        } catch {
-            throw AuthError(.malformedHeader, "the header is not valid JSON (duplicate keys are refused)")
-        }
+        let header = try JSONValue.parseObject(headerBytes, code: .malformedHeader, what: "header members")
         let signingInput = Array(token[token.startIndex..<parts[1].endIndex])
         return Decoded(header: header, payload: payload, signature: signature, signingInput: signingInput)
     }

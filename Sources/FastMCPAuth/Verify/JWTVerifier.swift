@@ -106,17 +106,7 @@ public final class JWTVerifier: Sendable {
         }
         guard verified else { throw AuthError(.badSignature) }
 
-        let claims: [String: JSONValue]
-        do {
-            guard let object = try JSONValue.parse(decoded.payload).objectValue else {
-                throw AuthError(.malformedClaims, "the claims are not a JSON object")
-            }
-            claims = object
-        } catch let error as AuthError {
-            throw error
-        } catch {
-            throw AuthError(.malformedClaims, "the claims are not valid JSON (duplicate keys are refused)")
-        }
+        let claims = try JSONValue.parseObject(decoded.payload, code: .malformedClaims, what: "claims")
         // Scopes for this call are checked after caching so the entry serves every caller.
         try config.policy.checkClaims(claims, now: now)
         let accessToken = AccessToken(token: token, claims: claims, claimsJSON: String(decoding: decoded.payload, as: UTF8.self))
