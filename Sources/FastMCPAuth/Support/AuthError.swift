@@ -27,6 +27,11 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     case invalidKey = 29
     case weakKey = 30
     case unsupportedAlgorithm = 31
+    case decryptionFailed = 32
+    case storeUnavailable = 33
+    case corruptedValue = 34
+    case undecryptableValue = 35
+    case plaintextValue = 36
 
     /// The stable lowercase name (`bad_signature`), also the Python exception's `.code`.
     public var name: String {
@@ -57,6 +62,11 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .invalidKey: return "invalid_key"
         case .weakKey: return "weak_key"
         case .unsupportedAlgorithm: return "unsupported_algorithm"
+        case .decryptionFailed: return "decryption_failed"
+        case .storeUnavailable: return "store_unavailable"
+        case .corruptedValue: return "corrupted_value"
+        case .undecryptableValue: return "undecryptable_value"
+        case .plaintextValue: return "plaintext_value"
         }
     }
 
@@ -89,6 +99,11 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .invalidKey: return "The key is malformed or unsupported."
         case .weakKey: return "The key is too weak for the algorithm."
         case .unsupportedAlgorithm: return "The algorithm is not supported."
+        case .decryptionFailed: return "The ciphertext could not be decrypted."
+        case .storeUnavailable: return "The store cannot be reached."
+        case .corruptedValue: return "A stored value is corrupted or truncated."
+        case .undecryptableValue: return "A stored value does not decrypt with any configured key."
+        case .plaintextValue: return "A stored value is not encrypted but encryption is required."
         }
     }
 }
