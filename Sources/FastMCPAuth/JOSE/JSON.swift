@@ -120,41 +120,55 @@ public enum JSONValue: Equatable, Sendable {
 
     // MARK: - Serialization
 
+    /// How JSON text is written. Object keys are always sorted, so output is deterministic.
+    public struct Style: Sendable {
+        /// `{"a":1}` (compact) or `{"a": 1, "b": 2}` (Python's json.dumps default separators).
+        public var spaced = false
+        /// Escape every non-ASCII character as \uXXXX (Python's ensure_ascii).
+        public var asciiOnly = false
+        public static let compact = Style()
+        /// json.dumps(value, sort_keys=True) as Python writes it.
+        public static let python = Style(spaced: true, asciiOnly: true)
+        /// json.dumps(value, separators=(",", ":")) as Python writes it.
+        public static let pythonCompact = Style(spaced: false, asciiOnly: true)
+    }
+
     /// Compact JSON with object keys sorted, so output is deterministic.
-    public func serialized() -> String {
+    public func serialized(_ style: Style = .compact) -> String {
         var out = ""
-        write(into: &out)
+        write(into: &out, style)
         return out
     }
 
-    private func write(into out: inout String) {
+    private func write(into out: inout String, _ style: Style) {
         switch self {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
         case .double(let d):
-            if d.isFinite, d == d.rounded(), abs(d) < 1e15 { out += String(Int64(d)) } else if d.isFinite { out += "\(d)" } else { out += "null" }
-        case .string(let s): JSONValue.writeString(s, into: &out)
+            // Integral doubles keep their ".0" (as Python's repr) so a float stays a float.
+            if d.isFinite, d == d.rounded(), abs(d) < 1e16 { out += String(Int64(d)) + ".0" } else if d.isFinite { out += "\(d)" } else { out += "null" }
+        case .string(let s): JSONValue.writeString(s, into: &out, asciiOnly: style.asciiOnly)
         case .array(let items):
             out += "["
             for (index, item) in items.enumerated() {
-                if index > 0 { out += "," }
-                item.write(into: &out)
+                if index > 0 { out += style.spaced ? ", " : "," }
+                item.write(into: &out, style)
             }
             out += "]"
         case .object(let object):
             out += "{"
             for (index, key) in object.keys.sorted().enumerated() {
-                if index > 0 { out += "," }
-                JSONValue.writeString(key, into: &out)
-                out += ":"
-                object[key]!.write(into: &out)
+                if index > 0 { out += style.spaced ? ", " : "," }
+                JSONValue.writeString(key, into: &out, asciiOnly: style.asciiOnly)
+                out += style.spaced ? ": " : ":"
+                object[key]!.write(into: &out, style)
             }
             out += "}"
         }
     }
 
-    private static func writeString(_ s: String, into out: inout String) {
+    private static func writeString(_ s: String, into out: inout String, asciiOnly: Bool) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -166,9 +180,12 @@ public enum JSONValue: Equatable, Sendable {
             case "\u{08}": out += "\\b"
             case "\u{0C}": out += "\\f"
             default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                if scalar.value < 0x20 || (asciiOnly && scalar.value > 0x7E) {
+                    // Outside the BMP: a UTF-16 surrogate pair, as JSON requires.
+                    for unit in String(scalar).utf16 {
+                        let hex = String(unit, radix: 16)
+                        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    }
                 } else {
                     out.unicodeScalars.append(scalar)
                 }
@@ -179,8 +196,9 @@ public enum JSONValue: Equatable, Sendable {
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
-    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral, ExpressibleByFloatLiteral
 {
+    public init(floatLiteral value: Double) { self = .double(value) }
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int64) { self = .int(value) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }

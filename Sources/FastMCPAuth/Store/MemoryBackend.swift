@@ -1,0 +1,88 @@
+import Synchronization
+
+/// `memory://`: a process-local store, bounded per collection. When a collection is full the
+/// expired entries go first, then the entry written longest ago.
+final class MemoryBackend: StoreBackend, @unchecked Sendable {
+    private struct Entry {
+        let valueJSON: String
+        let expiresAt: Double?
+        let sequence: UInt64
+    }
+
+    private struct State {
+        var collections: [String: [String: Entry]] = [:]
+        var sequence: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    let maxEntriesPerCollection: Int
+
+    init(maxEntriesPerCollection: Int) { self.maxEntriesPerCollection = maxEntriesPerCollection }
+
+    private static func live(_ entry: Entry?, now: Double) -> Entry? {
+        guard let entry else { return nil }
+        if let expiresAt = entry.expiresAt, expiresAt <= now { return nil }
+        return entry
+    }
+
+    private static func stored(_ entry: Entry) throws -> StoredEntry {
+        StoredEntry(value: try parseStoredObject(entry.valueJSON), expiresAt: entry.expiresAt, raw: entry.valueJSON)
+    }
+
+    func put(_ collection: String, _ key: String, valueJSON: String, ttl: Double?, onlyIfAbsent: Bool, now: Double) throws -> Bool {
+        state.withLock { state in
+            var entries = state.collections[collection, default: [:]]
+            if onlyIfAbsent, Self.live(entries[key], now: now) != nil { return false }
+            if entries[key] == nil, entries.count >= maxEntriesPerCollection {
+                entries = entries.filter { Self.live($0.value, now: now) != nil }
+                while entries.count >= maxEntriesPerCollection, let oldest = entries.min(by: { $0.value.sequence < $1.value.sequence }) {
+                    entries[oldest.key] = nil
+                }
+            }
+            state.sequence += 1
+            entries[key] = Entry(valueJSON: valueJSON, expiresAt: ttl.map { now + $0 }, sequence: state.sequence)
+            state.collections[collection] = entries
+            return true
+        }
+    }
+
+    func get(_ collection: String, _ key: String, now: Double) throws -> StoredEntry? {
+        guard let entry = state.withLock({ Self.live($0.collections[collection]?[key], now: now) }) else { return nil }
+        return try Self.stored(entry)
+    }
+
+    func take(_ collection: String, _ key: String, now: Double) throws -> StoredEntry? {
+        let entry = state.withLock { state -> Entry? in
+            guard let entry = state.collections[collection]?.removeValue(forKey: key) else { return nil }
+            return Self.live(entry, now: now)
+        }
+        return try entry.map(Self.stored)
+    }
+
+    func delete(_ collection: String, _ key: String) throws -> Bool {
+        state.withLock { $0.collections[collection]?.removeValue(forKey: key) != nil }
+    }
+
+    func compareAndDelete(_ collection: String, _ key: String, raw: String) throws -> Bool {
+        state.withLock { state in
+            guard state.collections[collection]?[key]?.valueJSON == raw else { return false }
+            state.collections[collection]?[key] = nil
+            return true
+        }
+    }
+
+    func ttl(_ collection: String, _ key: String, now: Double) throws -> TimeToLive {
+        guard let entry = state.withLock({ Self.live($0.collections[collection]?[key], now: now) }) else { return .missing }
+        return entry.expiresAt.map { .seconds($0 - now) } ?? .never
+    }
+
+    func keys(_ collection: String, now: Double) throws -> [String] {
+        state.withLock { state in
+            (state.collections[collection] ?? [:]).filter { Self.live($0.value, now: now) != nil }.keys.sorted()
+        }
+    }
+
+    func deleteCollection(_ collection: String) throws -> Int {
+        state.withLock { $0.collections.removeValue(forKey: collection)?.count ?? 0 }
+    }
+}

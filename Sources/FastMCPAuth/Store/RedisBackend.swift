@@ -1,0 +1,294 @@
+import CHiredis
+import Synchronization
+
+/// `redis://[[user]:password@]host[:port][/db]`, laid out as py-key-value's RedisStore: key
+/// `"{collection}::{key}"`, value the JSON envelope {collection, created_at, expires_at, key,
+/// value, version} with sorted keys, server-side expiry. Connections are pooled and re-made
+/// after the server restarts; atomic operations run as Lua scripts.
+final class RedisBackend: StoreBackend, @unchecked Sendable {
+    struct Endpoint: Equatable {
+        var host = "127.0.0.1"
+        var port: Int32 = 6379
+        var database = 0
+        var username: String? = nil
+        var password: String? = nil
+    }
+
+    private let endpoint: Endpoint
+    private let timeout: Double
+    private let idle = Mutex<[UnsafeMutablePointer<redisContext>]>([])
+
+    init(endpoint: Endpoint, timeout: Double) {
+        self.endpoint = endpoint
+        self.timeout = timeout
+    }
+
+    deinit { idle.withLock { contexts in contexts.forEach { redisFree($0) } } }
+
+    /// Parses the URL's parts (the scheme is already checked by the caller).
+    static func endpoint(from url: String) throws -> Endpoint {
+        var rest = Substring(url.dropFirst("redis://".count))
+        var endpoint = Endpoint()
+        if let slash = rest.firstIndex(of: "/") {
+            let db = rest[rest.index(after: slash)...]
+            if !db.isEmpty {
+                guard let number = Int(db), number >= 0 else { throw AuthError(.invalidConfig, "store url: the Redis database must be a number") }
+                endpoint.database = number
+            }
+            rest = rest[..<slash]
+        }
+        if let at = rest.lastIndex(of: "@") {
+            let credentials = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = credentials.firstIndex(of: ":") {
+                let user = String(credentials[..<colon])
+                endpoint.username = user.isEmpty ? nil : percentDecoded(user)
+                endpoint.password = percentDecoded(String(credentials[credentials.index(after: colon)...]))
+            } else if !credentials.isEmpty {
+                endpoint.password = percentDecoded(String(credentials))
+            }
+        }
+        if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
+            guard let port = Int32(rest[rest.index(after: colon)...]), port > 0, port < 65536 else {
+                throw AuthError(.invalidConfig, "store url: the Redis port is not a number from 1 to 65535")
+            }
+            endpoint.port = port
+            rest = rest[..<colon]
+        }
+        if rest.hasPrefix("["), rest.hasSuffix("]") { rest = rest.dropFirst().dropLast() }
+        if !rest.isEmpty { endpoint.host = String(rest) }
+        return endpoint
+    }
+
+    private static func percentDecoded(_ text: String) -> String {
+        var bytes = [UInt8]()
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+               let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    // MARK: - Connections
+
+    private var timeval: timeval {
+        let whole = Int(timeout)
+        return CHiredis.timeval(tv_sec: whole, tv_usec: Int((timeout - Double(whole)) * 1_000_000))
+    }
+
+    private func connect() throws -> UnsafeMutablePointer<redisContext> {
+        guard let context = redisConnectWithTimeout(endpoint.host, endpoint.port, timeval) else {
+            throw AuthError(.storeUnavailable, "cannot allocate a Redis connection")
+        }
+        if context.pointee.err != 0 {
+            redisFree(context)
+            throw AuthError(.storeUnavailable, "cannot connect to Redis at \(endpoint.host):\(endpoint.port)")
+        }
+        _ = redisSetTimeout(context, timeval)
+        do {
+            if let password = endpoint.password {
+                let auth = endpoint.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
+                let reply = try command(context, auth)
+                if case .error = reply { throw AuthError(.storeUnavailable, "Redis refused the credentials") }
+            }
+            if endpoint.database != 0, case .error = try command(context, ["SELECT", String(endpoint.database)]) {
+                throw AuthError(.storeUnavailable, "Redis refused to select database \(endpoint.database)")
+            }
+        } catch {
+            redisFree(context)
+            throw error
+        }
+        return context
+    }
+
+    enum Reply {
+        case string(String)
+        case integer(Int64)
+        case array([Reply])
+        case status(String)
+        case error(String)
+        case null
+    }
+
+    private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> Reply {
+        let r = reply.pointee
+        switch r.type {
+        case REDIS_REPLY_STRING:
+            return .string(String(decoding: UnsafeRawBufferPointer(start: r.str, count: Int(r.len)), as: UTF8.self))
+        case REDIS_REPLY_STATUS:
+            return .status(String(decoding: UnsafeRawBufferPointer(start: r.str, count: Int(r.len)), as: UTF8.self))
+        case REDIS_REPLY_ERROR:
+            return .error(String(decoding: UnsafeRawBufferPointer(start: r.str, count: Int(r.len)), as: UTF8.self))
+        case REDIS_REPLY_INTEGER:
+            return .integer(r.integer)
+        case REDIS_REPLY_ARRAY:
+            return .array((0..<Int(r.elements)).map { convert(r.element[$0]!) })
+        default:
+            return .null
+        }
+    }
+
+    /// One command on one connection; a nil reply means the connection broke.
+    private func command(_ context: UnsafeMutablePointer<redisContext>, _ arguments: [String]) throws -> Reply {
+        let utf8 = arguments.map { Array($0.utf8) }
+        let pointers = utf8.map { bytes -> UnsafeMutablePointer<CChar> in
+            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: max(bytes.count, 1))
+            bytes.withUnsafeBytes { if let base = $0.baseAddress { UnsafeMutableRawPointer(copy).copyMemory(from: base, byteCount: bytes.count) } }
+            return copy
+        }
+        defer { pointers.forEach { $0.deallocate() } }
+        var argv = pointers.map { UnsafePointer<CChar>?(UnsafePointer($0)) }
+        var lengths = utf8.map { $0.count }
+        guard let raw = redisCommandArgv(context, Int32(arguments.count), &argv, &lengths) else {
+            throw AuthError(.storeUnavailable, "the Redis connection failed")
+        }
+        let reply = raw.assumingMemoryBound(to: redisReply.self)
+        defer { freeReplyObject(raw) }
+        return Self.convert(reply)
+    }
+
+    /// Runs a command on a pooled connection; a broken connection is dropped and the command is
+    /// tried once more on a fresh one (the server may have restarted).
+    private func run(_ arguments: [String]) throws -> Reply {
+        for attempt in 0..<2 {
+            let context = try idle.withLock { $0.popLast() } ?? connect()
+            do {
+                let reply = try command(context, arguments)
+                idle.withLock { contexts in
+                    if contexts.count < 16 { contexts.append(context) } else { redisFree(context) }
+                }
+                if case .error(let message) = reply {
+                    // The server's message names the command, never our data.
+                    throw AuthError(.storeUnavailable, "Redis error: \(message.prefix(120))")
+                }
+                return reply
+            } catch let error as AuthError where error.code == .storeUnavailable && context.pointee.err != 0 {
+                redisFree(context)
+                if attempt == 1 { throw error }
+            }
+        }
+        throw AuthError(.storeUnavailable, "the Redis connection failed")
+    }
+
+    // MARK: - Layout
+
+    static func redisKey(_ collection: String, _ key: String) -> String { "\(collection)::\(key)" }
+
+    /// The envelope py-key-value writes (json.dumps(..., sort_keys=True)).
+    private static func envelope(_ collection: String, _ key: String, valueJSON: String, createdAt: Double, expiresAt: Double?) throws -> String {
+        var document: [String: JSONValue] = [
+            "collection": .string(collection), "key": .string(key), "version": 1,
+            "created_at": .string(ISOTime.format(createdAt)), "value": .object(try parseStoredObject(valueJSON)),
+        ]
+        if let expiresAt { document["expires_at"] = .string(ISOTime.format(expiresAt)) }
+        return JSONValue.object(document).serialized(.python)
+    }
+
+    /// Reads an envelope; the value may be an object or JSON text (both are py-key-value forms).
+    private static func entry(raw: String, now: Double) throws -> StoredEntry? {
+        guard let document = try? JSONValue.parse(raw).objectValue else {
+            throw AuthError(.corruptedValue, "a Redis entry is not a JSON envelope")
+        }
+        var expiresAt: Double? = nil
+        if let text = document["expires_at"] {
+            guard let string = text.stringValue, let parsed = ISOTime.parse(string) else {
+                throw AuthError(.corruptedValue, "a Redis entry has an unreadable expires_at")
+            }
+            if parsed <= now { return nil }
+            expiresAt = parsed
+        }
+        let value: [String: JSONValue]
+        switch document["value"] {
+        case .object(let object)?: value = object
+        case .string(let text)?: value = try parseStoredObject(text)
+        default: throw AuthError(.corruptedValue, "a Redis entry has no value object")
+        }
+        return StoredEntry(value: value, expiresAt: expiresAt, raw: raw)
+    }
+
+    // MARK: - Operations
+
+    func put(_ collection: String, _ key: String, valueJSON: String, ttl: Double?, onlyIfAbsent: Bool, now: Double) throws -> Bool {
+        let document = try Self.envelope(collection, key, valueJSON: valueJSON, createdAt: now, expiresAt: ttl.map { now + $0 })
+        var arguments = ["SET", Self.redisKey(collection, key), document]
+        if let ttl { arguments += ["PX", String(max(1, Int64((ttl * 1000).rounded(.up))))] }
+        if onlyIfAbsent { arguments.append("NX") }
+        if case .null = try run(arguments) { return false }
+        return true
+    }
+
+    func get(_ collection: String, _ key: String, now: Double) throws -> StoredEntry? {
+        guard case .string(let raw) = try run(["GET", Self.redisKey(collection, key)]) else { return nil }
+        return try Self.entry(raw: raw, now: now)
+    }
+
+    private static let takeScript = "local v = redis.call('GET', KEYS[1]) if v then redis.call('DEL', KEYS[1]) end return v"
+    private static let compareAndDeleteScript = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
+
+    func take(_ collection: String, _ key: String, now: Double) throws -> StoredEntry? {
+        guard case .string(let raw) = try run(["EVAL", Self.takeScript, "1", Self.redisKey(collection, key)]) else { return nil }
+        return try Self.entry(raw: raw, now: now)
+    }
+
+    func delete(_ collection: String, _ key: String) throws -> Bool {
+        if case .integer(let count) = try run(["DEL", Self.redisKey(collection, key)]) { return count > 0 }
+        return false
+    }
+
+    func compareAndDelete(_ collection: String, _ key: String, raw: String) throws -> Bool {
+        if case .integer(let count) = try run(["EVAL", Self.compareAndDeleteScript, "1", Self.redisKey(collection, key), raw]) { return count > 0 }
+        return false
+    }
+
+    func ttl(_ collection: String, _ key: String, now: Double) throws -> TimeToLive {
+        guard let entry = try get(collection, key, now: now) else { return .missing }
+        return entry.expiresAt.map { .seconds($0 - now) } ?? .never
+    }
+
+    /// Redis glob characters in a collection name are escaped for SCAN MATCH.
+    private static func globEscaped(_ text: String) -> String {
+        var out = ""
+        for char in text {
+            if "*?[]\\".contains(char) { out.append("\\") }
+            out.append(char)
+        }
+        return out
+    }
+
+    private func scan(_ collection: String) throws -> [String] {
+        var cursor = "0", found = [String]()
+        repeat {
+            guard case .array(let parts) = try run(["SCAN", cursor, "MATCH", Self.globEscaped(collection) + "::*", "COUNT", "1000"]),
+                  parts.count == 2, case .string(let next) = parts[0], case .array(let keys) = parts[1] else {
+                throw AuthError(.storeUnavailable, "unexpected SCAN reply from Redis")
+            }
+            for case .string(let key) in keys { found.append(key) }
+            cursor = next
+        } while cursor != "0"
+        return found
+    }
+
+    func keys(_ collection: String, now: Double) throws -> [String] {
+        let prefix = collection + "::"
+        var live = [String]()
+        for redisKey in Set(try scan(collection)) {
+            let key = String(redisKey.dropFirst(prefix.count))
+            if (try? get(collection, key, now: now)) != nil { live.append(key) }
+        }
+        return live.sorted()
+    }
+
+    func deleteCollection(_ collection: String) throws -> Int {
+        let keys = Array(Set(try scan(collection)))
+        var deleted = 0
+        for start in stride(from: 0, to: keys.count, by: 500) {
+            if case .integer(let count) = try run(["DEL"] + keys[start..<min(start + 500, keys.count)]) { deleted += Int(count) }
+        }
+        return deleted
+    }
+}
