@@ -71,7 +71,12 @@ typedef enum fma_status {
     FMA_E_JWKS_UNAVAILABLE = 28,     /* jwks_unavailable: no JWKS could be fetched or cached */
     FMA_E_INVALID_KEY = 29,          /* invalid_key: a JWK/PEM is malformed or unsupported */
     FMA_E_WEAK_KEY = 30,             /* weak_key: RSA under 2048 bits, HS secret shorter than the hash */
-    FMA_E_UNSUPPORTED_ALGORITHM = 31 /* unsupported_algorithm: an algorithm name we do not know */
+    FMA_E_UNSUPPORTED_ALGORITHM = 31, /* unsupported_algorithm: an algorithm name we do not know */
+    FMA_E_DECRYPTION_FAILED = 32,    /* decryption_failed: a MAC-valid Fernet token whose padding is wrong */
+    FMA_E_STORE_UNAVAILABLE = 33,    /* store_unavailable: the store cannot be reached (Redis down, SQLite locked) */
+    FMA_E_CORRUPTED_VALUE = 34,      /* corrupted_value: a stored value is not readable (truncated, bad envelope) */
+    FMA_E_UNDECRYPTABLE_VALUE = 35,  /* undecryptable_value: no configured key decrypts a stored value */
+    FMA_E_PLAINTEXT_VALUE = 36       /* plaintext_value: an unencrypted value where encryption is required */
 } fma_status;
 
 #define FMA_ERROR_MESSAGE_SIZE 256
@@ -185,6 +190,130 @@ fma_status fma_jwk_generate(const char *alg, const char *options_json, char **ou
  * for an oct key, which has no public form. Release the result with fma_string_free. */
 FMA_WARN_UNUSED_RESULT
 fma_status fma_jwk_public(const char *jwk_json, char **out_jwk_json, fma_error *err);
+
+/* ---- Fernet ------------------------------------------------------------------------------ */
+
+/* Fernet (github.com/fernet/spec), byte-compatible with Python cryptography.fernet, with
+ * MultiFernet's rotation: the first key encrypts, any key decrypts. Immutable; thread-safe; the
+ * key material is wiped when freed. Fernet failures use: FMA_E_MALFORMED_BASE64,
+ * FMA_E_MALFORMED_TOKEN (version, length, block size), FMA_E_BAD_SIGNATURE (no key's MAC
+ * matches), FMA_E_EXPIRED (older than ttl), FMA_E_NOT_YET_VALID (more than 60 s in the future,
+ * with a ttl), FMA_E_DECRYPTION_FAILED (padding). */
+typedef struct fma_fernet fma_fernet;
+
+/* Pass as `at_time`/`now` for the current time. */
+#define FMA_TIME_NOW INT64_MIN
+/* Pass as `ttl_seconds` to skip the age check. */
+#define FMA_NO_TTL (-1)
+
+/* Creates a Fernet from `count` keys (url-safe base64 of 32 bytes each, 44 characters). Invalid
+ * keys are FMA_E_INVALID_KEY. Release with fma_fernet_free. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_fernet_new(const char *const *keys, size_t count, fma_fernet **out, fma_error *err);
+
+/* Releases a Fernet (wiping its keys). NULL is a no-op. */
+void fma_fernet_free(fma_fernet *fernet);
+
+/* A new random key; release it with fma_string_free. Thread-safe. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_fernet_generate_key(char **out_key, fma_error *err);
+
+/* Encrypts `length` bytes with the first key, stamped `at_time` (FMA_TIME_NOW: now). The token
+ * (url-safe base64 text) is released with fma_string_free. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_fernet_encrypt(const fma_fernet *fernet, const uint8_t *data, size_t length, int64_t at_time,
+                              char **out_token, fma_error *err);
+
+/* Decrypts a token with any key. With ttl_seconds >= 0, refuses tokens older than that at `now`
+ * (FMA_TIME_NOW: the current time) or more than 60 s in the future; FMA_NO_TTL skips both. The
+ * plaintext is released with fma_bytes_free (it may be empty: *out_data is then still non-NULL). */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_fernet_decrypt(const fma_fernet *fernet, const char *token, int64_t ttl_seconds, int64_t now,
+                              uint8_t **out_data, size_t *out_length, fma_error *err);
+
+/* Re-encrypts a token under the first key, keeping its timestamp (MultiFernet.rotate). */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_fernet_rotate(const fma_fernet *fernet, const char *token, char **out_token, fma_error *err);
+
+/* The token's timestamp, after its MAC is verified with one of the keys. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_fernet_extract_timestamp(const fma_fernet *fernet, const char *token, int64_t *out_timestamp, fma_error *err);
+
+/* Wipes and releases bytes the library returned through a `uint8_t **`. NULL is a no-op. */
+void fma_bytes_free(uint8_t *data, size_t length);
+
+/* ---- Token store --------------------------------------------------------------------------- */
+
+/* A collection-scoped key-value store of JSON objects, encrypted at rest as py-key-value's
+ * FernetEncryptionWrapper does it. URLs: "memory://", "sqlite:///relative.db" or
+ * "sqlite:////absolute.db", "redis://[[user]:password@]host[:port][/db]". Thread-safe; every
+ * operation is atomic per entry (across processes for SQLite and Redis). Values are JSON
+ * objects, passed and returned as JSON text (returned text is released with fma_string_free).
+ * Collections and keys are 1 to 1024 bytes without NUL. */
+typedef struct fma_store fma_store;
+
+/* Opens a store. `options_json` is NULL or an object with "encryption_keys" (list of Fernet
+ * keys; first encrypts), "on_plaintext" and "on_undecryptable" ("error", the default, or
+ * "miss"), "max_value_bytes" (1048576), "max_entries_per_collection" (memory, 100000),
+ * "timeout" (seconds, 5). Bad URLs and options are FMA_E_INVALID_CONFIG; an unreachable SQLite
+ * file FMA_E_STORE_UNAVAILABLE (Redis connects on first use). */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_new(const char *url, const char *options_json, fma_store **out, fma_error *err);
+
+/* Closes the store and releases it. NULL is a no-op. No call on it may be running or follow. */
+void fma_store_free(fma_store *store);
+
+/* Stores `value_json` (a JSON object). `ttl_seconds` is NULL for no expiry, else > 0. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_put(fma_store *store, const char *collection, const char *key, const char *value_json,
+                         const double *ttl_seconds, fma_error *err);
+
+/* Stores only when no live entry exists; *out_stored is 1 when it stored, 0 when one existed. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_put_if_absent(fma_store *store, const char *collection, const char *key, const char *value_json,
+                                   const double *ttl_seconds, int *out_stored, fma_error *err);
+
+/* *out_value_json receives the value, or NULL when there is no live entry (or a "miss" mode
+ * applies). */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_get(fma_store *store, const char *collection, const char *key, char **out_value_json, fma_error *err);
+
+/* Get and delete in one atomic step: of concurrent takers, exactly one receives the value. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_take(fma_store *store, const char *collection, const char *key, char **out_value_json, fma_error *err);
+
+/* *out_deleted is 1 when an entry was deleted. `out_deleted` may be NULL. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_delete(fma_store *store, const char *collection, const char *key, int *out_deleted, fma_error *err);
+
+/* Deletes only while the entry still holds `expected_json` (compared as JSON values);
+ * *out_deleted is 1 when it did. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_compare_and_delete(fma_store *store, const char *collection, const char *key,
+                                        const char *expected_json, int *out_deleted, fma_error *err);
+
+/* *out_found is 0 when there is no live entry; else *out_seconds is the time left, or -1 when
+ * the entry never expires. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_ttl(fma_store *store, const char *collection, const char *key, int *out_found, double *out_seconds,
+                         fma_error *err);
+
+/* The live keys of a collection, as a sorted JSON array of strings. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_keys(fma_store *store, const char *collection, char **out_keys_json, fma_error *err);
+
+/* Deletes a whole collection; *out_count (may be NULL) receives how many entries went. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_delete_collection(fma_store *store, const char *collection, size_t *out_count, fma_error *err);
+
+/* Acquires the lease `name` for ttl_seconds (> 0): *out_holder receives the holder token, or
+ * NULL while another holder has it. Leases expire on their own. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_acquire_lease(fma_store *store, const char *name, double ttl_seconds, char **out_holder, fma_error *err);
+
+/* Releases the lease if `holder` still holds it; *out_released is 1 when it did. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_release_lease(fma_store *store, const char *name, const char *holder, int *out_released, fma_error *err);
 
 #ifdef __cplusplus
 }

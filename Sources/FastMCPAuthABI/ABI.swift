@@ -11,7 +11,7 @@ import Glibc
 /// Offsets of `fma_error` { fma_status status; char message[256]; }.
 private let errorMessageSize = 256
 
-private func report(_ err: UnsafeMutableRawPointer?, _ code: ErrorCode, _ message: String) -> Int32 {
+func report(_ err: UnsafeMutableRawPointer?, _ code: ErrorCode, _ message: String) -> Int32 {
     if let err {
         err.storeBytes(of: code.rawValue, as: Int32.self)
         let buffer = (err + MemoryLayout<Int32>.size).assumingMemoryBound(to: UInt8.self)
@@ -29,7 +29,7 @@ private func report(_ err: UnsafeMutableRawPointer?, _ code: ErrorCode, _ messag
 }
 
 /// Runs `body`, mapping success and every thrown error to a status.
-private func call(_ err: UnsafeMutableRawPointer?, _ body: () throws -> Void) -> Int32 {
+func call(_ err: UnsafeMutableRawPointer?, _ body: () throws -> Void) -> Int32 {
     do {
         try body()
         return report(err, .ok, "")
@@ -40,13 +40,13 @@ private func call(_ err: UnsafeMutableRawPointer?, _ body: () throws -> Void) ->
     }
 }
 
-private func argument(_ pointer: UnsafePointer<CChar>?, _ name: String) throws -> String {
+func argument(_ pointer: UnsafePointer<CChar>?, _ name: String) throws -> String {
     guard let pointer else { throw AuthError(.invalidArgument, "\(name) is NULL") }
     return String(cString: pointer)
 }
 
 /// A malloc'd C copy of `text` (released with fma_string_free or by its handle).
-private func cString(_ text: String) throws -> UnsafeMutablePointer<CChar> {
+func cString(_ text: String) throws -> UnsafeMutablePointer<CChar> {
     guard let copy = strdup(text) else { throw AuthError(.internalError, "out of memory") }
     return copy
 }
@@ -131,7 +131,7 @@ private final class AccessTokenHandle {
     }
 }
 
-private func handle<T: AnyObject>(_ pointer: OpaquePointer?, as: T.Type) -> T? {
+func handle<T: AnyObject>(_ pointer: OpaquePointer?, as: T.Type) -> T? {
     pointer.map { Unmanaged<T>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() }
 }
 

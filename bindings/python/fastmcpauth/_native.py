@@ -80,3 +80,39 @@ def take_string(pointer: ctypes.c_void_p) -> str:
         return ctypes.string_at(pointer.value).decode("utf-8")
     finally:
         string_free(pointer)
+
+_size_p = ctypes.POINTER(ctypes.c_size_t)
+_int_p = ctypes.POINTER(ctypes.c_int)
+_double_p = ctypes.POINTER(ctypes.c_double)
+_bytes_pp = ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8))
+
+TIME_NOW = -(2 ** 63)
+NO_TTL = -1
+
+fernet_new = _ffi("fma_fernet_new", [ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t, _handle_p, _err_p], ctypes.c_int)
+fernet_free = _ffi("fma_fernet_free", [ctypes.c_void_p], None)
+fernet_generate_key = _ffi("fma_fernet_generate_key", [_c_char_pp, _err_p], ctypes.c_int)
+fernet_encrypt = _ffi("fma_fernet_encrypt", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int64, _c_char_pp, _err_p], ctypes.c_int)
+fernet_decrypt = _ffi("fma_fernet_decrypt", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64, _bytes_pp, _size_p, _err_p], ctypes.c_int)
+fernet_rotate = _ffi("fma_fernet_rotate", [ctypes.c_void_p, ctypes.c_char_p, _c_char_pp, _err_p], ctypes.c_int)
+fernet_extract_timestamp = _ffi("fma_fernet_extract_timestamp", [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int64), _err_p], ctypes.c_int)
+bytes_free = _ffi("fma_bytes_free", [ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t], None)
+
+store_new = _ffi("fma_store_new", [ctypes.c_char_p, ctypes.c_char_p, _handle_p, _err_p], ctypes.c_int)
+store_free = _ffi("fma_store_free", [ctypes.c_void_p], None)
+store_put = _ffi("fma_store_put", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, _double_p, _err_p], ctypes.c_int)
+store_put_if_absent = _ffi("fma_store_put_if_absent", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, _double_p, _int_p, _err_p], ctypes.c_int)
+store_get = _ffi("fma_store_get", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, _c_char_pp, _err_p], ctypes.c_int)
+store_take = _ffi("fma_store_take", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, _c_char_pp, _err_p], ctypes.c_int)
+store_delete = _ffi("fma_store_delete", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, _int_p, _err_p], ctypes.c_int)
+store_compare_and_delete = _ffi("fma_store_compare_and_delete", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, _int_p, _err_p], ctypes.c_int)
+store_ttl = _ffi("fma_store_ttl", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, _int_p, _double_p, _err_p], ctypes.c_int)
+store_keys = _ffi("fma_store_keys", [ctypes.c_void_p, ctypes.c_char_p, _c_char_pp, _err_p], ctypes.c_int)
+store_delete_collection = _ffi("fma_store_delete_collection", [ctypes.c_void_p, ctypes.c_char_p, _size_p, _err_p], ctypes.c_int)
+store_acquire_lease = _ffi("fma_store_acquire_lease", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_double, _c_char_pp, _err_p], ctypes.c_int)
+store_release_lease = _ffi("fma_store_release_lease", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, _int_p, _err_p], ctypes.c_int)
+
+
+def raise_for(status: int, err: Error, kind):
+    """Raises `kind(code, message)` for a failed call."""
+    raise kind(status_name(status).decode(), err.message.decode("utf-8", "replace"))

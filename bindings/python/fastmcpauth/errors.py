@@ -21,3 +21,8 @@ class ConfigurationError(FastMCPAuthError, ValueError):
 
 class InvalidKey(FastMCPAuthError, ValueError):
     """A key, algorithm or argument given to signing or key tools is unusable."""
+
+
+class StoreError(FastMCPAuthError):
+    """A store operation failed (store_unavailable, corrupted_value, undecryptable_value,
+    plaintext_value, too_large, invalid_argument, ...)."""

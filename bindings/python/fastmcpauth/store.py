@@ -1,0 +1,128 @@
+"""The encrypted token store: memory://, sqlite:///path.db, redis://host:port/db."""
+
+import ctypes
+import json
+import math
+from typing import Iterable, Optional, Union
+
+from . import _native
+from .errors import StoreError
+
+
+def _name(text: str) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError("collection, key and lease names are str")
+    return text.encode()
+
+
+def _value(value: dict) -> bytes:
+    if not isinstance(value, dict):
+        raise TypeError("values are dicts (JSON objects)")
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _ttl(ttl: Optional[float]):
+    return None if ttl is None else ctypes.byref(ctypes.c_double(float(ttl)))
+
+
+class Store:
+    """A store handle (thread-safe). Use ``open_store``; close with ``close()`` or ``with``."""
+
+    def __init__(self, handle: ctypes.c_void_p, url: str):
+        self._handle = handle
+        self.url = url
+
+    def _call(self, function, *args):
+        if self._handle is None:
+            raise StoreError("invalid_argument", "the store is closed")
+        err = _native.Error()
+        status = function(self._handle, *args, err)
+        if status != 0:
+            _native.raise_for(status, err, StoreError)
+
+    def _string_out(self, function, *args) -> Optional[str]:
+        out = ctypes.c_void_p()
+        self._call(function, *args, out)
+        return _native.take_string(out) if out.value else None
+
+    def put(self, collection: str, key: str, value: dict, ttl: Optional[float] = None) -> None:
+        self._call(_native.store_put, _name(collection), _name(key), _value(value), _ttl(ttl))
+
+    def put_if_absent(self, collection: str, key: str, value: dict, ttl: Optional[float] = None) -> bool:
+        stored = ctypes.c_int()
+        self._call(_native.store_put_if_absent, _name(collection), _name(key), _value(value), _ttl(ttl), stored)
+        return bool(stored.value)
+
+    def get(self, collection: str, key: str) -> Optional[dict]:
+        text = self._string_out(_native.store_get, _name(collection), _name(key))
+        return None if text is None else json.loads(text)
+
+    def take(self, collection: str, key: str) -> Optional[dict]:
+        """Get and delete in one atomic step."""
+        text = self._string_out(_native.store_take, _name(collection), _name(key))
+        return None if text is None else json.loads(text)
+
+    def delete(self, collection: str, key: str) -> bool:
+        deleted = ctypes.c_int()
+        self._call(_native.store_delete, _name(collection), _name(key), deleted)
+        return bool(deleted.value)
+
+    def compare_and_delete(self, collection: str, key: str, expected: dict) -> bool:
+        deleted = ctypes.c_int()
+        self._call(_native.store_compare_and_delete, _name(collection), _name(key), _value(expected), deleted)
+        return bool(deleted.value)
+
+    def ttl(self, collection: str, key: str) -> Optional[float]:
+        """Seconds left; ``math.inf`` when the entry never expires; None when there is none."""
+        found, seconds = ctypes.c_int(), ctypes.c_double()
+        self._call(_native.store_ttl, _name(collection), _name(key), found, seconds)
+        if not found.value:
+            return None
+        return math.inf if seconds.value < 0 else seconds.value
+
+    def keys(self, collection: str) -> list:
+        return json.loads(self._string_out(_native.store_keys, _name(collection)))
+
+    def delete_collection(self, collection: str) -> int:
+        count = ctypes.c_size_t()
+        self._call(_native.store_delete_collection, _name(collection), count)
+        return count.value
+
+    def acquire_lease(self, name: str, ttl: float) -> Optional[str]:
+        """The holder token, or None while another holder has the lease."""
+        return self._string_out(_native.store_acquire_lease, _name(name), ctypes.c_double(float(ttl)))
+
+    def release_lease(self, name: str, holder: str) -> bool:
+        released = ctypes.c_int()
+        self._call(_native.store_release_lease, _name(name), _name(holder), released)
+        return bool(released.value)
+
+    def close(self) -> None:
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle is not None:
+            _native.store_free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+def open_store(url: str, encryption_keys: Optional[Iterable[Union[str, bytes]]] = None, on_plaintext: str = "error",
+               on_undecryptable: str = "error", max_value_bytes: int = 1 << 20, **options) -> Store:
+    """Opens a store. ``encryption_keys``: Fernet keys (first encrypts, any decrypts); further
+    options: ``max_entries_per_collection`` (memory), ``timeout`` (seconds)."""
+    config = {"on_plaintext": on_plaintext, "on_undecryptable": on_undecryptable, "max_value_bytes": max_value_bytes}
+    if encryption_keys is not None:
+        config["encryption_keys"] = [k.decode() if isinstance(k, bytes) else k for k in encryption_keys]
+    config.update(options)
+    handle = ctypes.c_void_p()
+    err = _native.Error()
+    status = _native.store_new(url.encode(), json.dumps(config).encode(), handle, err)
+    if status != 0:
+        _native.raise_for(status, err, StoreError)
+    return Store(handle, url)
