@@ -8,8 +8,12 @@ out="$here/out"
 mkdir -p "$out"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 flags=$(pkg-config --cflags --libs fastmcpauth jansson)
-for name in sample test_jwt; do
+for name in sample test_jwt test_store; do
   gcc -std=c11 -Wall -Wextra -Werror -o "$out/$name" "$here/$name.c" $flags -Wl,-rpath,"$prefix/lib"
 done
 "$out/sample"
-"$out/test_jwt" "$here/../../../shared/vectors"
+vectors="${FASTMCPAUTH_VECTORS:-$here/../../../shared/vectors}"
+"$out/test_jwt" "$vectors"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+"$out/test_store" "$vectors" "$scratch"
