@@ -11,7 +11,7 @@ struct FastMCPAuthCLI: ParsableCommand {
         commandName: "fastmcpauth",
         abstract: "Keys, JWT signing and verification for MCP servers (libfastmcpauth \(FastMCPAuthVersion.string)).",
         version: FastMCPAuthVersion.string,
-        subcommands: [Keygen.self, Sign.self, Verify.self]
+        subcommands: [Keygen.self, Sign.self, Verify.self, FernetCommand.self, StoreCommand.self]
     )
 }
 
@@ -147,6 +147,140 @@ struct Verify: ParsableCommand {
             let verifier = try JWTVerifier(json: .object(config))
             print(try verifier.verify(token).claimsJSON)
         } catch { fail(error) }
+    }
+}
+
+/// Fernet keys come from a file (one per line) or FASTMCPAUTH_ENCRYPTION_KEYS (comma-separated),
+/// never from the command line, where other users could read them in the process list.
+struct KeyOptions: ParsableArguments {
+    @Option(help: "File with Fernet keys, one per line (the first encrypts). Default: $FASTMCPAUTH_ENCRYPTION_KEYS.")
+    var keyFile: String?
+
+    func keys(required: Bool) throws -> [String] {
+        var text = ""
+        if let keyFile {
+            text = try readFile(keyFile)
+        } else if let env = getenv("FASTMCPAUTH_ENCRYPTION_KEYS") {
+            text = String(cString: env)
+        }
+        let keys = text.split(whereSeparator: { $0 == "\n" || $0 == "," || $0 == " " || $0 == "\r" }).map(String.init)
+        if required, keys.isEmpty { throw AuthError(.invalidArgument, "give --key-file or set FASTMCPAUTH_ENCRYPTION_KEYS") }
+        return keys
+    }
+}
+
+func readStandardInput() -> [UInt8] {
+    var bytes = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = read(0, &buffer, buffer.count)
+        if count <= 0 { break }
+        bytes += buffer.prefix(count)
+    }
+    return bytes
+}
+
+struct FernetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "fernet", abstract: "Fernet keys, encryption and decryption.",
+                                                    subcommands: [GenKey.self, Encrypt.self, Decrypt.self])
+
+    struct GenKey: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "genkey", abstract: "Print a new Fernet key.")
+        func run() {
+            do { print(try Fernet.generateKey()) } catch { fail(error) }
+        }
+    }
+
+    struct Encrypt: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Encrypt standard input; print the token.")
+        @OptionGroup var keys: KeyOptions
+        func run() {
+            do { print(try Fernet(keys: keys.keys(required: true)).encrypt(readStandardInput())) } catch { fail(error) }
+        }
+    }
+
+    struct Decrypt: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Decrypt a token (argument or standard input) to standard output.")
+        @OptionGroup var keys: KeyOptions
+        @Option(help: "Refuse tokens older than this many seconds.")
+        var ttl: Int64?
+        @Argument(help: "The token (default: read from standard input).")
+        var token: String?
+        func run() {
+            do {
+                let text = token ?? String(decoding: readStandardInput(), as: UTF8.self)
+                let plaintext = try Fernet(keys: keys.keys(required: true)).decrypt(text, ttl: ttl)
+                _ = plaintext.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, stdout) }
+            } catch { fail(error) }
+        }
+    }
+}
+
+struct StoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "store", abstract: "Read and write the token store.",
+                                                    subcommands: [Get.self, Put.self, Del.self, Keys.self])
+
+    struct Location: ParsableArguments {
+        @Option(help: "memory://, sqlite:///path.db or redis://host:port/db")
+        var url: String
+        @OptionGroup var keys: KeyOptions
+
+        func open() throws -> Store {
+            var options = Store.Options()
+            options.encryptionKeys = try keys.keys(required: false)
+            return try Store(url: url, options: options)
+        }
+    }
+
+    struct Get: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a value as JSON (exit 1 when absent).")
+        @OptionGroup var location: Location
+        @Argument var collection: String
+        @Argument var key: String
+        func run() {
+            do {
+                guard let value = try location.open().get(collection, key) else { throw AuthError(.invalidArgument, "no such entry") }
+                print(JSONValue.object(value).serialized())
+            } catch { fail(error) }
+        }
+    }
+
+    struct Put: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Store a JSON object.")
+        @OptionGroup var location: Location
+        @Option(help: "Seconds until the entry expires.")
+        var ttl: Double?
+        @Argument var collection: String
+        @Argument var key: String
+        @Argument(help: "The value, a JSON object.")
+        var value: String
+        func run() {
+            do {
+                guard let object = try? JSONValue.parse(value).objectValue else { throw AuthError(.invalidArgument, "the value must be a JSON object") }
+                try location.open().put(collection, key, object, ttl: ttl)
+            } catch { fail(error) }
+        }
+    }
+
+    struct Del: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete an entry (exit 1 when absent).")
+        @OptionGroup var location: Location
+        @Argument var collection: String
+        @Argument var key: String
+        func run() {
+            do {
+                guard try location.open().delete(collection, key) else { throw AuthError(.invalidArgument, "no such entry") }
+            } catch { fail(error) }
+        }
+    }
+
+    struct Keys: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the keys of a collection, one per line.")
+        @OptionGroup var location: Location
+        @Argument var collection: String
+        func run() {
+            do { try location.open().keys(collection).forEach { print($0) } } catch { fail(error) }
+        }
     }
 }
 
