@@ -38,16 +38,21 @@ def rate(function, seconds=SECONDS):
 
 
 def build_c_bench():
-    out = REPO / ".build" / "bench_verify"
+    out = REPO / ".build" / "bench_c"
     lib = REPO / ".build" / "release"
-    subprocess.run(["gcc", "-O2", "-std=c11", "-o", str(out), str(REPO / "bench" / "bench_verify.c"),
+    subprocess.run(["gcc", "-O2", "-std=c11", "-o", str(out), str(REPO / "bench" / "bench_c.c"),
                     f"-I{REPO / 'include'}", f"-L{lib}", "-lfastmcpauth", f"-Wl,-rpath,{lib}"], check=True)
     return out
 
 
+def c_rates(binary, *args):
+    """{name: ops/s} from one bench_c run."""
+    out = subprocess.run([str(binary), *args], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0]: float(line.split()[1]) for line in out.splitlines()}
+
+
 def c_rate(binary, alg, cache="0"):
-    out = subprocess.run([str(binary), alg, str(SECONDS), cache], capture_output=True, text=True, check=True).stdout
-    return float(out.split()[1])
+    return c_rates(binary, "verify", alg, str(SECONDS), cache)[alg]
 
 
 def openssl_rate(alg):
@@ -105,5 +110,68 @@ def main():
           f"= {cached_rate / pyjwt_rate:.1f}x PyJWT; C ABI {c_rate(binary, 'RS256', '10000'):.0f}/s")
 
 
+def fernet_and_store(binary):
+    import asyncio
+    import shutil
+    import tempfile
+
+    from cryptography.fernet import Fernet as CryptoFernet
+    from key_value.aio.stores.redis import RedisStore
+    from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
+
+    sys.path.insert(0, str(REPO / "bindings" / "python" / "tests"))
+    from redis_server import RedisServer
+
+    print("\nFernet, 1 KiB, single thread (ops/s):")
+    key = CryptoFernet.generate_key()
+    data = b"x" * 1024
+    theirs, ours = CryptoFernet(key), fastmcpauth.Fernet(key)
+    token = theirs.encrypt(data)
+    c = c_rates(binary, "fernet", str(SECONDS))
+    rows = {
+        "encrypt": (c["fernet_encrypt"], rate(lambda: ours.encrypt(data)), rate(lambda: theirs.encrypt(data))),
+        "decrypt": (c["fernet_decrypt"], rate(lambda: ours.decrypt(token)), rate(lambda: theirs.decrypt(token))),
+    }
+    print(f"{'':8} {'C ABI':>10} {'python':>10} {'cryptography':>13}   C/cryptography")
+    for name, (c_ops, py_ops, crypto_ops) in rows.items():
+        print(f"{name:8} {c_ops:10.0f} {py_ops:10.0f} {crypto_ops:13.0f}   {c_ops / crypto_ops:13.1f}x")
+
+    print("\nStore, encrypted, one put + one get per operation, one connection (ops/s):")
+    server = RedisServer(appendfsync="everysec")
+    directory = tempfile.mkdtemp(prefix="fma-bench-")
+    try:
+        for name, url in [("memory", "memory://"), ("sqlite", f"sqlite:///{directory}/bench.db"), ("redis", server.url)]:
+            print(f"{name:8} C ABI {c_rates(binary, 'store', url, str(SECONDS))['store']:10.0f}")
+        store = fastmcpauth.open_store(server.url, encryption_keys=[key])
+        value = {"access_token": "0123456789abcdef0123456789abcdef", "expires_in": 3600, "token_type": "Bearer"}
+
+        def ours_put_get():
+            store.put("bench", "k", value, ttl=300)
+            store.get("bench", "k")
+
+        print(f"redis    python {rate(ours_put_get):9.0f}")
+
+        async def pkv_rate():
+            pkv = FernetEncryptionWrapper(RedisStore(url=server.url), fernet=CryptoFernet(key))
+            count, start = 0, time.perf_counter()
+            while time.perf_counter() - start < SECONDS:
+                await pkv.put(key="k", value=value, collection="bench", ttl=300)
+                await pkv.get(key="k", collection="bench")
+                count += 1
+            return count / (time.perf_counter() - start)
+
+        print(f"redis    py-key-value-aio {asyncio.run(pkv_rate()):.0f}")
+        out = subprocess.run(["redis-benchmark", "-p", str(server.port), "-c", "1", "-n", "20000", "-t", "set,get", "-q"],
+                             capture_output=True, text=True).stdout
+        print("redis-benchmark -c 1 (requests/s; one put+get is two round trips):")
+        for line in out.replace("\r", "\n").splitlines():
+            if "requests per second" in line:
+                print("   ", line.strip())
+    finally:
+        server.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main()
+    fernet_and_store(build_c_bench())

@@ -17,22 +17,17 @@ public enum Base64 {
         return String(decoding: text, as: UTF8.self)
     }
 
+    private static let standardDecodeTable = Base64URL.makeDecodeTable(standardTable)
+
     public static func decode(_ text: String, alphabet: Alphabet) -> [UInt8]? {
-        var chars = Array(text.utf8)
-        guard chars.count % 4 == 0 else { return nil }
-        var padding = 0
-        while padding < 2, chars.last == UInt8(ascii: "=") {
-            chars.removeLast()
-            padding += 1
+        var text = text
+        return text.withUTF8 { chars -> [UInt8]? in
+            guard chars.count % 4 == 0 else { return nil }
+            var count = chars.count
+            if count > 0, chars[count - 1] == UInt8(ascii: "=") { count -= 1 }
+            if count > 0, chars[count - 1] == UInt8(ascii: "=") { count -= 1 }
+            let body = UnsafeBufferPointer(rebasing: chars[0..<count])
+            return Base64URL.decode(buffer: body, table: alphabet == .standard ? standardDecodeTable : Base64URL.decodeTable)
         }
-        let urlSafeForm: [UInt8] = chars.map { char in
-            switch (alphabet, char) {
-            case (.standard, UInt8(ascii: "+")): return UInt8(ascii: "-")
-            case (.standard, UInt8(ascii: "/")): return UInt8(ascii: "_")
-            case (.standard, UInt8(ascii: "-")), (.standard, UInt8(ascii: "_")): return UInt8(ascii: "=")  // foreign: refused below
-            default: return char
-            }
-        }
-        return Base64URL.decode(urlSafeForm)
     }
 }

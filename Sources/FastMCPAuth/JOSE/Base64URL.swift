@@ -4,11 +4,13 @@
 public enum Base64URL {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
-    private static let decodeTable: [UInt8] = {
+    static let decodeTable: [UInt8] = makeDecodeTable(alphabet)
+
+    static func makeDecodeTable(_ alphabet: [UInt8]) -> [UInt8] {
         var table = [UInt8](repeating: 0xFF, count: 256)
         for (index, char) in alphabet.enumerated() { table[Int(char)] = UInt8(index) }
         return table
-    }()
+    }
 
     public static func encode<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         let input = Array(bytes)
@@ -42,11 +44,12 @@ public enum Base64URL {
     /// Decodes strictly; returns nil for padding, characters outside the alphabet, an
     /// impossible length or non-zero trailing bits.
     public static func decode<Chars: Collection>(_ text: Chars) -> [UInt8]? where Chars.Element == UInt8 {
-        if let decoded = text.withContiguousStorageIfAvailable({ decode(buffer: $0) }) { return decoded }
-        return Array(text).withUnsafeBufferPointer { decode(buffer: $0) }
+        if let decoded = text.withContiguousStorageIfAvailable({ decode(buffer: $0, table: decodeTable) }) { return decoded }
+        return Array(text).withUnsafeBufferPointer { decode(buffer: $0, table: decodeTable) }
     }
 
-    private static func decode(buffer: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+    /// Unpadded, canonical decoding of `buffer` with a 256-entry table (0xFF: not in the alphabet).
+    static func decode(buffer: UnsafeBufferPointer<UInt8>, table decodeTable: [UInt8]) -> [UInt8]? {
         if buffer.count % 4 == 1 { return nil }
         var valid = true
         let decoded = [UInt8](unsafeUninitializedCapacity: buffer.count * 3 / 4) { out, initialized in

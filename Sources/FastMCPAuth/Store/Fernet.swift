@@ -18,7 +18,7 @@ public final class Fernet: @unchecked Sendable {
     public init(keys: [String]) throws {
         guard !keys.isEmpty else { throw AuthError(.invalidKey, "Fernet needs at least one key") }
         self.keys = try keys.enumerated().map { index, text in
-            guard let raw = Base64.decode(text.trimmingCharacters(), alphabet: .urlSafe), raw.count == 32 else {
+            guard let raw = Base64.decode(text.trimmingASCIIWhitespace(), alphabet: .urlSafe), raw.count == 32 else {
                 throw AuthError(.invalidKey, "Fernet key \(index + 1) must be 32 url-safe base64-encoded bytes")
             }
             return Key(signing: Array(raw[0..<16]), encryption: Array(raw[16...]))
@@ -89,7 +89,7 @@ public final class Fernet: @unchecked Sendable {
 
     private static func unverifiedData(_ token: String) throws -> (Int64, [UInt8]) {
         guard token.utf8.count <= 64 << 20 else { throw AuthError(.tooLarge, "the Fernet token exceeds 64 MiB") }
-        guard let data = Base64.decode(token.trimmingCharacters(), alphabet: .urlSafe) else {
+        guard let data = Base64.decode(token.trimmingASCIIWhitespace(), alphabet: .urlSafe) else {
             throw AuthError(.malformedBase64, "the Fernet token is not url-safe base64")
         }
         guard data.count >= 9, data[0] == 0x80 else { throw AuthError(.malformedToken, "not a Fernet token (version byte or length)") }
@@ -100,9 +100,9 @@ public final class Fernet: @unchecked Sendable {
     /// The key whose MAC matches (constant-time compare), else bad_signature.
     private func verifiedKey(_ data: [UInt8]) throws -> Key {
         guard data.count >= 1 + 8 + 16 + 32 else { throw AuthError(.malformedToken, "the Fernet token is too short") }
-        let signed = Array(data[..<(data.count - 32)]), mac = Array(data[(data.count - 32)...])
+        let mac = Array(data[(data.count - 32)...])
         for key in keys {
-            let expected = signed.withUnsafeBytes { OpenSSL.hmac(digestName: "SHA256", key: key.signing, data: $0) }
+            let expected = data.withUnsafeBytes { OpenSSL.hmac(digestName: "SHA256", key: key.signing, data: UnsafeRawBufferPointer(rebasing: $0[..<(data.count - 32)])) }
             if OpenSSL.constantTimeEqual(expected, mac) { return key }
         }
         throw AuthError(.badSignature, "the Fernet token's MAC does not match any key")
@@ -134,5 +134,17 @@ public final class Fernet: @unchecked Sendable {
         }
         out.removeLast(out.count - Int(written + final))
         return out
+    }
+}
+
+extension String {
+    /// Drops ASCII spaces, tabs and line breaks at both ends (a key or token read from a file).
+    func trimmingASCIIWhitespace() -> String {
+        let bytes = utf8
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }) else { return "" }
+        let last = bytes.lastIndex(where: { !isSpace($0) })!
+        if first == bytes.startIndex && last == bytes.index(before: bytes.endIndex) { return self }
+        return String(self[first...last])
     }
 }

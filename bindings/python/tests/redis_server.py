@@ -14,7 +14,8 @@ def free_port():
 
 
 class RedisServer:
-    def __init__(self):
+    def __init__(self, appendfsync="always"):
+        self.appendfsync = appendfsync
         self.port = free_port()
         self.directory = tempfile.mkdtemp(prefix="fma-redis-")
         self.process = None
@@ -27,7 +28,7 @@ class RedisServer:
     def start(self):
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--dir", self.directory, "--daemonize", "no", "--loglevel", "warning"],
+             "--appendfsync", self.appendfsync, "--dir", self.directory, "--daemonize", "no", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
