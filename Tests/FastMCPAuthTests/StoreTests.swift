@@ -158,6 +158,35 @@ import Testing
         #expect(outcome { try Store(url: "memory://", options: { var o = Store.Options(); o.encryptionKeys = ["nope"]; return o }()) } == .invalidConfig)
     }
 
+    @Test func memoryIsBoundedPerCollection() throws {
+        let clock = TestClock(1_000)
+        var options = Store.Options()
+        options.maxEntriesPerCollection = 3
+        let store = try Store(url: "memory://", options: options, clock: clock.function)
+        try store.put("c", "short", ["n": 0], ttl: 5)
+        for index in 1...3 { try store.put("c", "k\(index)", ["n": .int(Int64(index))]) }
+        #expect(try store.keys("c") == ["k1", "k2", "k3"])           // the oldest went first
+        clock.advance(10)
+        try store.put("c", "k4", ["n": 4])
+        #expect(try store.keys("c") == ["k2", "k3", "k4"])
+        try store.put("other", "x", ["n": 9])                         // another collection has its own bound
+        #expect(try store.keys("c").count == 3 && store.keys("other") == ["x"])
+        try store.put("c", "k4", ["n": 44])                            // overwriting never evicts
+        #expect(try store.keys("c") == ["k2", "k3", "k4"])
+    }
+
+    @Test func sqlitePurgesExpiredRowsAndSurvivesReopen() throws {
+        let fixture = try Fixture(.sqlite)
+        let store = try fixture.store()
+        for index in 0..<300 { try store.put("c", "k\(index)", ["n": .int(Int64(index))], ttl: 1) }
+        try store.put("c", "keep", ["n": -1])
+        fixture.clock.advance(2)
+        for index in 0..<300 { try store.put("d", "k\(index)", ["n": 1]) }   // passes a purge point
+        let raw = try fixture.rawBackend()
+        #expect(try raw.keys("c", now: 0) == ["keep"])                   // even at time 0: the expired rows are gone
+        #expect(try fixture.store().get("c", "keep") == ["n": -1])
+    }
+
     @Test func badURLs() {
         for url in ["", "postgres://x", "sqlite:///", "redis://host:notaport/0", "redis://h:6379/x", "file:///tmp/x"] {
             #expect(outcome { try Store(url: url) } == .invalidConfig, "\(url)")
