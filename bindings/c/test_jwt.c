@@ -9,20 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-static int passed, failed;
-static char vectors[1024];
+#include "check.h"
 
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (cond) {                                                        \
-            passed++;                                                      \
-        } else {                                                           \
-            failed++;                                                      \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);          \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-        }                                                                  \
-    } while (0)
+static char vectors[1024];
 
 static char *make_token(const char *jwk, const char *alg, long long exp_offset, const char *extra) {
     char claims[512];

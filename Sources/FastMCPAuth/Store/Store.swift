@@ -27,12 +27,7 @@ public final class Store: @unchecked Sendable {
 
         /// The JSON options of the C API and bindings (keys as the Python keyword names).
         public init(json: JSONValue) throws {
-            guard let object = json.objectValue else { throw AuthError(.invalidConfig, "store options must be a JSON object") }
-            let present = object.filter { $0.value != .null }
-            if let unknown = present.keys.sorted().first(where: { !Self.knownKeys.contains($0) }) {
-                throw AuthError(.invalidConfig, "unknown store option \"\(unknown)\"")
-            }
-            let reader = ConfigReader(values: present)
+            let reader = try ConfigReader(json: json, known: Self.knownKeys, what: "store options")
             encryptionKeys = try reader.stringList("encryption_keys") ?? []
             for (key, keyPath) in [("on_plaintext", \Options.onPlaintext), ("on_undecryptable", \Options.onUndecryptable)] {
                 if let text = try reader.string(key) {

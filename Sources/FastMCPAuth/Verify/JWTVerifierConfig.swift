@@ -32,12 +32,8 @@ public struct JWTVerifierConfig: Sendable {
 
     /// Parses the JSON configuration; every problem is `invalid_config` naming the key.
     public init(json: JSONValue) throws {
-        guard let object = json.objectValue else { throw AuthError(.invalidConfig, "the verifier configuration must be a JSON object") }
-        let present = object.filter { $0.value != .null }
-        if let unknown = present.keys.sorted().first(where: { !Self.knownKeys.contains($0) }) {
-            throw AuthError(.invalidConfig, "unknown configuration key \"\(unknown)\"")
-        }
-        let reader = ConfigReader(values: present)
+        let reader = try ConfigReader(json: json, known: Self.knownKeys, what: "the verifier configuration")
+        let present = reader.values
 
         let sources = ["public_key", "jwks", "jwks_uri"].filter { present[$0] != nil }
         guard sources.count == 1 else {
@@ -92,7 +88,19 @@ public struct JWTVerifierConfig: Sendable {
 
 /// Typed reads of a JSON configuration object, each failure naming its key.
 struct ConfigReader {
+    /// The configuration's members; JSON null counts as absent.
     let values: [String: JSONValue]
+
+    init(values: [String: JSONValue]) { self.values = values }
+
+    /// A reader of a configuration object whose every key must be one of `known`.
+    init(json: JSONValue, known: Set<String>, what: String) throws {
+        guard let object = json.objectValue else { throw AuthError(.invalidConfig, "\(what) must be a JSON object") }
+        values = object.filter { $0.value != .null }
+        if let unknown = values.keys.sorted().first(where: { !known.contains($0) }) {
+            throw AuthError(.invalidConfig, "unknown configuration key \"\(unknown)\" in \(what)")
+        }
+    }
 
     func string(_ key: String) throws -> String? {
         guard let value = values[key] else { return nil }
