@@ -58,9 +58,10 @@ public struct JWTVerifierConfig: Sendable {
             throw AuthError(.invalidConfig, "give algorithm or algorithms, not both")
         }
         let names = try reader.stringList("algorithms") ?? (try reader.string("algorithm")).map { [$0] } ?? ["RS256"]
+        let algorithmKey = present["algorithm"] != nil ? "algorithm" : "algorithms"
         guard !names.isEmpty else { throw AuthError(.invalidConfig, "algorithms: the list is empty") }
         algorithms = try names.map { name in
-            guard let alg = JWSAlgorithm(name: name) else { throw AuthError(.invalidConfig, "algorithms: unsupported algorithm \"\(name)\"") }
+            guard let alg = JWSAlgorithm(name: name) else { throw AuthError(.invalidConfig, "\(algorithmKey): unsupported algorithm \"\(name)\"") }
             return alg
         }
 

@@ -1,0 +1,181 @@
+/// Building an AuthFacade from a JSON configuration (keys are the Python keyword names) or from
+/// FastMCP's environment variables.
+extension AuthFacade {
+    static let commonKeys: Set<String> = ["provider", "base_url", "mcp_path", "required_scopes", "resource_name"]
+    static let verifierKeys = JWTVerifierConfig.knownKeys.subtracting(["required_scopes"])
+
+    /// {"provider": "jwt" | "remote" | "authkit" | "static", "base_url", "mcp_path" ("/mcp"),
+    ///  "required_scopes", "resource_name", …provider keys}. jwt: the JWTVerifier keys; remote:
+    /// "token_verifier" (a JWTVerifier configuration) and "authorization_servers"; authkit:
+    /// "authkit_domain"; static: "tokens" ({token: {client_id, scopes, expires_at, sub}}).
+    public convenience init(json: JSONValue, http: HTTPClient = CurlHTTPClient(),
+                            clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock) throws {
+        guard let object = json.objectValue else { throw AuthError(.invalidConfig, "the auth configuration must be a JSON object") }
+        let values = object.filter { $0.value != .null }
+        let reader = ConfigReader(values: values)
+        guard let name = try reader.string("provider") else { throw AuthError(.invalidConfig, "provider: is required") }
+        guard let provider = Provider(rawValue: name) else {
+            throw AuthError(.invalidConfig, "provider: \"\(name)\" is not available (jwt, remote, authkit, static)")
+        }
+        let specific: Set<String>
+        switch provider {
+        case .jwt: specific = AuthFacade.verifierKeys
+        case .remote: specific = ["token_verifier", "authorization_servers"]
+        case .authkit: specific = ["authkit_domain"]
+        case .static: specific = ["tokens"]
+        }
+        if let unknown = values.keys.sorted().first(where: { !AuthFacade.commonKeys.contains($0) && !specific.contains($0) }) {
+            throw AuthError(.invalidConfig, "unknown configuration key \"\(unknown)\" for provider \(name)")
+        }
+        guard let baseURL = try reader.string("base_url") else { throw AuthError(.invalidConfig, "base_url: is required") }
+        let mcpPath = try reader.string("mcp_path") ?? "/mcp"
+        let scopes = try reader.stringList("required_scopes") ?? []
+        var servers: [String] = []
+        var domain: String? = nil
+        let verify: @Sendable (String, [String]) throws -> AccessToken
+
+        func jwtVerifier(_ config: [String: JSONValue], defaults: [String: JSONValue] = [:]) throws -> JWTVerifier {
+            var merged = defaults
+            merged.merge(config) { _, explicit in explicit }
+            return try JWTVerifier(json: .object(merged), http: http, clock: clock)
+        }
+
+        switch provider {
+        case .jwt:
+            let verifier = try jwtVerifier(values.filter { AuthFacade.verifierKeys.contains($0.key) })
+            verify = { token, needed in try verifier.verify(token, requiredScopes: needed) }
+        case .remote:
+            guard case .object(let config)? = values["token_verifier"] else {
+                throw AuthError(.invalidConfig, "token_verifier: must be a JWTVerifier configuration object")
+            }
+            if config["required_scopes"] != nil { throw AuthError(.invalidConfig, "token_verifier: give required_scopes on the provider") }
+            let verifier = try jwtVerifier(config)
+            servers = try reader.stringList("authorization_servers") ?? []
+            guard !servers.isEmpty else { throw AuthError(.invalidConfig, "authorization_servers: at least one is required") }
+            verify = { token, needed in try verifier.verify(token, requiredScopes: needed) }
+        case .authkit:
+            guard let text = try reader.string("authkit_domain"), let origin = AuthFacade.origin(of: text) else {
+                throw AuthError(.invalidConfig, "authkit_domain: must be a URL such as https://your-app.authkit.app")
+            }
+            domain = origin
+            servers = [origin]
+            let resource = (AuthFacade.origin(of: baseURL) ?? "") + String(baseURL.dropFirst((AuthFacade.origin(of: baseURL) ?? "").count)).trimmingSuffix("/") + mcpPath
+            // AuthKit: JWKS at {domain}/oauth2/jwks, issuer = domain, audience = the resource.
+            let verifier = try jwtVerifier([:], defaults: ["jwks_uri": .string(origin + "/oauth2/jwks"), "issuer": .string(origin),
+                                                           "audience": .string(resource), "algorithms": ["RS256"]])
+            verify = { token, needed in try verifier.verify(token, requiredScopes: needed) }
+        case .static:
+            guard case .object(let tokens)? = values["tokens"], !tokens.isEmpty else {
+                throw AuthError(.invalidConfig, "tokens: must map each token to {client_id, scopes, expires_at}")
+            }
+            let table: [(token: [UInt8], claims: [String: JSONValue])] = try tokens.map { token, entry in
+                guard case .object(var claims) = entry else { throw AuthError(.invalidConfig, "tokens: each entry must be an object") }
+                if let scopes = claims.removeValue(forKey: "scopes") {
+                    guard let list = scopes.stringOrStringArray else { throw AuthError(.invalidConfig, "tokens: scopes must be a list of strings") }
+                    claims["scope"] = .string(list.joined(separator: " "))
+                }
+                if let expires = claims.removeValue(forKey: "expires_at") { claims["exp"] = expires }
+                return (Array(token.utf8), claims)
+            }
+            verify = { token, needed in
+                let bytes = Array(token.utf8)
+                // Every entry is compared, in constant time, so timing does not reveal a prefix.
+                var found: [String: JSONValue]? = nil
+                for entry in table where OpenSSL.constantTimeEqual(entry.token, bytes) { found = entry.claims }
+                guard let claims = found else { throw AuthError(.badSignature, "unknown static token") }
+                var policy = ClaimsPolicy()
+                policy.requireExpiration = false
+                try policy.checkClaims(claims, now: clock(), extraScopes: needed)
+                return AccessToken(token: token, claims: claims)
+            }
+        }
+        try self.init(provider: provider, baseURL: baseURL, mcpPath: mcpPath, requiredScopes: scopes, authorizationServers: servers,
+                      resourceName: try reader.string("resource_name"), authKitDomain: domain, verify: verify, http: http, clock: clock)
+    }
+
+    // MARK: - Environment
+
+    static let providerNames: [String: Provider] = [
+        "jwt": .jwt, "jwtverifier": .jwt, "fastmcp.server.auth.providers.jwt.jwtverifier": .jwt,
+        "authkit": .authkit, "authkitprovider": .authkit, "fastmcp.server.auth.providers.workos.authkitprovider": .authkit,
+        "remote": .remote, "remoteauthprovider": .remote, "fastmcp.server.auth.auth.remoteauthprovider": .remote,
+        "fastmcp.server.auth.remoteauthprovider": .remote,
+        "static": .static, "statictokenverifier": .static, "fastmcp.server.auth.providers.jwt.statictokenverifier": .static,
+    ]
+    static let laterProviders: Set<String> = ["workos", "workosprovider", "fastmcp.server.auth.providers.workos.workosprovider",
+                                              "oidc_proxy", "oidcproxy", "oauth_proxy", "oauthproxy"]
+
+    /// The configuration FastMCP's variables describe: FASTMCP_SERVER_AUTH names the provider;
+    /// FASTMCP_SERVER_AUTH_JWT_*, FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_*, …_REMOTE_* and
+    /// …_STATIC_TOKENS give its settings. `overrides` (explicit arguments) win; `defaults` lose.
+    /// Returns nil when FASTMCP_SERVER_AUTH is unset and `overrides` names no provider.
+    public static func configuration(environment: [String: String], overrides: [String: JSONValue] = [:],
+                                     defaults: [String: JSONValue] = [:]) throws -> JSONValue? {
+        var config = defaults
+        var variableOf = [String: String]()
+        if let named = environment["FASTMCP_SERVER_AUTH"], !named.trimmingCharacters().isEmpty {
+            let key = named.trimmingCharacters().lowercased()
+            if laterProviders.contains(key) {
+                throw AuthError(.invalidConfig, "FASTMCP_SERVER_AUTH: \(named) is not available in this version (the OAuth proxy comes later)")
+            }
+            guard let provider = providerNames[key] else {
+                throw AuthError(.invalidConfig, "FASTMCP_SERVER_AUTH: unknown provider \"\(named)\"")
+            }
+            config["provider"] = .string(provider.rawValue)
+            let prefixes: [String]
+            switch provider {
+            case .jwt: prefixes = ["FASTMCP_SERVER_AUTH_JWT_"]
+            case .authkit: prefixes = ["FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_"]
+            case .remote: prefixes = ["FASTMCP_SERVER_AUTH_REMOTE_", "FASTMCP_SERVER_AUTH_JWT_"]
+            case .static: prefixes = ["FASTMCP_SERVER_AUTH_STATIC_"]
+            }
+            var verifier = [String: JSONValue]()
+            for (variable, value) in environment.sorted(by: { $0.key < $1.key }) {
+                guard let prefix = prefixes.first(where: { variable.hasPrefix($0) }) else { continue }
+                let key = variable.dropFirst(prefix.count).lowercased()
+                let parsed = try environmentValue(value, key: key, variable: variable)
+                if provider == .remote, prefix == "FASTMCP_SERVER_AUTH_JWT_", key != "base_url", key != "required_scopes" {
+                    verifier[key] = parsed
+                } else {
+                    config[key] = parsed
+                }
+                variableOf[key] = variable
+            }
+            if provider == .remote, !verifier.isEmpty { config["token_verifier"] = .object(verifier) }
+        }
+        config.merge(overrides) { _, explicit in explicit }
+        guard config["provider"] != nil else { return nil }
+        // Fail here, naming the variable, rather than later naming only the key.
+        do {
+            _ = try AuthFacade(json: .object(config))
+        } catch let error as AuthError {
+            if let key = variableOf.keys.sorted(by: { $0.count > $1.count }).first(where: { error.message.hasPrefix($0 + ":") || error.message.contains("\"\($0)\"") }),
+               let variable = variableOf[key], overrides[key] == nil {
+                throw AuthError(error.code, "\(variable): \(error.message)")
+            }
+            throw error
+        }
+        return .object(config)
+    }
+
+    /// Numbers, booleans, JSON objects/arrays and plain strings, as FastMCP's settings accept them.
+    static func environmentValue(_ text: String, key: String, variable: String) throws -> JSONValue {
+        let trimmed = text.trimmingCharacters()
+        if trimmed.hasPrefix("{") || trimmed.hasPrefix("[") {
+            guard let parsed = try? JSONValue.parse(trimmed) else { throw AuthError(.invalidConfig, "\(variable): not valid JSON") }
+            return parsed
+        }
+        switch trimmed.lowercased() {
+        case "true": return true
+        case "false": return false
+        default: break
+        }
+        if ["leeway", "cache_size", "cache_ttl", "max_token_bytes", "jwks_timeout", "jwks_max_bytes", "jwks_refetch_cooldown",
+            "jwks_cache_ttl", "jwks_min_cache_ttl", "jwks_max_cache_ttl", "timeout_seconds"].contains(key) {
+            if let integer = Int64(trimmed) { return .int(integer) }
+            if let number = Double(trimmed) { return .double(number) }
+            throw AuthError(.invalidConfig, "\(variable): must be a number")
+        }
+        return .string(text)
+    }
+}
