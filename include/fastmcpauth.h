@@ -315,6 +315,71 @@ fma_status fma_store_acquire_lease(fma_store *store, const char *name, double tt
 FMA_WARN_UNUSED_RESULT
 fma_status fma_store_release_lease(fma_store *store, const char *name, const char *holder, int *out_released, fma_error *err);
 
+/* ---- Resource server: the auth facade ----------------------------------------------------- */
+
+/* One auth object per MCP server in resource-server mode: it answers the discovery routes
+ * (/.well-known/oauth-protected-resource{mcp_path} with RFC 9728 path insertion, and the root
+ * form; for AuthKit, /.well-known/oauth-authorization-server) and turns an Authorization header
+ * into an access token or the 401/403 challenge the MCP spec requires. Immutable; thread-safe.
+ * May block on the network (JWKS, AuthKit metadata): call it off event loops. */
+typedef struct fma_auth fma_auth;
+
+/* An HTTP response (a route's answer or a challenge). Immutable; strings and bytes belong to it
+ * and live until fma_response_free. */
+typedef struct fma_response fma_response;
+
+/* Creates the facade from a JSON configuration: {"provider": "jwt" | "remote" | "authkit" |
+ * "static", "base_url", "mcp_path" ("/mcp"), "required_scopes", "resource_name", ...}; jwt takes
+ * the verifier keys of fma_verifier_new, remote "token_verifier" (a verifier configuration) and
+ * "authorization_servers", authkit "authkit_domain", static "tokens" ({token: {client_id,
+ * scopes, expires_at}}). Release with fma_auth_free. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_auth_new(const char *config_json, fma_auth **out, fma_error *err);
+
+/* Creates the facade from FastMCP's environment (FASTMCP_SERVER_AUTH and its
+ * FASTMCP_SERVER_AUTH_* variables). `overrides_json` (explicit arguments; they win) and
+ * `defaults_json` (they lose) are NULL or JSON objects of configuration keys. When no provider
+ * is named anywhere, returns FMA_OK with *out NULL: the server runs without auth. A bad value is
+ * FMA_E_INVALID_CONFIG naming its variable. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_auth_new_from_env(const char *overrides_json, const char *defaults_json, fma_auth **out, fma_error *err);
+
+/* Releases the facade. NULL is a no-op. */
+void fma_auth_free(fma_auth *auth);
+
+/* Answers a discovery route: *out receives the response, or NULL when the request is not one of
+ * the facade's routes. `target` is the path plus query; `headers_json` is NULL or a JSON object
+ * of header names to values; `body` may be NULL when body_length is 0. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_auth_handle(const fma_auth *auth, const char *method, const char *target, const char *headers_json,
+                           const uint8_t *body, size_t body_length, fma_response **out, fma_error *err);
+
+/* Authenticates one request. `authorization` is the Authorization header value or NULL;
+ * `required_scopes` NULL or space-separated scopes the operation needs beyond the configured
+ * ones; `target` NULL or the request target (a token in its query is refused). On FMA_OK exactly
+ * one of *out_token (release with fma_access_token_free) and *out_challenge (the 401/403 to
+ * send; release with fma_response_free) is set. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_auth_authenticate(const fma_auth *auth, const char *authorization, const char *required_scopes, const char *target,
+                                 fma_access_token **out_token, fma_response **out_challenge, fma_error *err);
+
+/* The HTTP status code. 0 for NULL. */
+int fma_response_status(const fma_response *response);
+
+/* Number of headers, and each one's name and value (NULL when index is out of range). */
+size_t fma_response_header_count(const fma_response *response);
+const char *fma_response_header_name(const fma_response *response, size_t index);
+const char *fma_response_header_value(const fma_response *response, size_t index);
+
+/* The value of the named header (case-insensitive), or NULL. */
+const char *fma_response_header(const fma_response *response, const char *name);
+
+/* The body (never NULL for a valid handle; NUL-terminated for convenience) and its length. */
+const uint8_t *fma_response_body(const fma_response *response, size_t *out_length);
+
+/* Releases a response. NULL is a no-op. */
+void fma_response_free(fma_response *response);
+
 #ifdef __cplusplus
 }
 #endif

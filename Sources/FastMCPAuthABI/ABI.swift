@@ -94,7 +94,7 @@ private final class VerifierHandle {
 }
 
 /// An access token with C copies of its strings, freed with the handle.
-private final class AccessTokenHandle {
+final class AccessTokenHandle {
     let token: UnsafeMutablePointer<CChar>
     let clientID: UnsafeMutablePointer<CChar>
     let subject: UnsafeMutablePointer<CChar>?

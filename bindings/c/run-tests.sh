@@ -8,7 +8,7 @@ out="$here/out"
 mkdir -p "$out"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 flags=$(pkg-config --cflags --libs fastmcpauth jansson)
-for name in sample test_jwt test_store; do
+for name in sample test_jwt test_store test_auth; do
   gcc -std=c11 -Wall -Wextra -Werror -o "$out/$name" "$here/$name.c" $flags -Wl,-rpath,"$prefix/lib"
 done
 "$out/sample"
@@ -17,3 +17,4 @@ vectors="${FASTMCPAUTH_VECTORS:-$here/../../../shared/vectors}"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 "$out/test_store" "$vectors" "$scratch"
+"$out/test_auth"

@@ -21,7 +21,8 @@ public struct AuthRequest: Sendable {
     }
 
     var path: String { String(target.prefix { $0 != "?" && $0 != "#" }) }
-    var query: String? { target.firstIndex(of: "?").map { String(target[target.index(after: $0)...]) } }
+    /// The target's query (after "?"), if any.
+    public var queryString: String? { target.firstIndex(of: "?").map { String(target[target.index(after: $0)...]) } }
 }
 
 /// An HTTP response: a route's answer or an authentication challenge.

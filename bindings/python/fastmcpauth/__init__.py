@@ -1,7 +1,8 @@
 """fastmcpauth: the Python binding of libfastmcpauth (authentication for MCP servers)."""
 
 from . import _native
-from .errors import ConfigurationError, FastMCPAuthError, InvalidKey, InvalidToken, StoreError
+from .auth import AuthKitProvider, AuthProvider, RemoteAuthProvider, Response, StaticTokenProvider, auth_from_env
+from .errors import AuthChallenge, ConfigurationError, FastMCPAuthError, InvalidKey, InvalidToken, StoreError
 from .fernet import Fernet, MultiFernet
 from .jwt import AccessToken, JWTVerifier, generate_key, public_jwk, sign_jwt
 from .store import Store, open_store
@@ -15,6 +16,7 @@ def library_version() -> str:
 
 
 __all__ = [
+    "AuthChallenge", "AuthKitProvider", "AuthProvider", "RemoteAuthProvider", "Response", "StaticTokenProvider", "auth_from_env",
     "AccessToken", "ConfigurationError", "FastMCPAuthError", "Fernet", "InvalidKey", "InvalidToken", "JWTVerifier",
     "MultiFernet", "Store", "StoreError", "generate_key", "library_version", "open_store", "public_jwk", "sign_jwt",
 ]

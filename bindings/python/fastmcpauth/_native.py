@@ -116,3 +116,16 @@ store_release_lease = _ffi("fma_store_release_lease", [ctypes.c_void_p, ctypes.c
 def raise_for(status: int, err: Error, kind):
     """Raises `kind(code, message)` for a failed call."""
     raise kind(status_name(status).decode(), err.message.decode("utf-8", "replace"))
+
+auth_new = _ffi("fma_auth_new", [ctypes.c_char_p, _handle_p, _err_p], ctypes.c_int)
+auth_new_from_env = _ffi("fma_auth_new_from_env", [ctypes.c_char_p, ctypes.c_char_p, _handle_p, _err_p], ctypes.c_int)
+auth_free = _ffi("fma_auth_free", [ctypes.c_void_p], None)
+auth_handle = _ffi("fma_auth_handle", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, _handle_p, _err_p], ctypes.c_int)
+auth_authenticate = _ffi("fma_auth_authenticate", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, _handle_p, _handle_p, _err_p], ctypes.c_int)
+response_status = _ffi("fma_response_status", [ctypes.c_void_p], ctypes.c_int)
+response_header_count = _ffi("fma_response_header_count", [ctypes.c_void_p], ctypes.c_size_t)
+response_header_name = _ffi("fma_response_header_name", [ctypes.c_void_p, ctypes.c_size_t], ctypes.c_char_p)
+response_header_value = _ffi("fma_response_header_value", [ctypes.c_void_p, ctypes.c_size_t], ctypes.c_char_p)
+response_header = _ffi("fma_response_header", [ctypes.c_void_p, ctypes.c_char_p], ctypes.c_char_p)
+response_body = _ffi("fma_response_body", [ctypes.c_void_p, _size_p], ctypes.c_void_p)
+response_free = _ffi("fma_response_free", [ctypes.c_void_p], None)

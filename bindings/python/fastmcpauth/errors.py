@@ -26,3 +26,16 @@ class InvalidKey(FastMCPAuthError, ValueError):
 class StoreError(FastMCPAuthError):
     """A store operation failed (store_unavailable, corrupted_value, undecryptable_value,
     plaintext_value, too_large, invalid_argument, ...)."""
+
+
+class AuthChallenge(FastMCPAuthError):
+    """A request was not authenticated: send ``status`` with ``WWW-Authenticate:
+    www_authenticate`` and ``body`` (JSON) back to the client."""
+
+    def __init__(self, status: int, www_authenticate: str, body: bytes):
+        code = "insufficient_scope" if status == 403 else "invalid_token"
+        super().__init__(code, f"HTTP {status}: {www_authenticate}")
+        self.status = status
+        self.www_authenticate = www_authenticate
+        self.body = body
+        self.headers = {"WWW-Authenticate": www_authenticate, "Content-Type": "application/json"}

@@ -121,6 +121,7 @@ class JWTVerifier:
         }
         config.update(options)
         config = {k: v for k, v in config.items() if v is not None}
+        self.config = config
         handle = ctypes.c_void_p()
         err = _native.Error()
         status = _native.verifier_new(_json(config), ctypes.byref(handle), ctypes.byref(err))

@@ -1,0 +1,109 @@
+/* C tests of the resource-server facade (fma_auth_*, fma_response_*). Prints "N passed, N failed". */
+#define _POSIX_C_SOURCE 200809L
+#include <fastmcpauth.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+
+static void test_remote_provider(void) {
+    fma_error err;
+    char *jwk = NULL, *pub = NULL, *token = NULL;
+    if (fma_jwk_generate("ES256", NULL, &jwk, &err) != FMA_OK || fma_jwk_public(jwk, &pub, &err) != FMA_OK) {
+        CHECK(0, "keygen");
+        return;
+    }
+    char claims[256];
+    snprintf(claims, sizeof claims, "{\"sub\":\"alice\",\"aud\":\"https://h.example/p/mcp\",\"scope\":\"read\",\"exp\":%lld}",
+             (long long)time(NULL) + 300);
+    CHECK(fma_jwt_sign(claims, jwk, "ES256", NULL, &token, &err) == FMA_OK, "sign");
+    char config[2048];
+    snprintf(config, sizeof config,
+             "{\"provider\":\"remote\",\"base_url\":\"https://h.example/p\",\"required_scopes\":[\"read\"],"
+             "\"authorization_servers\":[\"https://as.example\"],\"token_verifier\":{\"jwks\":{\"keys\":[%s]},"
+             "\"algorithms\":[\"ES256\"],\"audience\":\"https://h.example/p/mcp\"}}", pub);
+    fma_auth *auth = NULL;
+    CHECK(fma_auth_new(config, &auth, &err) == FMA_OK, "auth_new: %s", err.message);
+    if (!auth) return;
+
+    fma_response *response = NULL;
+    CHECK(fma_auth_handle(auth, "GET", "/.well-known/oauth-protected-resource/p/mcp", "{\"Accept\":\"application/json\"}", NULL, 0,
+                          &response, &err) == FMA_OK && response != NULL, "metadata route");
+    if (response) {
+        size_t length = 0;
+        const uint8_t *body = fma_response_body(response, &length);
+        json_t *doc = json_loadb((const char *)body, length, 0, NULL);
+        CHECK(fma_response_status(response) == 200 && doc &&
+                  strcmp(json_string_value(json_object_get(doc, "resource")), "https://h.example/p/mcp") == 0, "metadata document");
+        CHECK(strcmp(fma_response_header(response, "content-type"), "application/json") == 0, "header lookup is case-insensitive");
+        CHECK(fma_response_header_count(response) >= 2 && fma_response_header_name(response, 99) == NULL, "header count");
+        json_decref(doc);
+        fma_response_free(response);
+    }
+    CHECK(fma_auth_handle(auth, "POST", "/mcp", NULL, (const uint8_t *)"{}", 2, &response, &err) == FMA_OK && response == NULL,
+          "not ours");
+
+    fma_access_token *at = NULL;
+    fma_response *challenge = NULL;
+    char header[1200];
+    snprintf(header, sizeof header, "Bearer %s", token);
+    CHECK(fma_auth_authenticate(auth, header, NULL, "/mcp", &at, &challenge, &err) == FMA_OK && at && !challenge, "authenticated");
+    if (at) CHECK(strcmp(fma_access_token_subject(at), "alice") == 0, "subject");
+    fma_access_token_free(at);
+    at = NULL;
+    CHECK(fma_auth_authenticate(auth, NULL, NULL, NULL, &at, &challenge, &err) == FMA_OK && !at && challenge, "no token");
+    if (challenge) {
+        CHECK(fma_response_status(challenge) == 401, "401");
+        CHECK(strcmp(fma_response_header(challenge, "WWW-Authenticate"),
+                     "Bearer resource_metadata=\"https://h.example/.well-known/oauth-protected-resource/p/mcp\", scope=\"read\"") == 0,
+              "challenge: %s", fma_response_header(challenge, "WWW-Authenticate"));
+        fma_response_free(challenge);
+        challenge = NULL;
+    }
+    CHECK(fma_auth_authenticate(auth, header, "admin", NULL, &at, &challenge, &err) == FMA_OK && challenge &&
+              fma_response_status(challenge) == 403, "403");
+    fma_response_free(challenge);
+    challenge = NULL;
+    CHECK(fma_auth_authenticate(auth, "Bearer nope", NULL, NULL, &at, &challenge, &err) == FMA_OK && challenge &&
+              strstr(fma_response_header(challenge, "WWW-Authenticate"), "error=\"invalid_token\"") != NULL, "invalid token");
+    fma_response_free(challenge);
+    fma_auth_free(auth);
+    fma_auth_free(NULL);
+    fma_response_free(NULL);
+    CHECK(fma_response_status(NULL) == 0, "NULL response");
+    fma_string_free(token);
+    fma_string_free(pub);
+    fma_string_free(jwk);
+}
+
+static void test_from_env(void) {
+    fma_error err;
+    fma_auth *auth = (fma_auth *)1;
+    unsetenv("FASTMCP_SERVER_AUTH");
+    CHECK(fma_auth_new_from_env(NULL, NULL, &auth, &err) == FMA_OK && auth == NULL, "no provider: no auth");
+    setenv("FASTMCP_SERVER_AUTH", "static", 1);
+    setenv("FASTMCP_SERVER_AUTH_STATIC_TOKENS", "{\"dev\":{\"client_id\":\"d\",\"scopes\":[\"read\"]}}", 1);
+    CHECK(fma_auth_new_from_env(NULL, "{\"base_url\":\"http://127.0.0.1:8000\"}", &auth, &err) == FMA_OK && auth, "static from env: %s",
+          err.message);
+    fma_access_token *at = NULL;
+    fma_response *challenge = NULL;
+    CHECK(fma_auth_authenticate(auth, "Bearer dev", NULL, NULL, &at, &challenge, &err) == FMA_OK && at &&
+              strcmp(fma_access_token_client_id(at), "d") == 0, "static token");
+    fma_access_token_free(at);
+    fma_auth_free(auth);
+    setenv("FASTMCP_SERVER_AUTH", "fastmcp.server.auth.providers.workos.WorkOSProvider", 1);
+    CHECK(fma_auth_new_from_env(NULL, NULL, &auth, &err) == FMA_E_INVALID_CONFIG && strstr(err.message, "FASTMCP_SERVER_AUTH") != NULL,
+          "later provider named");
+    unsetenv("FASTMCP_SERVER_AUTH");
+    CHECK(fma_auth_new("{\"provider\":\"jwt\"}", &auth, &err) == FMA_E_INVALID_CONFIG && auth == NULL, "missing base_url");
+}
+
+int main(void) {
+    test_remote_provider();
+    test_from_env();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

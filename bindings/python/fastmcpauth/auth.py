@@ -1,0 +1,129 @@
+"""Resource-server mode: one auth object that serves the discovery routes and authenticates
+requests, as FastMCP's RemoteAuthProvider / AuthKitProvider / JWTVerifier."""
+
+import ctypes
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Optional, Union
+
+from . import _native
+from .errors import AuthChallenge, ConfigurationError, FastMCPAuthError
+from .jwt import AccessToken, JWTVerifier
+
+
+@dataclass(frozen=True)
+class Response:
+    """An HTTP response to send as it is."""
+
+    status: int
+    headers: dict = field(default_factory=dict)
+    body: bytes = b""
+
+
+def _response(handle: ctypes.c_void_p) -> Response:
+    try:
+        count = _native.response_header_count(handle)
+        headers = {_native.response_header_name(handle, i).decode(): _native.response_header_value(handle, i).decode() for i in range(count)}
+        length = ctypes.c_size_t()
+        pointer = _native.response_body(handle, ctypes.byref(length))
+        return Response(status=_native.response_status(handle), headers=headers, body=ctypes.string_at(pointer, length.value))
+    finally:
+        _native.response_free(handle)
+
+
+def _new(config: dict):
+    handle = ctypes.c_void_p()
+    err = _native.Error()
+    status = _native.auth_new(json.dumps({k: v for k, v in config.items() if v is not None}).encode(), handle, err)
+    if status != 0:
+        _native.raise_for(status, err, ConfigurationError if _native.status_name(status).decode() in ("invalid_config", "weak_key") else FastMCPAuthError)
+    return handle
+
+
+class AuthProvider:
+    """The auth facade (thread-safe). Build it with AuthKitProvider, RemoteAuthProvider,
+    JWTAuthProvider, StaticTokenProvider, AuthProvider.from_config or auth_from_env."""
+
+    def __init__(self, handle: ctypes.c_void_p, config: Optional[dict] = None):
+        self._handle = handle
+        self.config = config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "AuthProvider":
+        return cls(_new(config), config)
+
+    def handle(self, method: str, target: str, headers: Optional[Mapping[str, str]] = None, body: bytes = b"") -> Optional[Response]:
+        """The response to a discovery route, or None when the request is not one of ours."""
+        out = ctypes.c_void_p()
+        err = _native.Error()
+        status = _native.auth_handle(self._handle, method.encode(), target.encode(),
+                                     json.dumps(dict(headers or {})).encode(), body, len(body), out, err)
+        if status != 0:
+            _native.raise_for(status, err, FastMCPAuthError)
+        return _response(out) if out.value else None
+
+    def authenticate(self, authorization_header: Optional[str], required_scopes: Optional[Iterable[str]] = None,
+                     target: Optional[str] = None) -> AccessToken:
+        """The AccessToken, or raises AuthChallenge (401 or 403) to send back as it is."""
+        token, challenge = ctypes.c_void_p(), ctypes.c_void_p()
+        err = _native.Error()
+        scopes = " ".join(required_scopes).encode() if required_scopes else None
+        status = _native.auth_authenticate(self._handle, authorization_header.encode() if authorization_header is not None else None,
+                                           scopes, target.encode() if target is not None else None, token, challenge, err)
+        if status != 0:
+            _native.raise_for(status, err, FastMCPAuthError)
+        if challenge.value:
+            response = _response(challenge)
+            raise AuthChallenge(response.status, response.headers.get("WWW-Authenticate", "Bearer"), response.body)
+        return AccessToken._from_handle(token)
+
+    def close(self):
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle is not None:
+            _native.auth_free(handle)
+
+    def __del__(self):
+        self.close()
+
+
+def _verifier_config(token_verifier: Union[JWTVerifier, dict]) -> dict:
+    config = dict(token_verifier.config if isinstance(token_verifier, JWTVerifier) else token_verifier)
+    config.pop("required_scopes", None)
+    return config
+
+
+def AuthKitProvider(authkit_domain: str, base_url: str, required_scopes: Optional[Iterable[str]] = None,
+                    mcp_path: str = "/mcp", resource_name: Optional[str] = None) -> AuthProvider:
+    """WorkOS AuthKit in resource-server mode (FastMCP's AuthKitProvider)."""
+    return AuthProvider.from_config({"provider": "authkit", "authkit_domain": authkit_domain, "base_url": base_url,
+                                     "required_scopes": list(required_scopes) if required_scopes else None,
+                                     "mcp_path": mcp_path, "resource_name": resource_name})
+
+
+def RemoteAuthProvider(token_verifier: Union[JWTVerifier, dict], authorization_servers: Iterable[str], base_url: str,
+                       required_scopes: Optional[Iterable[str]] = None, mcp_path: str = "/mcp",
+                       resource_name: Optional[str] = None) -> AuthProvider:
+    """Any token verifier plus the authorization servers that issue its tokens."""
+    scopes = list(required_scopes) if required_scopes else (getattr(token_verifier, "required_scopes", None) or None)
+    return AuthProvider.from_config({"provider": "remote", "token_verifier": _verifier_config(token_verifier),
+                                     "authorization_servers": list(authorization_servers), "base_url": base_url,
+                                     "required_scopes": scopes, "mcp_path": mcp_path, "resource_name": resource_name})
+
+
+def StaticTokenProvider(tokens: Mapping[str, Mapping], base_url: str, required_scopes: Optional[Iterable[str]] = None,
+                        mcp_path: str = "/mcp") -> AuthProvider:
+    """Fixed tokens for development: {token: {"client_id", "scopes", "expires_at"}}."""
+    return AuthProvider.from_config({"provider": "static", "tokens": {k: dict(v) for k, v in tokens.items()}, "base_url": base_url,
+                                     "required_scopes": list(required_scopes) if required_scopes else None, "mcp_path": mcp_path})
+
+
+def auth_from_env(defaults: Optional[dict] = None, **overrides) -> Optional[AuthProvider]:
+    """The provider FastMCP's environment variables configure (FASTMCP_SERVER_AUTH, ...);
+    keyword arguments win over the environment, ``defaults`` lose. None when none is named."""
+    handle = ctypes.c_void_p()
+    err = _native.Error()
+    status = _native.auth_new_from_env(json.dumps(overrides).encode() if overrides else None,
+                                       json.dumps(defaults).encode() if defaults else None, handle, err)
+    if status != 0:
+        _native.raise_for(status, err, ConfigurationError if _native.status_name(status).decode() == "invalid_config" else FastMCPAuthError)
+    return AuthProvider(handle) if handle.value else None

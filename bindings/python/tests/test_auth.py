@@ -1,0 +1,147 @@
+"""Resource-server mode from Python: discovery routes, challenges, AuthKit against a local
+authorization server with joserfc-signed tokens, static tokens, FastMCP's environment."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from joserfc import jwt as joserfc_jwt
+from joserfc.jwk import RSAKey
+
+import fastmcpauth
+
+
+class FakeAuthKit:
+    """A local AuthKit: JWKS at /oauth2/jwks and AS metadata; tokens signed with joserfc."""
+
+    def __init__(self):
+        self.key = RSAKey.generate_key(2048, parameters={"kid": "authkit-1"})
+        self.metadata_requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path == "/oauth2/jwks":
+                    body = json.dumps({"keys": [outer.key.as_dict(private=False)]}).encode()
+                elif self.path == "/.well-known/oauth-authorization-server":
+                    outer.metadata_requests += 1
+                    body = json.dumps({"issuer": outer.url, "authorization_endpoint": outer.url + "/oauth2/authorize",
+                                       "token_endpoint": outer.url + "/oauth2/token"}).encode()
+                else:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, **claims):
+        base = {"iss": self.url, "aud": "http://127.0.0.1:8000/mcp", "sub": "user_1", "exp": int(time.time()) + 300, "scope": "openid profile"}
+        base.update(claims)
+        return joserfc_jwt.encode({"alg": "RS256", "kid": "authkit-1"}, {k: v for k, v in base.items() if v is not None}, self.key)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def authkit():
+    server = FakeAuthKit()
+    yield server
+    server.close()
+
+
+def test_authkit_routes_and_tokens(authkit):
+    auth = fastmcpauth.AuthKitProvider(authkit.url, "http://127.0.0.1:8000", required_scopes=["openid"])
+    prm = auth.handle("GET", "/.well-known/oauth-protected-resource/mcp", {"Host": "127.0.0.1:8000"})
+    assert prm.status == 200
+    assert json.loads(prm.body) == {"resource": "http://127.0.0.1:8000/mcp", "authorization_servers": [authkit.url],
+                                    "scopes_supported": ["openid"], "bearer_methods_supported": ["header"]}
+    assert auth.handle("GET", "/.well-known/oauth-protected-resource").status == 200
+    for _ in range(3):
+        mirrored = auth.handle("GET", "/.well-known/oauth-authorization-server")
+        assert mirrored.status == 200 and json.loads(mirrored.body)["issuer"] == authkit.url
+    assert authkit.metadata_requests == 1
+    assert auth.handle("POST", "/mcp", {}, b"{}") is None
+
+    token = authkit.token()
+    access = auth.authenticate("Bearer " + token)
+    assert access.token == token and access.subject == "user_1" and access.scopes == ["openid", "profile"]
+
+    with pytest.raises(fastmcpauth.AuthChallenge) as info:
+        auth.authenticate(None)
+    assert info.value.status == 401
+    assert info.value.www_authenticate == ('Bearer resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp", '
+                                           'scope="openid"')
+    for bad in [authkit.token(exp=int(time.time()) - 5), authkit.token(aud="http://elsewhere/mcp"), authkit.token(iss="https://evil")]:
+        with pytest.raises(fastmcpauth.AuthChallenge) as info:
+            auth.authenticate("Bearer " + bad)
+        assert info.value.status == 401 and info.value.www_authenticate.startswith('Bearer error="invalid_token"')
+        assert bad not in info.value.www_authenticate and bad.encode() not in info.value.body
+    with pytest.raises(fastmcpauth.AuthChallenge) as info:
+        auth.authenticate("Bearer " + token, required_scopes=["admin"])
+    assert info.value.status == 403 and 'error="insufficient_scope"' in info.value.www_authenticate
+    assert 'scope="openid admin"' in info.value.www_authenticate
+    assert json.loads(info.value.body)["error"] == "insufficient_scope"
+    with pytest.raises(fastmcpauth.AuthChallenge) as info:
+        auth.authenticate("Bearer " + token, target="/mcp?access_token=" + token)
+    assert info.value.status == 401
+
+
+def test_remote_provider_under_a_path_prefix():
+    key = fastmcpauth.generate_key("ES256")
+    verifier = fastmcpauth.JWTVerifier(jwks={"keys": [fastmcpauth.public_jwk(key)]}, algorithm="ES256",
+                                       audience="https://api.example.com/tools/mcp")
+    auth = fastmcpauth.RemoteAuthProvider(verifier, ["https://auth.example.com"], "https://api.example.com/tools",
+                                          required_scopes=["mcp"], resource_name="Tools")
+    document = json.loads(auth.handle("GET", "/.well-known/oauth-protected-resource/tools/mcp").body)
+    assert document["resource"] == "https://api.example.com/tools/mcp" and document["resource_name"] == "Tools"
+    token = fastmcpauth.sign_jwt({"sub": "a", "aud": "https://api.example.com/tools/mcp", "scope": "mcp", "exp": int(time.time()) + 60}, key, "ES256")
+    assert auth.authenticate("Bearer " + token).subject == "a"
+    with pytest.raises(fastmcpauth.AuthChallenge) as info:
+        auth.authenticate("Basic dXNlcjpwYXNz")
+    assert 'resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/tools/mcp"' in info.value.www_authenticate
+
+
+def test_static_tokens():
+    auth = fastmcpauth.StaticTokenProvider({"dev-token": {"client_id": "dev", "scopes": ["read"]}}, "http://localhost:8000")
+    assert auth.authenticate("Bearer dev-token").client_id == "dev"
+    with pytest.raises(fastmcpauth.AuthChallenge):
+        auth.authenticate("Bearer nope")
+
+
+def test_auth_from_env(monkeypatch, authkit):
+    monkeypatch.delenv("FASTMCP_SERVER_AUTH", raising=False)
+    assert fastmcpauth.auth_from_env() is None
+    monkeypatch.setenv("FASTMCP_SERVER_AUTH", "fastmcp.server.auth.providers.workos.AuthKitProvider")
+    monkeypatch.setenv("FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_AUTHKIT_DOMAIN", authkit.url)
+    monkeypatch.setenv("FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_BASE_URL", "http://127.0.0.1:8000")
+    monkeypatch.setenv("FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_REQUIRED_SCOPES", '["openid","profile"]')
+    auth = fastmcpauth.auth_from_env()
+    assert auth.authenticate("Bearer " + authkit.token()).subject == "user_1"
+    assert json.loads(auth.handle("GET", "/.well-known/oauth-protected-resource/mcp").body)["scopes_supported"] == ["openid", "profile"]
+    explicit = fastmcpauth.auth_from_env(required_scopes=["email"])
+    with pytest.raises(fastmcpauth.AuthChallenge) as info:
+        explicit.authenticate("Bearer " + authkit.token())
+    assert info.value.status == 403
+    monkeypatch.setenv("FASTMCP_SERVER_AUTH", "fastmcp.server.auth.providers.jwt.JWTVerifier")
+    monkeypatch.setenv("FASTMCP_SERVER_AUTH_JWT_JWKS_URI", authkit.url + "/oauth2/jwks")
+    monkeypatch.setenv("FASTMCP_SERVER_AUTH_JWT_BASE_URL", "http://127.0.0.1:8000")
+    monkeypatch.setenv("FASTMCP_SERVER_AUTH_JWT_LEEWAY", "soon")
+    with pytest.raises(fastmcpauth.ConfigurationError) as info:
+        fastmcpauth.auth_from_env()
+    assert "FASTMCP_SERVER_AUTH_JWT_LEEWAY" in info.value.message
+    monkeypatch.setenv("FASTMCP_SERVER_AUTH_JWT_LEEWAY", "5")
+    assert fastmcpauth.auth_from_env().authenticate("Bearer " + authkit.token()).subject == "user_1"
