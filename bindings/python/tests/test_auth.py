@@ -2,58 +2,35 @@
 authorization server with joserfc-signed tokens, static tokens, FastMCP's environment."""
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from joserfc import jwt as joserfc_jwt
 from joserfc.jwk import RSAKey
 
 import fastmcpauth
+from json_server import JSONServer
 
 
-class FakeAuthKit:
+class FakeAuthKit(JSONServer):
     """A local AuthKit: JWKS at /oauth2/jwks and AS metadata; tokens signed with joserfc."""
 
     def __init__(self):
         self.key = RSAKey.generate_key(2048, parameters={"kid": "authkit-1"})
-        self.metadata_requests = 0
-        outer = self
+        super().__init__({
+            "/oauth2/jwks": lambda: {"keys": [self.key.as_dict(private=False)]},
+            "/.well-known/oauth-authorization-server": lambda: {"issuer": self.url, "authorization_endpoint": self.url + "/oauth2/authorize",
+                                                                "token_endpoint": self.url + "/oauth2/token"},
+        })
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                if self.path == "/oauth2/jwks":
-                    body = json.dumps({"keys": [outer.key.as_dict(private=False)]}).encode()
-                elif self.path == "/.well-known/oauth-authorization-server":
-                    outer.metadata_requests += 1
-                    body = json.dumps({"issuer": outer.url, "authorization_endpoint": outer.url + "/oauth2/authorize",
-                                       "token_endpoint": outer.url + "/oauth2/token"}).encode()
-                else:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def metadata_requests(self):
+        return self.requests.count("/.well-known/oauth-authorization-server")
 
     def token(self, **claims):
         base = {"iss": self.url, "aud": "http://127.0.0.1:8000/mcp", "sub": "user_1", "exp": int(time.time()) + 300, "scope": "openid profile"}
         base.update(claims)
         return joserfc_jwt.encode({"alg": "RS256", "kid": "authkit-1"}, {k: v for k, v in base.items() if v is not None}, self.key)
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")

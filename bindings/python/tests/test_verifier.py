@@ -5,7 +5,6 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography import x509
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 import fastmcpauth
+from json_server import JSONServer
 from fastmcpauth import ConfigurationError, InvalidKey, InvalidToken
 
 
@@ -183,42 +183,12 @@ def test_hs_shared_secret_as_public_key_like_fastmcp():
     assert fastmcpauth.JWTVerifier(public_key=secret.encode(), algorithm="HS256").verify(token).subject == "hs"
 
 
-class _JWKSServer:
-    """A real HTTP server on a free loopback port serving a JWKS the test can change."""
-
-    def __init__(self, document):
-        self.document = document
-        self.requests = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests += 1
-                body = json.dumps(outer.document).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Cache-Control", "max-age=300")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_remote_jwks_and_threads():
     key = fastmcpauth.generate_key("RS256")
-    server = _JWKSServer({"keys": [fastmcpauth.public_jwk(key)]})
+    document = {"keys": [fastmcpauth.public_jwk(key)]}
+    server = JSONServer({"/jwks": lambda: document}, headers={"Cache-Control": "max-age=300"})
     try:
-        with fastmcpauth.JWTVerifier(jwks_uri=server.url, cache_size=0) as v:
+        with fastmcpauth.JWTVerifier(jwks_uri=server.url + "/jwks", cache_size=0) as v:
             tokens = [fastmcpauth.sign_jwt({"sub": f"u{i}", "exp": future()}, key, "RS256") for i in range(8)]
 
             def work(i):
@@ -227,7 +197,7 @@ def test_remote_jwks_and_threads():
             with ThreadPoolExecutor(8) as pool:
                 results = list(pool.map(work, range(8)))
             assert all(results[i][r] == f"u{(i + r) % 8}" for i in range(8) for r in range(25))
-            assert server.requests == 1
+            assert server.requests == ["/jwks"]
             stranger = fastmcpauth.generate_key("RS256")
             with pytest.raises(InvalidToken) as info:
                 v.verify(fastmcpauth.sign_jwt({"sub": "x", "exp": future()}, stranger, "RS256"))
