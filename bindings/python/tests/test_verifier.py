@@ -2,7 +2,6 @@
 
 import datetime
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
