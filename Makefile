@@ -14,7 +14,7 @@ LIB := $(RELEASE)/libfastmcpauth.so
 CLI := $(RELEASE)/fastmcpauth-cli
 TEST_PREFIX := $(CURDIR)/.build/test-prefix
 
-.PHONY: deps apt-deps venv build test swift-test c-test python-test run install bench clean
+.PHONY: deps apt-deps venv build test swift-test c-test python-test run demo install bench clean
 
 deps: apt-deps venv
 
@@ -64,9 +64,14 @@ c-test: build
 python-test: build venv
 	cd bindings/python && ../../$(PY) -m pytest -q tests
 
-# Until the host exists, `make run` demonstrates the CLI: key, token, verification, rejection.
-DEMO := .build/demo
+# The main job: the MCP host on 127.0.0.1:8000 (FASTMCP_HOST/FASTMCP_PORT and the FastMCP auth
+# variables apply; with none, an embedded development verifier prints a bearer token to try).
 run: build
+	$(RELEASE)/fastmcpauth-host
+
+# The CLI in four steps: key, token, verification, rejection of a tampered token.
+DEMO := .build/demo
+demo: build
 	@mkdir -p $(DEMO)
 	@echo "== 1. Generate an ES256 private key (JWK)"
 	umask 077 && $(CLI) keygen --alg ES256 > $(DEMO)/key.json

@@ -17,9 +17,13 @@ let package = Package(
         .library(name: "fastmcpauth", type: .dynamic, targets: ["FastMCPAuthABI"]),
         .library(name: "FastMCPAuth", targets: ["FastMCPAuth"]),
         .executable(name: "fastmcpauth-cli", targets: ["fastmcpauth-cli"]),
+        .executable(name: "fastmcpauth-host", targets: ["fastmcpauth-host"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
@@ -40,6 +44,16 @@ let package = Package(
             name: "fastmcpauth-cli",
             dependencies: [
                 "FastMCPAuth",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "fastmcpauth-host",
+            dependencies: [
+                "FastMCPAuth",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

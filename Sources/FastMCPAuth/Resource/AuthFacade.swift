@@ -20,7 +20,7 @@ public struct AuthRequest: Sendable {
         return headers.first { $0.name.lowercased() == lowered }?.value
     }
 
-    var path: String { String(target.prefix { $0 != "?" && $0 != "#" }) }
+    public var path: String { String(target.prefix { $0 != "?" && $0 != "#" }) }
     /// The target's query (after "?"), if any.
     public var queryString: String? { target.firstIndex(of: "?").map { String(target[target.index(after: $0)...]) } }
 }

@@ -1,0 +1,154 @@
+// fastmcpauth-host: a real MCP endpoint (swift-sdk, stateless JSON transport) on Hummingbird 2,
+// guarded by the auth facade. The facade answers discovery routes and challenges; a fresh MCP
+// server per request keeps the transport stateless, so any number of hosts can serve a client.
+import ArgumentParser
+import FastMCPAuth
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MCP
+
+@main
+struct Host: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "fastmcpauth-host",
+                                                    abstract: "Serve an MCP endpoint protected by libfastmcpauth.")
+
+    @Option(help: "Address to bind (default: $FASTMCP_HOST or 127.0.0.1).")
+    var host: String?
+    @Option(help: "Port (default: $FASTMCP_PORT or 8000).")
+    var port: Int?
+    @Option(help: "Path of the MCP endpoint.")
+    var mcpPath = "/mcp"
+    @Option(help: "Public base URL (default: http://{host}:{port}).")
+    var baseUrl: String?
+
+    func run() async throws {
+        setvbuf(stdout, nil, _IOLBF, 0)   // one line per request reaches the log at once
+        let environment = ProcessInfo.processInfo.environment
+        let host = self.host ?? environment["FASTMCP_HOST"] ?? "127.0.0.1"
+        guard let port = self.port ?? environment["FASTMCP_PORT"].flatMap(Int.init) else {
+            throw ValidationError("FASTMCP_PORT must be a number")
+        }
+        let baseURL = baseUrl ?? "http://\(host):\(port)"
+        let auth = try Self.makeAuth(environment: environment, baseURL: baseURL, mcpPath: mcpPath)
+        let responder = HostResponder(auth: auth, mcpPath: mcpPath)
+        let app = Application(responder: responder, configuration: .init(address: .hostname(host, port: port), serverName: "fastmcpauth-host"))
+        print("fastmcpauth-host \(FastMCPAuthVersion.string): MCP endpoint \(baseURL)\(mcpPath) (\(auth.provider.rawValue) auth)")
+        try await app.runService()
+    }
+
+    /// FastMCP's environment, else an embedded default: a JWT verifier with a key generated now,
+    /// printing a ready-to-use bearer token (development only; nothing leaves this machine).
+    static func makeAuth(environment: [String: String], baseURL: String, mcpPath: String) throws -> AuthFacade {
+        if let config = try AuthFacade.configuration(environment: environment, defaults: ["base_url": .string(baseURL), "mcp_path": .string(mcpPath)]) {
+            return try AuthFacade(json: config)
+        }
+        let key = try JSONWebKey.generate(.ES256)
+        let now = Int64(JWTVerifier.systemClock())
+        let resource = baseURL.trimmingSuffix("/") + mcpPath
+        let token = try JWT.sign(claims: ["sub": "developer", "client_id": "local-dev", "aud": .string(resource), "scope": "mcp",
+                                          "iat": .int(now), "exp": .int(now + 8 * 3600)], key: key, algorithm: .ES256)
+        print("""
+            ==> No FASTMCP_SERVER_AUTH configured: using an embedded development verifier (ES256 key made just now).
+            ==> Bearer token for the next 8 hours:
+            \(token)
+            ==> Try it:
+            curl -s -X POST \(resource) -H 'Authorization: Bearer \(token)' -H 'Content-Type: application/json' \\
+                 -H 'Accept: application/json, text/event-stream' -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
+            """)
+        return try AuthFacade(json: ["provider": "jwt", "base_url": .string(baseURL), "mcp_path": .string(mcpPath),
+                                     "jwks": ["keys": [try key.publicJWK()]], "algorithms": ["ES256"], "audience": .string(resource)])
+    }
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        var text = self
+        while text.hasSuffix(suffix) { text.removeLast(suffix.count) }
+        return text
+    }
+}
+
+/// Routes every request: discovery routes to the facade, the MCP path through authentication to
+/// a fresh stateless MCP server, anything else 404. One log line per request, without secrets.
+struct HostResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+    let auth: AuthFacade
+    let mcpPath: String
+    /// Blocking work (JWKS fetches) runs here, never on the event loops.
+    static let blockingQueue = DispatchQueue(label: "fastmcpauth-host.blocking", attributes: .concurrent)
+
+    func respond(to request: Request, context: BasicRequestContext) async throws -> Response {
+        let started = Date()
+        let response = try await route(request)
+        let path = request.uri.path
+        print("\(request.method.rawValue) \(path) \(response.status.code) \(Int(Date().timeIntervalSince(started) * 1000))ms")
+        return response
+    }
+
+    private func route(_ request: Request) async throws -> Response {
+        let target = request.uri.string
+        var headers = [(name: String, value: String)]()
+        for field in request.headers { headers.append((name: field.name.canonicalName, value: field.value)) }
+        let body = try await request.body.collect(upTo: 1 << 20)
+        let bytes = Array(body.readableBytesView)
+        let facadeRequest = AuthRequest(method: request.method.rawValue, target: target, headers: headers, body: bytes)
+        if let answer = await blocking({ auth.handle(facadeRequest) }) { return Self.response(answer) }
+        guard request.uri.path == mcpPath else {
+            return Self.response(AuthResponse(status: 404, headers: ["Content-Type": "application/json"], body: Array(#"{"error":"not_found"}"#.utf8)))
+        }
+        let outcome = await blocking { auth.authenticate(authorization: facadeRequest.header("Authorization"), query: facadeRequest.queryString) }
+        switch outcome {
+        case .challenge(let challenge):
+            return Self.response(challenge)
+        case .authenticated(let token):
+            return try await mcp(request: facadeRequest, body: bytes, token: token)
+        }
+    }
+
+    private func blocking<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in Self.blockingQueue.async { continuation.resume(returning: work()) } }
+    }
+
+    private func mcp(request: AuthRequest, body: [UInt8], token: AccessToken) async throws -> Response {
+        let server = Server(name: "fastmcpauth-host", version: FastMCPAuthVersion.string, capabilities: .init(tools: .init(listChanged: false)))
+        await server.withMethodHandler(ListTools.self) { _ in
+            .init(tools: [
+                Tool(name: "whoami", description: "The caller's identity from the access token.", inputSchema: ["type": "object", "properties": [:]]),
+                Tool(name: "echo", description: "Echo the given text.",
+                     inputSchema: ["type": "object", "properties": ["text": ["type": "string"]], "required": ["text"]]),
+            ])
+        }
+        await server.withMethodHandler(CallTool.self) { call in
+            switch call.name {
+            case "whoami":
+                let identity: [String: JSONValue] = ["client_id": .string(token.clientID), "subject": token.subject.map { .string($0) } ?? .null,
+                                                     "scopes": .array(token.scopes.map { .string($0) }),
+                                                     "expires_at": token.expiresAt.map { .int($0) } ?? .null]
+                return .init(content: [.text(JSONValue.object(identity).serialized())], isError: false)
+            case "echo":
+                return .init(content: [.text(call.arguments?["text"]?.stringValue ?? "")], isError: false)
+            default:
+                return .init(content: [.text("unknown tool")], isError: true)
+            }
+        }
+        let transport = StatelessHTTPServerTransport(validationPipeline: StandardValidationPipeline(validators: [
+            AcceptHeaderValidator(mode: .jsonOnly), ContentTypeValidator(), ProtocolVersionValidator(),
+        ]))
+        try await server.start(transport: transport)
+        var headers = [String: String]()
+        for header in request.headers { headers[header.name] = header.value }
+        let answer = await transport.handleRequest(MCP.HTTPRequest(method: request.method, headers: headers, body: Data(body), path: request.path))
+        await server.stop()
+        return Self.response(AuthResponse(status: answer.statusCode, headers: answer.headers, body: Array(answer.bodyData ?? Data())))
+    }
+
+    static func response(_ answer: AuthResponse) -> Response {
+        var fields = HTTPFields()
+        for (name, value) in answer.headers {
+            if let field = HTTPField.Name(name) { fields[field] = value }
+        }
+        return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+    }
+}
+
