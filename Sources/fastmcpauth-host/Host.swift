@@ -26,8 +26,10 @@ struct Host: AsyncParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)   // one line per request reaches the log at once
         let environment = ProcessInfo.processInfo.environment
         let host = self.host ?? environment["FASTMCP_HOST"] ?? "127.0.0.1"
-        guard let port = self.port ?? environment["FASTMCP_PORT"].flatMap(Int.init) else {
-            throw ValidationError("FASTMCP_PORT must be a number")
+        var port = self.port ?? 8000
+        if self.port == nil, let text = environment["FASTMCP_PORT"] {
+            guard let value = Int(text), (1...65535).contains(value) else { throw ValidationError("FASTMCP_PORT must be a port number") }
+            port = value
         }
         let baseURL = baseUrl ?? "http://\(host):\(port)"
         let auth = try Self.makeAuth(environment: environment, baseURL: baseURL, mcpPath: mcpPath)
