@@ -113,3 +113,37 @@ def test_rejections(stack, case, status, error):
     else:
         assert "error=" not in challenge and 'scope="mcp:tools"' in challenge
     assert response.json()["error"] == (error or "unauthorized")
+
+
+def test_embedded_default_prints_a_working_token():
+    """`make run` with no configuration: the printed bearer token works with the mcp client."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTMCP_SERVER_AUTH")}
+    env["FASTMCP_PORT"] = str(port)
+    host = subprocess.Popen([str(HOST)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = [host.stdout.readline() for _ in range(3)]
+        assert "embedded development verifier" in lines[0]
+        token = lines[2].strip()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+        async def whoami():
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+            async with streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http) as streams:
+                async with ClientSession(streams[0], streams[1]) as client:
+                    await client.initialize()
+                    return json.loads((await client.call_tool("whoami", {})).content[0].text)
+
+        assert asyncio.run(whoami())["client_id"] == "local-dev"
+        assert httpx2.post(f"http://127.0.0.1:{port}/mcp", content=b"{}").status_code == 401
+    finally:
+        host.terminate()
+        host.wait(timeout=10)
