@@ -1,0 +1,1 @@
+"""Adapters that let Python MCP servers use libfastmcpauth (imported on demand)."""
