@@ -15,16 +15,27 @@ final class LocalHTTPServer: @unchecked Sendable {
         var delay: Double = 0
     }
 
+    struct Request {
+        var method: String
+        var path: String
+        var headers: [String: String]   // names lowercased
+        var body: [UInt8]
+    }
+
     private let listener: Int32
     let port: UInt16
-    private let handler: @Sendable (String) -> Response
+    private let handler: @Sendable (Request) -> Response
     private let requestCount = Mutex(0)
     private let running = Mutex(true)
 
     var requests: Int { requestCount.withLock { $0 } }
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    init(handler: @escaping @Sendable (_ path: String) -> Response) throws {
+    convenience init(handler: @escaping @Sendable (_ path: String) -> Response) throws {
+        try self.init(requestHandler: { handler($0.path) })
+    }
+
+    init(requestHandler handler: @escaping @Sendable (Request) -> Response) throws {
         self.handler = handler
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.listener = listener
@@ -67,10 +78,25 @@ final class LocalHTTPServer: @unchecked Sendable {
             if count <= 0 { return }
             request += buffer.prefix(count)
         }
-        let line = String(decoding: request.prefix { $0 != 13 }, as: UTF8.self)
-        let path = line.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
+        let headerEnd = request.headerEndIndex!
+        let requestHead = String(decoding: request[..<headerEnd], as: UTF8.self)
+        let lines = requestHead.components(separatedBy: "\r\n")
+        let requestLine = lines[0].split(separator: " ")
+        var headers = [String: String]()
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var body = Array(request[(headerEnd + 4)...])
+        let length = Int(headers["content-length"] ?? "0") ?? 0
+        while body.count < length {
+            let count = read(connection, &buffer, buffer.count)
+            if count <= 0 { break }
+            body += buffer.prefix(count)
+        }
         requestCount.withLock { $0 += 1 }
-        let response = handler(path)
+        let response = handler(Request(method: String(requestLine.first ?? "GET"), path: requestLine.dropFirst().first.map(String.init) ?? "/",
+                                       headers: headers, body: body))
         if response.delay > 0 { Thread.sleep(forTimeInterval: response.delay) }
         var head = "HTTP/1.1 \(response.status) X\r\nContent-Length: \(response.body.count)\r\nConnection: close\r\n"
         for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
@@ -86,9 +112,10 @@ final class LocalHTTPServer: @unchecked Sendable {
 }
 
 private extension Array where Element == UInt8 {
-    var containsHeaderEnd: Bool {
-        guard count >= 4 else { return false }
-        for i in 0...(count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10 { return true }
-        return false
+    var headerEndIndex: Int? {
+        guard count >= 4 else { return nil }
+        for i in 0...(count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10 { return i }
+        return nil
     }
+    var containsHeaderEnd: Bool { headerEndIndex != nil }
 }

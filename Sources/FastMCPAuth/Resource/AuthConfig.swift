@@ -15,7 +15,7 @@ extension AuthFacade {
         let reader = ConfigReader(values: values)
         guard let name = try reader.string("provider") else { throw AuthError(.invalidConfig, "provider: is required") }
         guard let provider = Provider(rawValue: name) else {
-            throw AuthError(.invalidConfig, "provider: \"\(name)\" is not available (jwt, remote, authkit, static)")
+            throw AuthError(.invalidConfig, "provider: \"\(name)\" is not available (jwt, remote, authkit, static, introspection, workos-userinfo)")
         }
         let specific: Set<String>
         switch provider {
@@ -23,6 +23,8 @@ extension AuthFacade {
         case .remote: specific = ["token_verifier", "authorization_servers"]
         case .authkit: specific = ["authkit_domain"]
         case .static: specific = ["tokens"]
+        case .introspection: specific = ["introspection_url", "client_id", "client_secret", "timeout_seconds", "authorization_servers", "cache_ttl"]
+        case .workosUserinfo: specific = ["authkit_domain", "timeout_seconds", "cache_ttl"]
         }
         if let unknown = values.keys.sorted().first(where: { !AuthFacade.commonKeys.contains($0) && !specific.contains($0) }) {
             throw AuthError(.invalidConfig, "unknown configuration key \"\(unknown)\" for provider \(name)")
@@ -64,6 +66,25 @@ extension AuthFacade {
             let verifier = try jwtVerifier([:], defaults: ["jwks_uri": .string(origin + "/oauth2/jwks"), "issuer": .string(origin),
                                                            "audience": .string(resource), "algorithms": ["RS256"]])
             verify = { token, needed in try verifier.verify(token, requiredScopes: needed) }
+        case .introspection:
+            guard let url = try reader.string("introspection_url"), let clientID = try reader.string("client_id"),
+                  let secret = try reader.string("client_secret") else {
+                throw AuthError(.invalidConfig, "introspection_url, client_id and client_secret: are required")
+            }
+            servers = try reader.stringList("authorization_servers") ?? []
+            let checker = try RemoteTokenVerifier(method: .introspection(url: url, clientID: clientID, clientSecret: secret),
+                                                  timeout: try reader.seconds("timeout_seconds") ?? 10,
+                                                  cacheLifetime: try reader.seconds("cache_ttl") ?? 60, http: http, clock: clock)
+            verify = { token, needed in try checker.verify(token, requiredScopes: needed) }
+        case .workosUserinfo:
+            guard let text = try reader.string("authkit_domain"), let origin = AuthFacade.origin(of: text) else {
+                throw AuthError(.invalidConfig, "authkit_domain: must be a URL such as https://your-app.authkit.app")
+            }
+            servers = [origin]
+            let checker = try RemoteTokenVerifier(method: .userinfo(url: origin + "/oauth2/userinfo"),
+                                                  timeout: try reader.seconds("timeout_seconds") ?? 10,
+                                                  cacheLifetime: try reader.seconds("cache_ttl") ?? 60, http: http, clock: clock)
+            verify = { token, needed in try checker.verify(token, requiredScopes: needed) }
         case .static:
             guard case .object(let tokens)? = values["tokens"], !tokens.isEmpty else {
                 throw AuthError(.invalidConfig, "tokens: must map each token to {client_id, scopes, expires_at}")
@@ -101,6 +122,10 @@ extension AuthFacade {
         "remote": .remote, "remoteauthprovider": .remote, "fastmcp.server.auth.auth.remoteauthprovider": .remote,
         "fastmcp.server.auth.remoteauthprovider": .remote,
         "static": .static, "statictokenverifier": .static, "fastmcp.server.auth.providers.jwt.statictokenverifier": .static,
+        "introspection": .introspection, "introspectiontokenverifier": .introspection,
+        "fastmcp.server.auth.providers.introspection.introspectiontokenverifier": .introspection,
+        "workos-userinfo": .workosUserinfo, "workostokenverifier": .workosUserinfo,
+        "fastmcp.server.auth.providers.workos.workostokenverifier": .workosUserinfo,
     ]
     static let laterProviders: Set<String> = ["workos", "workosprovider", "fastmcp.server.auth.providers.workos.workosprovider",
                                               "oidc_proxy", "oidcproxy", "oauth_proxy", "oauthproxy"]
@@ -128,6 +153,8 @@ extension AuthFacade {
             case .authkit: prefixes = ["FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_"]
             case .remote: prefixes = ["FASTMCP_SERVER_AUTH_REMOTE_", "FASTMCP_SERVER_AUTH_JWT_"]
             case .static: prefixes = ["FASTMCP_SERVER_AUTH_STATIC_"]
+            case .introspection: prefixes = ["FASTMCP_SERVER_AUTH_INTROSPECTION_"]
+            case .workosUserinfo: prefixes = ["FASTMCP_SERVER_AUTH_WORKOS_"]
             }
             var verifier = [String: JSONValue]()
             for (variable, value) in environment.sorted(by: { $0.key < $1.key }) {

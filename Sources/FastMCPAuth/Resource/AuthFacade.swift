@@ -51,7 +51,7 @@ public struct AuthResponse: Sendable, Equatable {
 /// metadata) and turns an Authorization header into an access token or the exact 401/403 the
 /// MCP authorization spec requires. Immutable configuration; thread-safe.
 public final class AuthFacade: @unchecked Sendable {
-    public enum Provider: String, Sendable { case jwt, remote, authkit, `static` }
+    public enum Provider: String, Sendable { case jwt, remote, authkit, `static`, introspection, workosUserinfo = "workos-userinfo" }
 
     public let provider: Provider
     /// The protected resource: base_url + mcp_path.
@@ -106,7 +106,7 @@ public final class AuthFacade: @unchecked Sendable {
     /// The answer to a discovery route, or nil when the request is not one of ours.
     public func handle(_ request: AuthRequest) -> AuthResponse? {
         let path = request.path
-        let servesMetadata = provider != .jwt && provider != .static
+        let servesMetadata = !authorizationServers.isEmpty
         if servesMetadata, path == metadataPath || path == "/.well-known/oauth-protected-resource" {
             guard request.method == "GET" || request.method == "HEAD" || request.method == "OPTIONS" else {
                 return .json(405, ["error": "method_not_allowed"], extraHeaders: ["Allow": "GET, HEAD, OPTIONS"])
@@ -186,7 +186,7 @@ public final class AuthFacade: @unchecked Sendable {
         var parameters = [String]()
         if let error { parameters.append("error=\"\(error)\"") }
         if let description { parameters.append("error_description=\"\(description)\"") }
-        if provider != .jwt && provider != .static { parameters.append("resource_metadata=\"\(metadataURL)\"") }
+        if !authorizationServers.isEmpty { parameters.append("resource_metadata=\"\(metadataURL)\"") }
         if !scopes.isEmpty { parameters.append("scope=\"\(scopes.joined(separator: " "))\"") }
         var body: [String: JSONValue] = ["error": .string(error ?? "unauthorized"),
                                          "error_description": .string(description ?? "Authentication required.")]
