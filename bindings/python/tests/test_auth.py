@@ -122,3 +122,45 @@ def test_auth_from_env(monkeypatch, authkit):
     assert "FASTMCP_SERVER_AUTH_JWT_LEEWAY" in info.value.message
     monkeypatch.setenv("FASTMCP_SERVER_AUTH_JWT_LEEWAY", "5")
     assert fastmcpauth.auth_from_env().authenticate("Bearer " + authkit.token()).subject == "user_1"
+
+
+def test_introspection_provider():
+    """RFC 7662 introspection against a real local endpoint that checks client credentials."""
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+            seen.append(form["token"][0])
+            ok = self.headers["Authorization"] == "Basic " + base64.b64encode(b"rs:secret").decode()
+            active = ok and form["token"] == ["opaque-good"]
+            body = json.dumps({"active": True, "client_id": "c9", "scope": "read", "exp": int(time.time()) + 60} if active else {"active": False}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        auth = fastmcpauth.AuthProvider.from_config({
+            "provider": "introspection", "base_url": "http://127.0.0.1:8000", "required_scopes": ["read"],
+            "introspection_url": f"http://127.0.0.1:{server.server_address[1]}/introspect", "client_id": "rs", "client_secret": "secret"})
+        assert auth.authenticate("Bearer opaque-good").client_id == "c9"
+        assert auth.authenticate("Bearer opaque-good").scopes == ["read"]
+        assert seen == ["opaque-good"]   # the second call was served from the cache
+        with pytest.raises(fastmcpauth.AuthChallenge) as info:
+            auth.authenticate("Bearer opaque-bad")
+        assert info.value.status == 401
+    finally:
+        server.shutdown()
+        server.server_close()
