@@ -63,14 +63,6 @@ struct Host: AsyncParsableCommand {
     }
 }
 
-extension String {
-    func trimmingSuffix(_ suffix: String) -> String {
-        var text = self
-        while text.hasSuffix(suffix) { text.removeLast(suffix.count) }
-        return text
-    }
-}
-
 /// Routes every request: discovery routes to the facade, the MCP path through authentication to
 /// a fresh stateless MCP server, anything else 404. One log line per request, without secrets.
 struct HostResponder: HTTPResponder {

@@ -197,7 +197,8 @@ public final class AuthFacade: @unchecked Sendable {
 }
 
 extension String {
-    func trimmingSuffix(_ suffix: String) -> String {
+    /// The text without any trailing repetitions of `suffix` ("https://h/" -> "https://h").
+    public func trimmingSuffix(_ suffix: String) -> String {
         var text = self
         while text.hasSuffix(suffix) { text.removeLast(suffix.count) }
         return text

@@ -21,6 +21,23 @@ from json_server import JSONServer
 HOST = REPO / ".build" / "release" / "fastmcpauth-host"
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
 class FakeAuthKit(JSONServer):
     def __init__(self):
         self.key = RSAKey.generate_key(2048, parameters={"kid": "ak"})
@@ -39,20 +56,12 @@ class FakeAuthKit(JSONServer):
 @pytest.fixture(scope="module")
 def stack():
     authkit = FakeAuthKit()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "FASTMCP_SERVER_AUTH": "fastmcp.server.auth.providers.workos.AuthKitProvider",
            "FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_AUTHKIT_DOMAIN": authkit.url,
            "FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_REQUIRED_SCOPES": "mcp:tools", "FASTMCP_PORT": str(port)}
     host = subprocess.Popen([str(HOST)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_for_port(port)
     base = f"http://127.0.0.1:{port}"
     yield authkit, base
     host.terminate()
@@ -117,9 +126,7 @@ def test_rejections(stack, case, status, error):
 
 def test_embedded_default_prints_a_working_token():
     """`make run` with no configuration: the printed bearer token works with the mcp client."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASTMCP_SERVER_AUTH")}
     env["FASTMCP_PORT"] = str(port)
     host = subprocess.Popen([str(HOST)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -127,13 +134,7 @@ def test_embedded_default_prints_a_working_token():
         lines = [host.stdout.readline() for _ in range(3)]
         assert "embedded development verifier" in lines[0]
         token = lines[2].strip()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_port(port)
 
         async def whoami():
             http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
