@@ -9,6 +9,8 @@ DEBIAN_PACKAGES := libssl-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
                    redis-server pkg-config gcc python3-venv
 VENV := .venv
 PY := $(VENV)/bin/python
+# FastMCP needs py-key-value-aio < 0.5 and the store tests pin 0.5.0: FastMCP gets its own venv.
+FASTMCP_VENV := .venv-fastmcp
 RELEASE := .build/release
 LIB := $(RELEASE)/libfastmcpauth.so
 CLI := $(RELEASE)/fastmcpauth-cli
@@ -26,11 +28,16 @@ apt-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(FASTMCP_VENV)/.installed
 
 $(VENV)/.installed: bindings/python/requirements-test.txt
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r bindings/python/requirements-test.txt
+	@touch $@
+
+$(FASTMCP_VENV)/.installed: bindings/python/requirements-fastmcp.txt
+	@[ -x $(FASTMCP_VENV)/bin/python ] || python3 -m venv $(FASTMCP_VENV)
+	$(FASTMCP_VENV)/bin/python -m pip install -q --disable-pip-version-check -r bindings/python/requirements-fastmcp.txt
 	@touch $@
 
 # Release build of the library and the CLI, with the SONAME link laid out beside the library.
@@ -90,4 +97,4 @@ bench: build venv
 	$(PY) bench/bench.py
 
 clean:
-	rm -rf .build $(VENV)
+	rm -rf .build $(VENV) $(FASTMCP_VENV)

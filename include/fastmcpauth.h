@@ -329,7 +329,8 @@ typedef struct fma_auth fma_auth;
 typedef struct fma_response fma_response;
 
 /* Creates the facade from a JSON configuration: {"provider": "jwt" | "remote" | "authkit" |
- * "static", "base_url", "mcp_path" ("/mcp"), "required_scopes", "resource_name", ...}; jwt takes
+ * "static" | "introspection" | "workos-userinfo", "base_url" (required when the provider names
+ * authorization servers), "mcp_path" ("/mcp"), "required_scopes", "resource_name", ...}; jwt takes
  * the verifier keys of fma_verifier_new, remote "token_verifier" (a verifier configuration) and
  * "authorization_servers", authkit "authkit_domain", static "tokens" ({token: {client_id,
  * scopes, expires_at}}). Release with fma_auth_free. */
@@ -346,6 +347,13 @@ fma_status fma_auth_new_from_env(const char *overrides_json, const char *default
 
 /* Releases the facade. NULL is a no-op. */
 void fma_auth_free(fma_auth *auth);
+
+/* The facade's configuration as a JSON object, with no secret in it: {"provider",
+ * "required_scopes", "authorization_servers", "routes" (the paths fma_auth_handle answers, for
+ * routers that need them up front), "resource" and "resource_metadata" (absent without a
+ * base_url)}. Release *out_json with fma_string_free. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_auth_describe(const fma_auth *auth, char **out_json, fma_error *err);
 
 /* Answers a discovery route: *out receives the response, or NULL when the request is not one of
  * the facade's routes. `target` is the path plus query; `headers_json` is NULL or a JSON object

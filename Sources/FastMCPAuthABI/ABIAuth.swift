@@ -88,6 +88,16 @@ public func abiAuthFree(_ auth: OpaquePointer?) {
     Unmanaged<AuthHandle>.fromOpaque(UnsafeRawPointer(auth)).release()
 }
 
+@_cdecl("fma_auth_describe")
+public func abiAuthDescribe(_ auth: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ err: UnsafeMutableRawPointer?) -> Int32 {
+    out?.pointee = nil
+    return call(err) {
+        guard let out else { throw AuthError(.invalidArgument, "out_json is NULL") }
+        guard let handle = handle(auth, as: AuthHandle.self) else { throw AuthError(.invalidArgument, "auth is NULL") }
+        out.pointee = try cString(handle.auth.description.serialized())
+    }
+}
+
 @_cdecl("fma_auth_handle")
 public func abiAuthHandle(_ auth: OpaquePointer?, _ method: UnsafePointer<CChar>?, _ target: UnsafePointer<CChar>?,
                           _ headersJSON: UnsafePointer<CChar>?, _ body: UnsafePointer<UInt8>?, _ bodyLength: UInt,

@@ -87,7 +87,10 @@ struct HostResponder: HTTPResponder {
         let body = try await request.body.collect(upTo: 1 << 20)
         let bytes = Array(body.readableBytesView)
         let facadeRequest = AuthRequest(method: request.method.rawValue, target: target, headers: headers, body: bytes)
-        if let answer = await blocking({ auth.handle(facadeRequest) }) { return Self.response(answer) }
+        // Only the AuthKit metadata mirror may touch the network; other requests skip the hop.
+        if auth.answers(path: facadeRequest.path), let answer = await blocking({ auth.handle(facadeRequest) }) {
+            return Self.response(answer)
+        }
         guard request.uri.path == mcpPath else {
             return Self.response(AuthResponse(status: 404, headers: ["Content-Type": "application/json"], body: Array(#"{"error":"not_found"}"#.utf8)))
         }

@@ -35,6 +35,13 @@ import Testing
         #expect(auth.handle(AuthRequest(method: "GET", target: "/mcp")) == nil)
         #expect(auth.handle(AuthRequest(method: "GET", target: "/.well-known/oauth-authorization-server")) == nil)
         #expect(auth.handle(AuthRequest(method: "POST", target: "/.well-known/oauth-protected-resource"))?.status == 405)
+        // The description lists exactly the routes handle() answers.
+        #expect(auth.description == ["provider": "remote", "required_scopes": ["read"], "authorization_servers": ["https://auth.example.com"],
+                                     "routes": ["/.well-known/oauth-protected-resource/api/mcp", "/.well-known/oauth-protected-resource"],
+                                     "resource": "https://mcp.example.com/api/mcp",
+                                     "resource_metadata": "https://mcp.example.com/.well-known/oauth-protected-resource/api/mcp"])
+        #expect(auth.answers(path: "/.well-known/oauth-protected-resource/api/mcp") && !auth.answers(path: "/api/mcp")
+                && !auth.answers(path: "/.well-known/oauth-authorization-server"))
     }
 
     @Test func challengesFollowTheSpec() throws {
@@ -113,6 +120,19 @@ import Testing
         #expect(auth.handle(AuthRequest(method: "GET", target: "/.well-known/oauth-protected-resource")) == nil)
     }
 
+    @Test func aBareVerifierNeedsNoBaseURL() throws {
+        // As FastMCP's JWTVerifier(...) with no base_url: it authenticates, advertises nothing.
+        let auth = try AuthFacade(json: ["provider": "static", "tokens": ["dev-token": ["client_id": "dev", "scopes": ["read"]]]],
+                                  clock: clock.function)
+        #expect(auth.resourceURL == nil && auth.metadataURL == nil)
+        #expect(auth.description == ["provider": "static", "required_scopes": [], "authorization_servers": [], "routes": []])
+        guard case .authenticated(let access) = auth.authenticate(authorization: "Bearer dev-token") else { Issue.record("refused"); return }
+        #expect(access.clientID == "dev")
+        guard case .challenge(let missing) = auth.authenticate(authorization: nil) else { Issue.record("accepted"); return }
+        #expect(missing.status == 401 && missing.headers["WWW-Authenticate"] == "Bearer")
+        #expect(auth.handle(AuthRequest(method: "GET", target: "/.well-known/oauth-protected-resource/mcp")) == nil)
+    }
+
     @Test func configurationErrors() {
         let cases: [JSONValue] = [
             [:], ["provider": "workos", "base_url": "http://x"], ["provider": "jwt"], ["provider": "jwt", "base_url": "not a url", "jwks_uri": "https://x/j"],
@@ -120,6 +140,11 @@ import Testing
             ["provider": "authkit", "base_url": "http://x", "authkit_domain": "nope"],
             ["provider": "static", "base_url": "http://x", "tokens": [:]],
             ["provider": "jwt", "base_url": "http://x", "jwks_uri": "https://x/j", "bogus": 1],
+            // Providers that advertise authorization servers must know the resource they protect.
+            ["provider": "authkit", "authkit_domain": "https://a.authkit.app"],
+            ["provider": "remote", "token_verifier": ["jwks_uri": "https://x/j"], "authorization_servers": ["https://as"]],
+            ["provider": "introspection", "introspection_url": "https://as/introspect", "client_id": "c", "client_secret": "s",
+             "authorization_servers": ["https://as"]],
         ]
         for config in cases { #expect(outcome { try AuthFacade(json: config) } == .invalidConfig, "\(config.serialized())") }
     }

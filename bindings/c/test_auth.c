@@ -46,6 +46,23 @@ static void test_remote_provider(void) {
     CHECK(fma_auth_handle(auth, "POST", "/mcp", NULL, (const uint8_t *)"{}", 2, &response, &err) == FMA_OK && response == NULL,
           "not ours");
 
+    char *description = NULL;
+    CHECK(fma_auth_describe(auth, &description, &err) == FMA_OK && description, "describe");
+    if (description) {
+        json_t *doc = json_loads(description, 0, NULL);
+        json_t *routes = json_object_get(doc, "routes");
+        CHECK(doc && strcmp(json_string_value(json_object_get(doc, "provider")), "remote") == 0 &&
+                  strcmp(json_string_value(json_object_get(doc, "resource_metadata")),
+                         "https://h.example/.well-known/oauth-protected-resource/p/mcp") == 0 &&
+                  json_array_size(routes) == 2 &&
+                  strcmp(json_string_value(json_array_get(routes, 0)), "/.well-known/oauth-protected-resource/p/mcp") == 0,
+              "description: %s", description);
+        CHECK(strstr(description, "keys") == NULL, "the description carries no key material");
+        json_decref(doc);
+        fma_string_free(description);
+    }
+    CHECK(fma_auth_describe(NULL, &description, &err) == FMA_E_INVALID_ARGUMENT && description == NULL, "describe NULL");
+
     fma_access_token *at = NULL;
     fma_response *challenge = NULL;
     char header[1200];

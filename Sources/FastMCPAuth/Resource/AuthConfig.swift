@@ -29,7 +29,10 @@ extension AuthFacade {
         if let unknown = values.keys.sorted().first(where: { !AuthFacade.commonKeys.contains($0) && !specific.contains($0) }) {
             throw AuthError(.invalidConfig, "unknown configuration key \"\(unknown)\" for provider \(name)")
         }
-        guard let baseURL = try reader.string("base_url") else { throw AuthError(.invalidConfig, "base_url: is required") }
+        let baseURL = try reader.string("base_url")
+        if baseURL == nil, provider == .authkit || provider == .remote || provider == .workosUserinfo {
+            throw AuthError(.invalidConfig, "base_url: is required for provider \(name) (it names the protected resource)")
+        }
         let mcpPath = try reader.string("mcp_path") ?? "/mcp"
         let scopes = try reader.stringList("required_scopes") ?? []
         var servers: [String] = []
@@ -61,7 +64,8 @@ extension AuthFacade {
             }
             domain = origin
             servers = [origin]
-            let resource = (AuthFacade.origin(of: baseURL) ?? "") + String(baseURL.dropFirst((AuthFacade.origin(of: baseURL) ?? "").count)).trimmingSuffix("/") + mcpPath
+            let base = baseURL ?? ""
+            let resource = (AuthFacade.origin(of: base) ?? "") + String(base.dropFirst((AuthFacade.origin(of: base) ?? "").count)).trimmingSuffix("/") + mcpPath
             // AuthKit: JWKS at {domain}/oauth2/jwks, issuer = domain, audience = the resource.
             let verifier = try jwtVerifier([:], defaults: ["jwks_uri": .string(origin + "/oauth2/jwks"), "issuer": .string(origin),
                                                            "audience": .string(resource), "algorithms": ["RS256"]])

@@ -54,8 +54,9 @@ public final class AuthFacade: @unchecked Sendable {
     public enum Provider: String, Sendable { case jwt, remote, authkit, `static`, introspection, workosUserinfo = "workos-userinfo" }
 
     public let provider: Provider
-    /// The protected resource: base_url + mcp_path.
-    public let resourceURL: String
+    /// The protected resource: base_url + mcp_path (nil without a base_url: then no discovery
+    /// routes are served, as for a bare JWT verifier).
+    public let resourceURL: String?
     public let requiredScopes: [String]
     public let authorizationServers: [String]
     public let resourceName: String?
@@ -69,21 +70,31 @@ public final class AuthFacade: @unchecked Sendable {
 
     /// The metadata document's path: RFC 9728 inserts the resource's path after the well-known name.
     public let metadataPath: String
-    public let metadataURL: String
+    public let metadataURL: String?
 
-    public init(provider: Provider, baseURL: String, mcpPath: String = "/mcp", requiredScopes: [String] = [],
+    public init(provider: Provider, baseURL: String?, mcpPath: String = "/mcp", requiredScopes: [String] = [],
                 authorizationServers: [String] = [], resourceName: String? = nil, authKitDomain: String? = nil,
                 verify: @escaping @Sendable (String, [String]) throws -> AccessToken,
                 http: HTTPClient = CurlHTTPClient(), clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock) throws {
-        guard let origin = AuthFacade.origin(of: baseURL) else {
-            throw AuthError(.invalidConfig, "base_url: must be an absolute http(s) URL")
-        }
         guard mcpPath.hasPrefix("/") else { throw AuthError(.invalidConfig, "mcp_path: must start with /") }
-        let basePath = String(baseURL.dropFirst(origin.count)).trimmingSuffix("/")
+        if let baseURL {
+            guard let origin = AuthFacade.origin(of: baseURL) else {
+                throw AuthError(.invalidConfig, "base_url: must be an absolute http(s) URL")
+            }
+            let basePath = String(baseURL.dropFirst(origin.count)).trimmingSuffix("/")
+            self.resourceURL = origin + basePath + mcpPath
+            self.metadataPath = "/.well-known/oauth-protected-resource" + basePath + mcpPath
+            self.metadataURL = origin + metadataPath
+        } else {
+            // Without a base URL nothing can name the resource, so no metadata is advertised.
+            guard authorizationServers.isEmpty else {
+                throw AuthError(.invalidConfig, "base_url: is required with authorization servers (it names the protected resource)")
+            }
+            self.resourceURL = nil
+            self.metadataPath = "/.well-known/oauth-protected-resource" + mcpPath
+            self.metadataURL = nil
+        }
         self.provider = provider
-        self.resourceURL = origin + basePath + mcpPath
-        self.metadataPath = "/.well-known/oauth-protected-resource" + basePath + mcpPath
-        self.metadataURL = origin + metadataPath
         self.requiredScopes = requiredScopes
         self.authorizationServers = authorizationServers
         self.resourceName = resourceName
@@ -106,8 +117,7 @@ public final class AuthFacade: @unchecked Sendable {
     /// The answer to a discovery route, or nil when the request is not one of ours.
     public func handle(_ request: AuthRequest) -> AuthResponse? {
         let path = request.path
-        let servesMetadata = !authorizationServers.isEmpty
-        if servesMetadata, path == metadataPath || path == "/.well-known/oauth-protected-resource" {
+        if resourceURL != nil, !authorizationServers.isEmpty, path == metadataPath || path == "/.well-known/oauth-protected-resource" {
             guard request.method == "GET" || request.method == "HEAD" || request.method == "OPTIONS" else {
                 return .json(405, ["error": "method_not_allowed"], extraHeaders: ["Allow": "GET, HEAD, OPTIONS"])
             }
@@ -119,9 +129,38 @@ public final class AuthFacade: @unchecked Sendable {
         return nil
     }
 
+    /// The paths `handle` answers, for hosts whose router needs them up front.
+    public var routePaths: [String] {
+        var paths = [String]()
+        if resourceURL != nil, !authorizationServers.isEmpty {
+            paths.append(metadataPath)
+            if metadataPath != "/.well-known/oauth-protected-resource" { paths.append("/.well-known/oauth-protected-resource") }
+        }
+        if provider == .authkit { paths.append("/.well-known/oauth-authorization-server") }
+        return paths
+    }
+
+    /// Whether `handle` may answer a request for this path (no I/O: hosts call it on the event loop).
+    public func answers(path: String) -> Bool {
+        path.hasPrefix("/.well-known/") && routePaths.contains(path)
+    }
+
+    /// What a host framework needs to know of the configuration, with no secret in it.
+    public var description: JSONValue {
+        var object: [String: JSONValue] = [
+            "provider": .string(provider.rawValue),
+            "required_scopes": .array(requiredScopes.map { .string($0) }),
+            "authorization_servers": .array(authorizationServers.map { .string($0) }),
+            "routes": .array(routePaths.map { .string($0) }),
+        ]
+        if let resourceURL { object["resource"] = .string(resourceURL) }
+        if let metadataURL, !authorizationServers.isEmpty { object["resource_metadata"] = .string(metadataURL) }
+        return .object(object)
+    }
+
     public func protectedResourceMetadata() -> JSONValue {
         var document: [String: JSONValue] = [
-            "resource": .string(resourceURL),
+            "resource": resourceURL.map { .string($0) } ?? .null,
             "authorization_servers": .array(authorizationServers.map { .string($0) }),
             "bearer_methods_supported": ["header"],
         ]
@@ -186,7 +225,7 @@ public final class AuthFacade: @unchecked Sendable {
         var parameters = [String]()
         if let error { parameters.append("error=\"\(error)\"") }
         if let description { parameters.append("error_description=\"\(description)\"") }
-        if !authorizationServers.isEmpty { parameters.append("resource_metadata=\"\(metadataURL)\"") }
+        if !authorizationServers.isEmpty, let metadataURL { parameters.append("resource_metadata=\"\(metadataURL)\"") }
         if !scopes.isEmpty { parameters.append("scope=\"\(scopes.joined(separator: " "))\"") }
         var body: [String: JSONValue] = ["error": .string(error ?? "unauthorized"),
                                          "error_description": .string(description ?? "Authentication required.")]

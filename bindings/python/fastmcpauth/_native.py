@@ -120,6 +120,7 @@ def raise_for(status: int, err: Error, kind):
 auth_new = _ffi("fma_auth_new", [ctypes.c_char_p, _handle_p, _err_p], ctypes.c_int)
 auth_new_from_env = _ffi("fma_auth_new_from_env", [ctypes.c_char_p, ctypes.c_char_p, _handle_p, _err_p], ctypes.c_int)
 auth_free = _ffi("fma_auth_free", [ctypes.c_void_p], None)
+auth_describe = _ffi("fma_auth_describe", [ctypes.c_void_p, _c_char_pp, _err_p], ctypes.c_int)
 auth_handle = _ffi("fma_auth_handle", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, _handle_p, _err_p], ctypes.c_int)
 auth_authenticate = _ffi("fma_auth_authenticate", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, _handle_p, _handle_p, _err_p], ctypes.c_int)
 response_status = _ffi("fma_response_status", [ctypes.c_void_p], ctypes.c_int)

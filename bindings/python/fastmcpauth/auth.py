@@ -52,6 +52,16 @@ class AuthProvider:
     def from_config(cls, config: dict) -> "AuthProvider":
         return cls(_new(config), config)
 
+    def describe(self) -> dict:
+        """The configuration without secrets: provider, required_scopes, authorization_servers,
+        routes (the paths `handle` answers), and resource / resource_metadata when base_url is set."""
+        out = ctypes.c_void_p()
+        err = _native.Error()
+        status = _native.auth_describe(self._handle, ctypes.byref(out), err)
+        if status != 0:
+            _native.raise_for(status, err, FastMCPAuthError)
+        return json.loads(_native.take_string(out))
+
     def handle(self, method: str, target: str, headers: Optional[Mapping[str, str]] = None, body: bytes = b"") -> Optional[Response]:
         """The response to a discovery route, or None when the request is not one of ours."""
         out = ctypes.c_void_p()
@@ -110,7 +120,7 @@ def RemoteAuthProvider(token_verifier: Union[JWTVerifier, dict], authorization_s
                                      "required_scopes": scopes, "mcp_path": mcp_path, "resource_name": resource_name})
 
 
-def StaticTokenProvider(tokens: Mapping[str, Mapping], base_url: str, required_scopes: Optional[Iterable[str]] = None,
+def StaticTokenProvider(tokens: Mapping[str, Mapping], base_url: Optional[str] = None, required_scopes: Optional[Iterable[str]] = None,
                         mcp_path: str = "/mcp") -> AuthProvider:
     """Fixed tokens for development: {token: {"client_id", "scopes", "expires_at"}}."""
     return AuthProvider.from_config({"provider": "static", "tokens": {k: dict(v) for k, v in tokens.items()}, "base_url": base_url,

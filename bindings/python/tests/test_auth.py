@@ -5,37 +5,19 @@ import json
 import time
 
 import pytest
-from joserfc import jwt as joserfc_jwt
-from joserfc.jwk import RSAKey
 
 import fastmcpauth
-from json_server import JSONServer
+from fake_authkit import FakeAuthKit
 
 
-class FakeAuthKit(JSONServer):
-    """A local AuthKit: JWKS at /oauth2/jwks and AS metadata; tokens signed with joserfc."""
-
-    def __init__(self):
-        self.key = RSAKey.generate_key(2048, parameters={"kid": "authkit-1"})
-        super().__init__({
-            "/oauth2/jwks": lambda: {"keys": [self.key.as_dict(private=False)]},
-            "/.well-known/oauth-authorization-server": lambda: {"issuer": self.url, "authorization_endpoint": self.url + "/oauth2/authorize",
-                                                                "token_endpoint": self.url + "/oauth2/token"},
-        })
-
-    @property
-    def metadata_requests(self):
-        return self.requests.count("/.well-known/oauth-authorization-server")
-
+class LocalAuthKit(FakeAuthKit):
     def token(self, **claims):
-        base = {"iss": self.url, "aud": "http://127.0.0.1:8000/mcp", "sub": "user_1", "exp": int(time.time()) + 300, "scope": "openid profile"}
-        base.update(claims)
-        return joserfc_jwt.encode({"alg": "RS256", "kid": "authkit-1"}, {k: v for k, v in base.items() if v is not None}, self.key)
+        return super().token("http://127.0.0.1:8000/mcp", **{"sub": "user_1", "scope": "openid profile", **claims})
 
 
 @pytest.fixture(scope="module")
 def authkit():
-    server = FakeAuthKit()
+    server = LocalAuthKit()
     yield server
     server.close()
 
@@ -90,6 +72,10 @@ def test_remote_provider_under_a_path_prefix():
     with pytest.raises(fastmcpauth.AuthChallenge) as info:
         auth.authenticate("Basic dXNlcjpwYXNz")
     assert 'resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/tools/mcp"' in info.value.www_authenticate
+    assert auth.describe() == {"provider": "remote", "required_scopes": ["mcp"], "authorization_servers": ["https://auth.example.com"],
+                               "routes": ["/.well-known/oauth-protected-resource/tools/mcp", "/.well-known/oauth-protected-resource"],
+                               "resource": "https://api.example.com/tools/mcp",
+                               "resource_metadata": "https://api.example.com/.well-known/oauth-protected-resource/tools/mcp"}
 
 
 def test_static_tokens():
@@ -97,6 +83,13 @@ def test_static_tokens():
     assert auth.authenticate("Bearer dev-token").client_id == "dev"
     with pytest.raises(fastmcpauth.AuthChallenge):
         auth.authenticate("Bearer nope")
+    # Without a base_url (as FastMCP's bare verifiers) it authenticates and advertises nothing.
+    bare = fastmcpauth.StaticTokenProvider({"dev-token": {"client_id": "dev"}})
+    assert bare.authenticate("Bearer dev-token").client_id == "dev"
+    assert bare.describe()["routes"] == [] and "resource" not in bare.describe()
+    with pytest.raises(fastmcpauth.AuthChallenge) as info:
+        bare.authenticate(None)
+    assert info.value.status == 401 and info.value.www_authenticate == "Bearer"
 
 
 def test_auth_from_env(monkeypatch, authkit):

@@ -4,53 +4,19 @@ host in AuthKit mode -> the official `mcp` Python client."""
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import time
 
 import httpx2
 import pytest
-from joserfc import jwt as joserfc_jwt
-from joserfc.jwk import RSAKey
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from conftest import REPO
-from json_server import JSONServer
+from fake_authkit import FakeAuthKit
+from ports import free_port, wait_for_port
 
 HOST = REPO / ".build" / "release" / "fastmcpauth-host"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, seconds=30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-class FakeAuthKit(JSONServer):
-    def __init__(self):
-        self.key = RSAKey.generate_key(2048, parameters={"kid": "ak"})
-        super().__init__({
-            "/oauth2/jwks": lambda: {"keys": [self.key.as_dict(private=False)]},
-            "/.well-known/oauth-authorization-server": lambda: {"issuer": self.url, "authorization_endpoint": self.url + "/oauth2/authorize"},
-        })
-
-    def token(self, resource, **claims):
-        base = {"iss": self.url, "aud": resource, "sub": "user_42", "client_id": "client_7", "exp": int(time.time()) + 300,
-                "scope": "openid mcp:tools"}
-        base.update(claims)
-        return joserfc_jwt.encode({"alg": "RS256", "kid": "ak"}, base, self.key)
 
 
 @pytest.fixture(scope="module")

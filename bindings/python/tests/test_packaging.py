@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -90,3 +91,20 @@ def test_import_error_names_what_it_tried(tmp_path):
     result = subprocess.run([sys.executable, "-c", "import fastmcpauth"], capture_output=True, text=True, env=env)
     assert result.returncode != 0
     assert "ImportError" in result.stderr and "missing.so" in result.stderr
+
+
+def test_pip_installs_the_package_with_its_integrations(tmp_path):
+    # The venv's own setuptools builds it (no index needed) from a copy, so the checkout stays
+    # clean; the wheel must carry every module.
+    source_copy = tmp_path / "src"
+    shutil.copytree(REPO / "bindings" / "python", source_copy, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
+                    str(source_copy)], check=True, capture_output=True)
+    installed = {p.relative_to(target).as_posix() for p in (target / "fastmcpauth").rglob("*.py")}
+    source = {p.relative_to(REPO / "bindings" / "python").as_posix() for p in (REPO / "bindings" / "python" / "fastmcpauth").rglob("*.py")}
+    assert installed == source and "fastmcpauth/integrations/fastmcp.py" in installed
+    env = {**os.environ, "FASTMCPAUTH_LIB": str(LIBRARY), "PYTHONPATH": str(target)}
+    out = subprocess.run([sys.executable, "-c", "import fastmcpauth; print(fastmcpauth.library_version())"], env=env, cwd=target,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "0.1.0"

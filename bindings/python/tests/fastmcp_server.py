@@ -1,0 +1,45 @@
+"""A real FastMCP server under uvicorn, run with .venv-fastmcp's Python by the tests and the
+benchmark: `fastmcp_server.py PORT CONFIG_JSON`. CONFIG_JSON is {"auth": "ours" | "fastmcp",
+"provider": "jwt" | "authkit", "mcp_path": "/mcp", ...provider keyword arguments}: "ours" builds
+the provider from fastmcpauth.integrations.fastmcp, "fastmcp" FastMCP's own class of that name."""
+
+import json
+import sys
+
+import uvicorn
+from fastmcp import FastMCP
+from fastmcp.server.dependencies import get_access_token
+
+
+def build_auth(config: dict):
+    kind, provider = config.pop("auth"), config.pop("provider")
+    if kind == "ours":
+        from fastmcpauth.integrations import fastmcp as ours
+        return {"jwt": ours.JWTVerifier, "authkit": ours.AuthKitProvider}[provider](**config)
+    from fastmcp.server.auth.providers.jwt import JWTVerifier
+    from fastmcp.server.auth.providers.workos import AuthKitProvider
+    return {"jwt": JWTVerifier, "authkit": AuthKitProvider}[provider](**config)
+
+
+def main():
+    port, config = int(sys.argv[1]), json.loads(sys.argv[2])
+    mcp_path = config.pop("mcp_path", "/mcp")
+    server = FastMCP("fastmcp-peer", auth=build_auth(config))
+
+    @server.tool
+    def whoami() -> dict:
+        """The caller's identity, from the access token."""
+        token = get_access_token()
+        return {"subject": token.subject if token else None, "client_id": token.client_id if token else None,
+                "scopes": list(token.scopes) if token else [], "claims": token.claims if token else {}}
+
+    @server.tool
+    def echo(text: str) -> str:
+        return text
+
+    app = server.http_app(path=mcp_path, json_response=True, stateless_http=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", workers=1)
+
+
+if __name__ == "__main__":
+    main()
