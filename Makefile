@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PREFIX ?= /usr/local
 VERSION := 0.1.0
 DEBIAN_PACKAGES := libssl-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libhiredis-dev \
-                   redis-server pkg-config gcc python3-venv
+                   redis-server pkg-config gcc python3-venv wrk curl
 VENV := .venv
 PY := $(VENV)/bin/python
 # FastMCP needs py-key-value-aio < 0.5 and the store tests pin 0.5.0: FastMCP gets its own venv.
@@ -95,6 +95,7 @@ demo: build
 
 bench: build venv
 	$(PY) bench/bench.py
+	$(PY) bench/bench_host.py
 
 clean:
 	rm -rf .build $(VENV) $(FASTMCP_VENV)
