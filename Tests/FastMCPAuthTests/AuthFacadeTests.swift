@@ -178,6 +178,7 @@ import Testing
         } catch let error as AuthError {
             #expect(error.code == .invalidConfig && error.message.contains("FASTMCP_SERVER_AUTH_JWT_ALGORITHM"), "\(error)")
         }
+        // The WorkOS proxy without its settings: the error names what is missing.
         #expect(outcome { try AuthFacade.configuration(environment: ["FASTMCP_SERVER_AUTH": "fastmcp.server.auth.providers.workos.WorkOSProvider"]) } == .invalidConfig)
         #expect(outcome { try AuthFacade.configuration(environment: ["FASTMCP_SERVER_AUTH": "nonsense"]) } == .invalidConfig)
     }

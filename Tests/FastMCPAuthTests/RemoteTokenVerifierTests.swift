@@ -81,6 +81,10 @@ import Testing
     }
 
     @Test func formEncoding() {
-        #expect(formEncode("a b+c/é=&") == "a%20b%2Bc%2F%C3%A9%3D%26")
+        #expect(Form.encode("a b+c/é=&") == "a%20b%2Bc%2F%C3%A9%3D%26")
+        let decoded = Form.decode("a=1&b=x+y%2Fz&c&%C3%A9=%26")
+        #expect(decoded?.map { $0.0 } == ["a", "b", "c", "é"] && decoded?.map { $0.1 } == ["1", "x y/z", "", "&"])
+        #expect(Form.decode("a=%zz") == nil && Form.decode("a=%C3") == nil, "bad escapes and invalid UTF-8 are refused")
+        #expect(Form.url("https://h/p?x=1", adding: [("y", "a b")]) == "https://h/p?x=1&y=a%20b")
     }
 }

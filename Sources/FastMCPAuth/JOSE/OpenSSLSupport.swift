@@ -133,6 +133,15 @@ enum OpenSSL {
         data.withUnsafeBytes { digest(sha256Digest, $0) }
     }
 
+    /// Lower-case hex SHA-256 of the text's UTF-8 (store keys for secrets: never the secret itself).
+    static func sha256Hex(_ text: String) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        for byte in sha256(Array(text.utf8)) { out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// HMAC through a pre-fetched EVP_MAC (the one-shot HMAC() fetches on every call).
     static func hmac(digestName: String, key: [UInt8], data: UnsafeRawBufferPointer) -> [UInt8] {
         guard let ctx = EVP_MAC_CTX_new(hmacAlgorithm) else { return [] }

@@ -9,7 +9,8 @@ extension AuthFacade {
     /// "token_verifier" (a JWTVerifier configuration) and "authorization_servers"; authkit:
     /// "authkit_domain"; static: "tokens" ({token: {client_id, scopes, expires_at, sub}}).
     public convenience init(json: JSONValue, http: HTTPClient = CurlHTTPClient(),
-                            clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock) throws {
+                            clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock,
+                            log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         guard let object = json.objectValue else { throw AuthError(.invalidConfig, "the auth configuration must be a JSON object") }
         let values = object.filter { $0.value != .null }
         let reader = ConfigReader(values: values)
@@ -25,18 +26,22 @@ extension AuthFacade {
         case .static: specific = ["tokens"]
         case .introspection: specific = ["introspection_url", "client_id", "client_secret", "timeout_seconds", "authorization_servers", "cache_ttl"]
         case .workosUserinfo: specific = ["authkit_domain", "timeout_seconds", "cache_ttl"]
+        case .oauthProxy: specific = OAuthProxyConfig.proxyKeys
+        case .oidcProxy: specific = OAuthProxyConfig.oidcKeys
+        case .workos: specific = OAuthProxyConfig.workosKeys
         }
         if let unknown = values.keys.sorted().first(where: { !AuthFacade.commonKeys.contains($0) && !specific.contains($0) }) {
             throw AuthError(.invalidConfig, "unknown configuration key \"\(unknown)\" for provider \(name)")
         }
         let baseURL = try reader.string("base_url")
-        if baseURL == nil, provider == .authkit || provider == .remote || provider == .workosUserinfo {
+        if baseURL == nil, [.authkit, .remote, .workosUserinfo, .oauthProxy, .oidcProxy, .workos].contains(provider) {
             throw AuthError(.invalidConfig, "base_url: is required for provider \(name) (it names the protected resource)")
         }
         let mcpPath = try reader.string("mcp_path") ?? "/mcp"
         let scopes = try reader.stringList("required_scopes") ?? []
         var servers: [String] = []
         var domain: String? = nil
+        var proxy: OAuthProxy? = nil
         let verify: @Sendable (String, [String]) throws -> AccessToken
 
         func jwtVerifier(_ config: [String: JSONValue], defaults: [String: JSONValue] = [:]) throws -> JWTVerifier {
@@ -89,6 +94,16 @@ extension AuthFacade {
                                                   timeout: try reader.seconds("timeout_seconds") ?? 10,
                                                   cacheLifetime: try reader.seconds("cache_ttl") ?? 60, http: http, clock: clock)
             verify = { token, needed in try checker.verify(token, requiredScopes: needed) }
+        case .oauthProxy, .oidcProxy, .workos:
+            let base = baseURL ?? ""
+            let origin = AuthFacade.origin(of: base) ?? ""
+            let resource = origin + String(base.dropFirst(origin.count)).trimmingSuffix("/") + mcpPath
+            let config = try OAuthProxyConfig.parse(provider: provider, reader: reader, values: values, baseURL: base,
+                                                    resourceURL: resource, requiredScopes: scopes, http: http)
+            let built = try OAuthProxy(config: config, http: http, clock: clock, log: log)
+            proxy = built
+            servers = [config.issuer]
+            verify = { token, needed in try built.verify(token, requiredScopes: needed) }
         case .static:
             guard case .object(let tokens)? = values["tokens"], !tokens.isEmpty else {
                 throw AuthError(.invalidConfig, "tokens: must map each token to {client_id, scopes, expires_at}")
@@ -115,7 +130,7 @@ extension AuthFacade {
             }
         }
         try self.init(provider: provider, baseURL: baseURL, mcpPath: mcpPath, requiredScopes: scopes, authorizationServers: servers,
-                      resourceName: try reader.string("resource_name"), authKitDomain: domain, verify: verify, http: http, clock: clock)
+                      resourceName: try reader.string("resource_name"), authKitDomain: domain, proxy: proxy, verify: verify, http: http, clock: clock)
     }
 
     // MARK: - Environment
@@ -130,9 +145,11 @@ extension AuthFacade {
         "fastmcp.server.auth.providers.introspection.introspectiontokenverifier": .introspection,
         "workos-userinfo": .workosUserinfo, "workostokenverifier": .workosUserinfo,
         "fastmcp.server.auth.providers.workos.workostokenverifier": .workosUserinfo,
+        "workos": .workos, "workosprovider": .workos, "fastmcp.server.auth.providers.workos.workosprovider": .workos,
+        "oidc_proxy": .oidcProxy, "oidcproxy": .oidcProxy, "fastmcp.server.auth.oidc_proxy.oidcproxy": .oidcProxy,
+        "oauth_proxy": .oauthProxy, "oauthproxy": .oauthProxy, "fastmcp.server.auth.oauth_proxy.oauthproxy": .oauthProxy,
+        "fastmcp.server.auth.oauthproxy": .oauthProxy,
     ]
-    static let laterProviders: Set<String> = ["workos", "workosprovider", "fastmcp.server.auth.providers.workos.workosprovider",
-                                              "oidc_proxy", "oidcproxy", "oauth_proxy", "oauthproxy"]
 
     /// The configuration FastMCP's variables describe: FASTMCP_SERVER_AUTH names the provider;
     /// FASTMCP_SERVER_AUTH_JWT_*, FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_*, …_REMOTE_* and
@@ -144,9 +161,6 @@ extension AuthFacade {
         var variableOf = [String: String]()
         if let named = environment["FASTMCP_SERVER_AUTH"], !named.trimmingCharacters().isEmpty {
             let key = named.trimmingCharacters().lowercased()
-            if laterProviders.contains(key) {
-                throw AuthError(.invalidConfig, "FASTMCP_SERVER_AUTH: \(named) is not available in this version (the OAuth proxy comes later)")
-            }
             guard let provider = providerNames[key] else {
                 throw AuthError(.invalidConfig, "FASTMCP_SERVER_AUTH: unknown provider \"\(named)\"")
             }
@@ -158,7 +172,9 @@ extension AuthFacade {
             case .remote: prefixes = ["FASTMCP_SERVER_AUTH_REMOTE_", "FASTMCP_SERVER_AUTH_JWT_"]
             case .static: prefixes = ["FASTMCP_SERVER_AUTH_STATIC_"]
             case .introspection: prefixes = ["FASTMCP_SERVER_AUTH_INTROSPECTION_"]
-            case .workosUserinfo: prefixes = ["FASTMCP_SERVER_AUTH_WORKOS_"]
+            case .workosUserinfo, .workos: prefixes = ["FASTMCP_SERVER_AUTH_WORKOS_"]
+            case .oidcProxy: prefixes = ["FASTMCP_SERVER_AUTH_OIDC_"]
+            case .oauthProxy: prefixes = ["FASTMCP_SERVER_AUTH_OAUTH_PROXY_"]
             }
             var verifier = [String: JSONValue]()
             for (variable, value) in environment.sorted(by: { $0.key < $1.key }) {
@@ -202,7 +218,9 @@ extension AuthFacade {
         default: break
         }
         if ["leeway", "cache_size", "cache_ttl", "max_token_bytes", "jwks_timeout", "jwks_max_bytes", "jwks_refetch_cooldown",
-            "jwks_cache_ttl", "jwks_min_cache_ttl", "jwks_max_cache_ttl", "timeout_seconds"].contains(key) {
+            "jwks_cache_ttl", "jwks_min_cache_ttl", "jwks_max_cache_ttl", "timeout_seconds", "access_token_lifetime",
+            "refresh_token_lifetime", "refresh_grace_period", "transaction_lifetime", "code_lifetime", "client_lifetime",
+            "registration_rate_limit", "pbkdf2_iterations"].contains(key) {
             if let integer = Int64(trimmed) { return .int(integer) }
             if let number = Double(trimmed) { return .double(number) }
             throw AuthError(.invalidConfig, "\(variable): must be a number")

@@ -7,12 +7,16 @@ public struct AuthRequest: Sendable {
     public var target: String
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
+    /// The peer's IP address as the host sees it (rate limits key on it); nil when unknown.
+    public var clientAddress: String?
 
-    public init(method: String, target: String, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+    public init(method: String, target: String, headers: [(name: String, value: String)] = [], body: [UInt8] = [],
+                clientAddress: String? = nil) {
         self.method = method
         self.target = target
         self.headers = headers
         self.body = body
+        self.clientAddress = clientAddress
     }
 
     public func header(_ name: String) -> String? {
@@ -51,7 +55,10 @@ public struct AuthResponse: Sendable, Equatable {
 /// metadata) and turns an Authorization header into an access token or the exact 401/403 the
 /// MCP authorization spec requires. Immutable configuration; thread-safe.
 public final class AuthFacade: @unchecked Sendable {
-    public enum Provider: String, Sendable { case jwt, remote, authkit, `static`, introspection, workosUserinfo = "workos-userinfo" }
+    public enum Provider: String, Sendable {
+        case jwt, remote, authkit, `static`, introspection, workosUserinfo = "workos-userinfo"
+        case oauthProxy = "oauth_proxy", oidcProxy = "oidc_proxy", workos
+    }
 
     public let provider: Provider
     /// The protected resource: base_url + mcp_path (nil without a base_url: then no discovery
@@ -61,6 +68,8 @@ public final class AuthFacade: @unchecked Sendable {
     public let authorizationServers: [String]
     public let resourceName: String?
     private let verify: @Sendable (String, [String]) throws -> AccessToken
+    /// The OAuth proxy, for the proxy providers: it serves the authorization-server routes.
+    public let proxy: OAuthProxy?
     private let authKitDomain: String?
     private let http: HTTPClient
     private let clock: @Sendable () -> Double
@@ -74,7 +83,7 @@ public final class AuthFacade: @unchecked Sendable {
 
     public init(provider: Provider, baseURL: String?, mcpPath: String = "/mcp", requiredScopes: [String] = [],
                 authorizationServers: [String] = [], resourceName: String? = nil, authKitDomain: String? = nil,
-                verify: @escaping @Sendable (String, [String]) throws -> AccessToken,
+                proxy: OAuthProxy? = nil, verify: @escaping @Sendable (String, [String]) throws -> AccessToken,
                 http: HTTPClient = CurlHTTPClient(), clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock) throws {
         guard mcpPath.hasPrefix("/") else { throw AuthError(.invalidConfig, "mcp_path: must start with /") }
         if let baseURL {
@@ -99,6 +108,7 @@ public final class AuthFacade: @unchecked Sendable {
         self.authorizationServers = authorizationServers
         self.resourceName = resourceName
         self.authKitDomain = authKitDomain
+        self.proxy = proxy
         self.verify = verify
         self.http = http
         self.clock = clock
@@ -126,7 +136,7 @@ public final class AuthFacade: @unchecked Sendable {
         if provider == .authkit, path == "/.well-known/oauth-authorization-server" {
             return authorizationServerMetadata()
         }
-        return nil
+        return proxy?.handle(request)
     }
 
     /// The paths `handle` answers, for hosts whose router needs them up front.
@@ -137,12 +147,13 @@ public final class AuthFacade: @unchecked Sendable {
             if metadataPath != "/.well-known/oauth-protected-resource" { paths.append("/.well-known/oauth-protected-resource") }
         }
         if provider == .authkit { paths.append("/.well-known/oauth-authorization-server") }
+        if let proxy { paths += proxy.routePaths.filter { !paths.contains($0) } }
         return paths
     }
 
     /// Whether `handle` may answer a request for this path (no I/O: hosts call it on the event loop).
     public func answers(path: String) -> Bool {
-        path.hasPrefix("/.well-known/") && routePaths.contains(path)
+        (path.hasPrefix("/.well-known/") || proxy != nil) && routePaths.contains(path)
     }
 
     /// What a host framework needs to know of the configuration, with no secret in it.

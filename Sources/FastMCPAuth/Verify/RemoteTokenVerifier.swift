@@ -68,10 +68,10 @@ public final class RemoteTokenVerifier: @unchecked Sendable {
         do {
             switch method {
             case .introspection(let url, let clientID, let clientSecret):
-                let credentials = Base64.encode(Array("\(formEncode(clientID)):\(formEncode(clientSecret))".utf8), alphabet: .standard)
+                let credentials = Base64.encode(Array("\(Form.encode(clientID)):\(Form.encode(clientSecret))".utf8), alphabet: .standard)
                 response = try http.send(HTTPRequest(method: "POST", url: url, headers: [
                     ("Authorization", "Basic " + credentials), ("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json"),
-                ], body: Array("token=\(formEncode(token))&token_type_hint=access_token".utf8), timeout: timeout, maxResponseBytes: 64 * 1024))
+                ], body: Array("token=\(Form.encode(token))&token_type_hint=access_token".utf8), timeout: timeout, maxResponseBytes: 64 * 1024))
             case .userinfo(let url):
                 response = try http.send(HTTPRequest(url: url, headers: [("Authorization", "Bearer " + token), ("Accept", "application/json")],
                                                      timeout: timeout, maxResponseBytes: 64 * 1024))
@@ -109,20 +109,4 @@ public final class RemoteTokenVerifier: @unchecked Sendable {
         guard parts.count == 3, let payload = Base64URL.decode(Array(parts[1].utf8)) else { return nil }
         return (try? JSONValue.parse(payload))?.objectValue
     }
-}
-
-/// application/x-www-form-urlencoded escaping.
-func formEncode(_ text: String) -> String {
-    var out = ""
-    for byte in text.utf8 {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-            out.unicodeScalars.append(Unicode.Scalar(byte))
-        default:
-            let hex = String(byte, radix: 16, uppercase: true)
-            out += "%" + (hex.count == 1 ? "0" + hex : hex)
-        }
-    }
-    return out
 }
