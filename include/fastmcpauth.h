@@ -355,12 +355,16 @@ void fma_auth_free(fma_auth *auth);
 FMA_WARN_UNUSED_RESULT
 fma_status fma_auth_describe(const fma_auth *auth, char **out_json, fma_error *err);
 
-/* Answers a discovery route: *out receives the response, or NULL when the request is not one of
- * the facade's routes. `target` is the path plus query; `headers_json` is NULL or a JSON object
- * of header names to values; `body` may be NULL when body_length is 0. */
+/* Answers one of the facade's routes (discovery; with an OAuth proxy also /register, /authorize,
+ * /consent, the upstream callback, /token and /revoke): *out receives the response to send as it
+ * is, or NULL when the request is not one of the facade's. `target` is the path plus query;
+ * `headers_json` is NULL or a JSON object of header names to values; `body` may be NULL when
+ * body_length is 0 (at most 1 MiB); `client_address` is NULL or the peer's IP address, which
+ * registration rate limits key on. May block on the store and the upstream provider. */
 FMA_WARN_UNUSED_RESULT
 fma_status fma_auth_handle(const fma_auth *auth, const char *method, const char *target, const char *headers_json,
-                           const uint8_t *body, size_t body_length, fma_response **out, fma_error *err);
+                           const uint8_t *body, size_t body_length, const char *client_address, fma_response **out,
+                           fma_error *err);
 
 /* Authenticates one request. `authorization` is the Authorization header value or NULL;
  * `required_scopes` NULL or space-separated scopes the operation needs beyond the configured

@@ -101,6 +101,7 @@ public func abiAuthDescribe(_ auth: OpaquePointer?, _ out: UnsafeMutablePointer<
 @_cdecl("fma_auth_handle")
 public func abiAuthHandle(_ auth: OpaquePointer?, _ method: UnsafePointer<CChar>?, _ target: UnsafePointer<CChar>?,
                           _ headersJSON: UnsafePointer<CChar>?, _ body: UnsafePointer<UInt8>?, _ bodyLength: UInt,
+                          _ clientAddress: UnsafePointer<CChar>?,
                           _ out: UnsafeMutablePointer<OpaquePointer?>?, _ err: UnsafeMutableRawPointer?) -> Int32 {
     out?.pointee = nil
     return call(err) {
@@ -110,7 +111,8 @@ public func abiAuthHandle(_ auth: OpaquePointer?, _ method: UnsafePointer<CChar>
         guard body != nil || bodyLength == 0 else { throw AuthError(.invalidArgument, "body is NULL") }
         let headers = try jsonArgument(headersJSON, "headers_json").compactMap { name, value in value.stringValue.map { (name: name, value: $0) } }
         let request = AuthRequest(method: try argument(method, "method"), target: try argument(target, "target"), headers: headers,
-                                  body: body.map { Array(UnsafeBufferPointer(start: $0, count: Int(bodyLength))) } ?? [])
+                                  body: body.map { Array(UnsafeBufferPointer(start: $0, count: Int(bodyLength))) } ?? [],
+                                  clientAddress: clientAddress.map { String(cString: $0) })
         if let response = handle.auth.handle(request) { out.pointee = retained(try ResponseHandle(response)) }
     }
 }

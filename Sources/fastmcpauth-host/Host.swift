@@ -43,7 +43,7 @@ struct Host: AsyncParsableCommand {
     /// printing a ready-to-use bearer token (development only; nothing leaves this machine).
     static func makeAuth(environment: [String: String], baseURL: String, mcpPath: String) throws -> AuthFacade {
         if let config = try AuthFacade.configuration(environment: environment, defaults: ["base_url": .string(baseURL), "mcp_path": .string(mcpPath)]) {
-            return try AuthFacade(json: config)
+            return try AuthFacade(json: config, log: { print($0) })
         }
         let key = try JSONWebKey.generate(.ES256)
         let now = Int64(JWTVerifier.systemClock())
@@ -65,29 +65,41 @@ struct Host: AsyncParsableCommand {
 
 /// Routes every request: discovery routes to the facade, the MCP path through authentication to
 /// a fresh stateless MCP server, anything else 404. One log line per request, without secrets.
+/// The request context: Hummingbird's basics plus the peer's address (registration rate limits).
+struct HostContext: Hummingbird.RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let clientAddress: String?
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        clientAddress = source.channel.remoteAddress?.ipAddress
+    }
+}
+
 struct HostResponder: HTTPResponder {
-    typealias Context = BasicRequestContext
+    typealias Context = HostContext
     let auth: AuthFacade
     let mcpPath: String
     /// Blocking work (JWKS fetches) runs here, never on the event loops.
     static let blockingQueue = DispatchQueue(label: "fastmcpauth-host.blocking", attributes: .concurrent)
 
-    func respond(to request: Request, context: BasicRequestContext) async throws -> Response {
+    func respond(to request: Request, context: HostContext) async throws -> Response {
         let started = Date()
-        let response = try await route(request)
+        let response = try await route(request, clientAddress: context.clientAddress)
         let path = request.uri.path
         print("\(request.method.rawValue) \(path) \(response.status.code) \(Int(Date().timeIntervalSince(started) * 1000))ms")
         return response
     }
 
-    private func route(_ request: Request) async throws -> Response {
+    private func route(_ request: Request, clientAddress: String?) async throws -> Response {
         let target = request.uri.string
         var headers = [(name: String, value: String)]()
         for field in request.headers { headers.append((name: field.name.canonicalName, value: field.value)) }
         let body = try await request.body.collect(upTo: 1 << 20)
         let bytes = Array(body.readableBytesView)
-        let facadeRequest = AuthRequest(method: request.method.rawValue, target: target, headers: headers, body: bytes)
-        // Only the AuthKit metadata mirror may touch the network; other requests skip the hop.
+        let facadeRequest = AuthRequest(method: request.method.rawValue, target: target, headers: headers, body: bytes,
+                                        clientAddress: clientAddress)
+        // Discovery and proxy routes may touch the network or the store: off the event loop.
         if auth.answers(path: facadeRequest.path), let answer = await blocking({ auth.handle(facadeRequest) }) {
             return Self.response(answer)
         }

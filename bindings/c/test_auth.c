@@ -31,7 +31,7 @@ static void test_remote_provider(void) {
 
     fma_response *response = NULL;
     CHECK(fma_auth_handle(auth, "GET", "/.well-known/oauth-protected-resource/p/mcp", "{\"Accept\":\"application/json\"}", NULL, 0,
-                          &response, &err) == FMA_OK && response != NULL, "metadata route");
+                          "127.0.0.1", &response, &err) == FMA_OK && response != NULL, "metadata route");
     if (response) {
         size_t length = 0;
         const uint8_t *body = fma_response_body(response, &length);
@@ -43,7 +43,7 @@ static void test_remote_provider(void) {
         json_decref(doc);
         fma_response_free(response);
     }
-    CHECK(fma_auth_handle(auth, "POST", "/mcp", NULL, (const uint8_t *)"{}", 2, &response, &err) == FMA_OK && response == NULL,
+    CHECK(fma_auth_handle(auth, "POST", "/mcp", NULL, (const uint8_t *)"{}", 2, NULL, &response, &err) == FMA_OK && response == NULL,
           "not ours");
 
     char *description = NULL;
@@ -112,15 +112,64 @@ static void test_from_env(void) {
     fma_access_token_free(at);
     fma_auth_free(auth);
     setenv("FASTMCP_SERVER_AUTH", "fastmcp.server.auth.providers.workos.WorkOSProvider", 1);
-    CHECK(fma_auth_new_from_env(NULL, NULL, &auth, &err) == FMA_E_INVALID_CONFIG && strstr(err.message, "FASTMCP_SERVER_AUTH") != NULL,
-          "later provider named");
+    CHECK(fma_auth_new_from_env(NULL, NULL, &auth, &err) == FMA_E_INVALID_CONFIG && strstr(err.message, "base_url") != NULL,
+          "the WorkOS proxy names what it lacks: %s", err.message);
     unsetenv("FASTMCP_SERVER_AUTH");
     CHECK(fma_auth_new("{\"provider\":\"jwt\"}", &auth, &err) == FMA_E_INVALID_CONFIG && auth == NULL, "missing base_url");
+}
+
+/* The WorkOS OAuth proxy from FastMCP's variables: metadata, registration, and an attack. */
+static void test_workos_proxy_from_env(void) {
+    fma_error err;
+    fma_auth *auth = NULL;
+    setenv("FASTMCP_SERVER_AUTH", "fastmcp.server.auth.providers.workos.WorkOSProvider", 1);
+    setenv("FASTMCP_SERVER_AUTH_WORKOS_CLIENT_ID", "client_01", 1);
+    setenv("FASTMCP_SERVER_AUTH_WORKOS_CLIENT_SECRET", "sk_test_secret", 1);
+    setenv("FASTMCP_SERVER_AUTH_WORKOS_AUTHKIT_DOMAIN", "https://demo.authkit.app", 1);
+    setenv("FASTMCP_SERVER_AUTH_WORKOS_BASE_URL", "https://mcp.example.com", 1);
+    setenv("FASTMCP_SERVER_AUTH_WORKOS_REQUIRED_SCOPES", "openid,profile", 1);
+    CHECK(fma_auth_new_from_env(NULL, NULL, &auth, &err) == FMA_OK && auth, "workos from env: %s", err.message);
+    if (!auth) return;
+    fma_response *response = NULL;
+    CHECK(fma_auth_handle(auth, "GET", "/.well-known/oauth-authorization-server", NULL, NULL, 0, NULL, &response, &err) == FMA_OK &&
+              response, "AS metadata");
+    if (response) {
+        size_t length = 0;
+        const uint8_t *body = fma_response_body(response, &length);
+        json_t *doc = json_loadb((const char *)body, length, 0, NULL);
+        json_t *methods = json_object_get(doc, "code_challenge_methods_supported");
+        CHECK(doc && strcmp(json_string_value(json_object_get(doc, "issuer")), "https://mcp.example.com/") == 0 &&
+                  json_array_size(methods) == 1 && strcmp(json_string_value(json_array_get(methods, 0)), "S256") == 0 &&
+                  json_is_true(json_object_get(doc, "authorization_response_iss_parameter_supported")),
+              "metadata: issuer with trailing slash, S256 only");
+        json_decref(doc);
+        fma_response_free(response);
+    }
+    const char *good = "{\"redirect_uris\":[\"http://127.0.0.1:5000/callback\"],\"client_name\":\"C test\"}";
+    CHECK(fma_auth_handle(auth, "POST", "/register", "{\"Content-Type\":\"application/json\"}", (const uint8_t *)good, strlen(good),
+                          "203.0.113.9", &response, &err) == FMA_OK && response && fma_response_status(response) == 201, "register");
+    fma_response_free(response);
+    const char *evil = "{\"redirect_uris\":[\"javascript:alert(1)\"]}";
+    CHECK(fma_auth_handle(auth, "POST", "/register", NULL, (const uint8_t *)evil, strlen(evil), "203.0.113.9", &response, &err) == FMA_OK &&
+              response && fma_response_status(response) == 400, "javascript: refused");
+    if (response) {
+        size_t length = 0;
+        CHECK(strstr((const char *)fma_response_body(response, &length), "invalid_redirect_uri") != NULL, "error code");
+    }
+    fma_response_free(response);
+    fma_access_token *at = NULL;
+    fma_response *challenge = NULL;
+    CHECK(fma_auth_authenticate(auth, "Bearer not-ours", NULL, NULL, &at, &challenge, &err) == FMA_OK && !at && challenge &&
+              fma_response_status(challenge) == 401, "a foreign token is refused");
+    fma_response_free(challenge);
+    fma_auth_free(auth);
+    unsetenv("FASTMCP_SERVER_AUTH");
 }
 
 int main(void) {
     test_remote_provider();
     test_from_env();
+    test_workos_proxy_from_env();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -62,12 +62,16 @@ class AuthProvider:
             _native.raise_for(status, err, FastMCPAuthError)
         return json.loads(_native.take_string(out))
 
-    def handle(self, method: str, target: str, headers: Optional[Mapping[str, str]] = None, body: bytes = b"") -> Optional[Response]:
-        """The response to a discovery route, or None when the request is not one of ours."""
+    def handle(self, method: str, target: str, headers: Optional[Mapping[str, str]] = None, body: bytes = b"",
+               client_address: Optional[str] = None) -> Optional[Response]:
+        """The response to one of the facade's routes (discovery; with an OAuth proxy also
+        register, authorize, consent, callback, token, revoke), or None when the request is not
+        one of ours. ``client_address`` is the peer's IP (registration rate limits key on it).
+        May block on the store and the upstream provider: call it off the event loop."""
         out = ctypes.c_void_p()
         err = _native.Error()
-        status = _native.auth_handle(self._handle, method.encode(), target.encode(),
-                                     json.dumps(dict(headers or {})).encode(), body, len(body), out, err)
+        status = _native.auth_handle(self._handle, method.encode(), target.encode(), json.dumps(dict(headers or {})).encode(),
+                                     body, len(body), client_address.encode() if client_address else None, out, err)
         if status != 0:
             _native.raise_for(status, err, FastMCPAuthError)
         return _response(out) if out.value else None
@@ -125,6 +129,46 @@ def StaticTokenProvider(tokens: Mapping[str, Mapping], base_url: Optional[str] =
     """Fixed tokens for development: {token: {"client_id", "scopes", "expires_at"}}."""
     return AuthProvider.from_config({"provider": "static", "tokens": {k: dict(v) for k, v in tokens.items()}, "base_url": base_url,
                                      "required_scopes": list(required_scopes) if required_scopes else None, "mcp_path": mcp_path})
+
+
+def _proxy_config(provider: str, base_url: str, required_scopes, mcp_path: str, resource_name, options: dict) -> dict:
+    config = {"provider": provider, "base_url": base_url, "required_scopes": list(required_scopes) if required_scopes else None,
+              "mcp_path": mcp_path, "resource_name": resource_name}
+    config.update({k: (list(v) if isinstance(v, (tuple, set)) else v) for k, v in options.items()})
+    return config
+
+
+def OAuthProxy(*, upstream_authorization_endpoint: str, upstream_token_endpoint: str, upstream_client_id: str,
+               upstream_client_secret: Optional[str] = None, base_url: str, required_scopes: Optional[Iterable[str]] = None,
+               mcp_path: str = "/mcp", resource_name: Optional[str] = None, **options) -> AuthProvider:
+    """An authorization server in front of an identity provider without dynamic client
+    registration (FastMCP's OAuthProxy). Further keywords: upstream_revocation_endpoint,
+    token_endpoint_auth_method, extra_authorize_params, extra_token_params, valid_scopes,
+    allowed_client_redirect_uris, jwt_signing_key, storage, storage_encryption_keys, issuer_url,
+    redirect_path, token_verifier, userinfo_endpoint, the lifetimes and limits (README)."""
+    return AuthProvider.from_config(_proxy_config("oauth_proxy", base_url, required_scopes, mcp_path, resource_name, dict(
+        upstream_authorization_endpoint=upstream_authorization_endpoint, upstream_token_endpoint=upstream_token_endpoint,
+        upstream_client_id=upstream_client_id, upstream_client_secret=upstream_client_secret, **options)))
+
+
+def OIDCProxy(*, config_url: str, client_id: str, client_secret: Optional[str] = None, base_url: str,
+              required_scopes: Optional[Iterable[str]] = None, mcp_path: str = "/mcp", resource_name: Optional[str] = None,
+              **options) -> AuthProvider:
+    """The OAuth proxy with its upstream endpoints from the provider's OpenID configuration;
+    upstream tokens are checked at its userinfo endpoint (FastMCP's OIDCProxy)."""
+    return AuthProvider.from_config(_proxy_config("oidc_proxy", base_url, required_scopes, mcp_path, resource_name, dict(
+        config_url=config_url, client_id=client_id, client_secret=client_secret, **options)))
+
+
+def WorkOSProvider(*, client_id: str, client_secret: str, authkit_domain: str, base_url: str,
+                   required_scopes: Optional[Iterable[str]] = None, redirect_path: str = "/auth/callback",
+                   timeout_seconds: float = 10, mcp_path: str = "/mcp", resource_name: Optional[str] = None,
+                   **options) -> AuthProvider:
+    """The OAuth proxy in front of WorkOS (AuthKit or Connect): {domain}/oauth2/authorize and
+    /oauth2/token upstream, tokens checked at {domain}/oauth2/userinfo (FastMCP's WorkOSProvider)."""
+    return AuthProvider.from_config(_proxy_config("workos", base_url, required_scopes, mcp_path, resource_name, dict(
+        client_id=client_id, client_secret=client_secret, authkit_domain=authkit_domain, redirect_path=redirect_path,
+        timeout_seconds=timeout_seconds, **options)))
 
 
 def auth_from_env(defaults: Optional[dict] = None, **overrides) -> Optional[AuthProvider]:

@@ -124,7 +124,9 @@ class FastMCPAuth(FastMCPAuthProvider):
 
     async def _serve_route(self, request: Request) -> StarletteResponse:
         target = _target(request.scope)
-        response = await anyio.to_thread.run_sync(self._facade.handle, request.method, target, dict(request.headers))
+        body = await request.body()
+        client = request.client.host if request.client else None
+        response = await anyio.to_thread.run_sync(self._facade.handle, request.method, target, dict(request.headers), body, client)
         if response is None:
             return StarletteResponse(status_code=404)
         return StarletteResponse(content=response.body, status_code=response.status, headers=response.headers)

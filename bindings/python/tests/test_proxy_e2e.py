@@ -1,0 +1,199 @@
+"""End to end through the OAuth proxy: the official `mcp` client (OAuthClientProvider, driven
+headlessly: it follows the redirects and submits our consent form and the provider's login form)
+-> fastmcpauth-host in OIDC-proxy mode -> oidc-provider-mock as the real upstream OpenID provider.
+Register, authorize, consent, login, callback, token, tool call, refresh (by the client itself,
+when our short-lived access token expires), revoke, refused after revoke."""
+
+import asyncio
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+from urllib.parse import parse_qs, urlsplit
+
+import anyio.to_thread
+import httpx2
+import pytest
+from mcp import ClientSession
+from mcp.client.auth import OAuthClientProvider, TokenStorage
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+
+from conftest import REPO
+from ports import free_port, wait_for_port
+
+HOST = REPO / ".build" / "release" / "fastmcpauth-host"
+CLIENT_REDIRECT = "http://127.0.0.1:47619/callback"
+
+
+class Browser:
+    """A headless browser: a cookie jar, no automatic redirects, and the two forms a user fills in."""
+
+    def __init__(self):
+        self.http = httpx2.Client(follow_redirects=False, timeout=10)
+
+    def sign_in(self, authorize_url, user="alice", approve=True):
+        """From the client's authorization URL to the parameters of its redirect URI."""
+        response = self.http.get(authorize_url)
+        assert response.status_code == 302, response.text
+        consent_url = response.headers["location"]
+        page = self.http.get(consent_url)
+        assert page.status_code == 200 and page.headers["x-frame-options"] == "DENY"
+        assert "default-src 'none'" in page.headers["content-security-policy"]
+        fields = dict(re.findall(r'name="(txn_id|csrf_token)" value="([^"]*)"', page.text))
+        response = self.http.post(consent_url.split("?")[0], data={**{k: html.unescape(v) for k, v in fields.items()},
+                                                                    "action": "approve" if approve else "deny"})
+        assert response.status_code == 302
+        location = response.headers["location"]
+        if location.startswith(CLIENT_REDIRECT):
+            return self.parameters(location)
+        # The provider's login page, then its redirect to our callback, then ours to the client.
+        assert self.http.get(location).status_code == 200
+        response = self.http.post(location, data={"sub": user})
+        assert response.status_code == 302, response.text
+        response = self.http.get(response.headers["location"])
+        assert response.status_code == 302, response.text
+        return self.parameters(response.headers["location"])
+
+    @staticmethod
+    def parameters(url):
+        assert url.startswith(CLIENT_REDIRECT)
+        return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+class MemoryTokens(TokenStorage):
+    def __init__(self):
+        self.tokens, self.client = None, None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken):
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull):
+        self.client = client_info
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "oidc_provider_mock", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for_port(port, process=process)
+    yield f"http://localhost:{port}"
+    process.terminate()
+    process.communicate(timeout=10)
+
+
+def start_host(upstream_url, extra=None):
+    port = free_port()
+    env = {**os.environ, "FASTMCP_SERVER_AUTH": "oidc_proxy", "FASTMCP_PORT": str(port),
+           "FASTMCP_SERVER_AUTH_OIDC_CONFIG_URL": upstream_url + "/.well-known/openid-configuration",
+           "FASTMCP_SERVER_AUTH_OIDC_CLIENT_ID": "mcp-proxy", "FASTMCP_SERVER_AUTH_OIDC_CLIENT_SECRET": "proxy-secret",
+           "FASTMCP_SERVER_AUTH_OIDC_REQUIRED_SCOPES": "openid profile",
+           "FASTMCP_SERVER_AUTH_OIDC_ACCESS_TOKEN_LIFETIME": "4", **(extra or {})}
+    process = subprocess.Popen([str(HOST)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for_port(port, process=process)
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def host(upstream):
+    process, base = start_host(upstream)
+    yield base
+    process.terminate()
+    log = process.communicate(timeout=10)[0]
+    # No token, code or secret in the log: only request lines and proxy events.
+    assert "eyJ" not in log and "proxy-secret" not in log
+    assert "POST /token 200" in log
+
+
+def client_for(base, browser, storage):
+    async def redirect_handler(url):
+        redirect_handler.result = await anyio.to_thread.run_sync(browser.sign_in, url)
+
+    async def callback_handler():
+        result = redirect_handler.result
+        assert "error" not in result, result
+        return AuthorizationCodeResult(code=result["code"], state=result.get("state"), iss=result.get("iss"))
+
+    metadata = OAuthClientMetadata(client_name="e2e <client>", redirect_uris=[CLIENT_REDIRECT], grant_types=["authorization_code", "refresh_token"],
+                                   response_types=["code"], token_endpoint_auth_method="none")
+    provider = OAuthClientProvider(server_url=base + "/mcp", client_metadata=metadata, storage=storage,
+                                   redirect_handler=redirect_handler, callback_handler=callback_handler)
+    return httpx2.AsyncClient(auth=provider, timeout=20)
+
+
+async def whoami(base, http):
+    async with streamable_http_client(base + "/mcp", http_client=http) as streams:
+        async with ClientSession(streams[0], streams[1]) as session:
+            await session.initialize()
+            result = await session.call_tool("whoami", {})
+            return json.loads(result.content[0].text)
+
+
+def post_mcp(base, token):
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx2.post(base + "/mcp", headers=headers, content=b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}')
+
+
+def test_the_official_client_through_the_proxy(host, upstream):
+    browser, storage = Browser(), MemoryTokens()
+
+    async def run():
+        http = client_for(host, browser, storage)
+        first = await whoami(host, http)
+        issued = storage.tokens
+        # Our access token lives 4 s: the client refreshes by itself with our refresh token.
+        await asyncio.sleep(5)
+        second = await whoami(host, http)
+        return first, issued, second, storage.tokens
+
+    first, issued, second, refreshed = asyncio.run(run())
+    # The identity comes from the upstream provider (userinfo), the client id from our registration.
+    assert first["subject"] == "alice" and second["subject"] == "alice"
+    assert first["client_id"] == storage.client.client_id
+    assert set(first["scopes"]) == {"openid", "profile"}
+    assert refreshed.access_token != issued.access_token and refreshed.refresh_token != issued.refresh_token
+    # Upstream tokens never reach the client: ours are HS256 JWTs issued by the proxy.
+    assert issued.access_token.count(".") == 2 and "localhost" not in issued.access_token
+    # The replaced access token is refused; revocation by the public client ends the new one at once.
+    assert post_mcp(host, refreshed.access_token).status_code == 200
+    revoke = httpx2.post(host + "/revoke", data={"token": refreshed.access_token, "client_id": storage.client.client_id, "client_secret": ""})
+    assert revoke.status_code == 200
+    refused = post_mcp(host, refreshed.access_token)
+    assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["www-authenticate"]
+    # Our refresh token is not an access token.
+    assert post_mcp(host, refreshed.refresh_token).status_code == 401
+
+
+def test_metadata_and_discovery(host):
+    metadata = httpx2.get(host + "/.well-known/oauth-authorization-server").json()
+    assert metadata["issuer"] == host + "/"
+    assert metadata["code_challenge_methods_supported"] == ["S256"]
+    assert metadata["authorization_response_iss_parameter_supported"] is True
+    resource = httpx2.get(host + "/.well-known/oauth-protected-resource/mcp").json()
+    assert resource == {"resource": host + "/mcp", "authorization_servers": [host + "/"], "scopes_supported": ["openid", "profile"],
+                        "bearer_methods_supported": ["header"]}
+    missing = post_mcp(host, None)
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == (f'Bearer resource_metadata="{host}/.well-known/oauth-protected-resource/mcp", '
+                                                   'scope="openid profile"')
+
+
+def test_denied_consent_returns_access_denied(host):
+    browser = Browser()
+    registration = httpx2.post(host + "/register", json={"redirect_uris": [CLIENT_REDIRECT]}).json()
+    url = host + "/authorize?" + "&".join([
+        "response_type=code", f"client_id={registration['client_id']}", f"redirect_uri={CLIENT_REDIRECT}",
+        "code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method=S256", "state=xyz"])
+    result = browser.sign_in(url, approve=False)
+    assert result == {"error": "access_denied", "error_description": "The user denied access.", "state": "xyz", "iss": host + "/"}
