@@ -32,39 +32,51 @@ struct Host: AsyncParsableCommand {
             port = value
         }
         let baseURL = baseUrl ?? "http://\(host):\(port)"
-        let auth = try Self.makeAuth(environment: environment, baseURL: baseURL, mcpPath: mcpPath)
-        let responder = HostResponder(auth: auth, mcpPath: mcpPath)
+        let (auth, idp) = try Self.makeAuth(environment: environment, host: host, baseURL: baseURL, mcpPath: mcpPath)
+        let responder = HostResponder(auth: auth, idp: idp, mcpPath: mcpPath)
         let app = Application(responder: responder, configuration: .init(address: .hostname(host, port: port), serverName: "fastmcpauth-host"))
         print("fastmcpauth-host \(FastMCPAuthVersion.string): MCP endpoint \(baseURL)\(mcpPath) (\(auth.provider.rawValue) auth)")
         try await app.runService()
     }
 
-    /// FastMCP's environment, else an embedded default: a JWT verifier with a key generated now,
-    /// printing a ready-to-use bearer token (development only; nothing leaves this machine).
-    static func makeAuth(environment: [String: String], baseURL: String, mcpPath: String) throws -> AuthFacade {
+    /// FastMCP's environment, else the embedded default: the OAuth proxy in front of an embedded
+    /// development identity provider (loopback only), so the whole OAuth flow runs offline.
+    static func makeAuth(environment: [String: String], host: String, baseURL: String, mcpPath: String) throws
+        -> (AuthFacade, DevelopmentIdentityProvider?) {
         if let config = try AuthFacade.configuration(environment: environment, defaults: ["base_url": .string(baseURL), "mcp_path": .string(mcpPath)]) {
-            return try AuthFacade(json: config, log: { print($0) })
+            return (try AuthFacade(json: config, log: { print($0) }), nil)
         }
-        let key = try JSONWebKey.generate(.ES256)
-        let now = Int64(JWTVerifier.systemClock())
-        let resource = baseURL.trimmingSuffix("/") + mcpPath
-        let token = try JWT.sign(claims: ["sub": "developer", "client_id": "local-dev", "aud": .string(resource), "scope": "mcp",
-                                          "iat": .int(now), "exp": .int(now + 8 * 3600)], key: key, algorithm: .ES256)
+        guard ["127.0.0.1", "localhost", "::1"].contains(host), isLoopback(baseURL) else {
+            throw ValidationError("No FASTMCP_SERVER_AUTH is configured and the embedded development identity provider serves loopback only: configure a provider to listen on \(host)")
+        }
+        let base = baseURL.trimmingSuffix("/")
+        let idp = try DevelopmentIdentityProvider(baseURL: base, callbackURL: base + "/auth/callback")
+        let auth = try AuthFacade(json: [
+            "provider": "oauth_proxy", "base_url": .string(base), "mcp_path": .string(mcpPath),
+            "upstream_authorization_endpoint": .string(idp.authorizationEndpoint), "upstream_token_endpoint": .string(idp.tokenEndpoint),
+            "userinfo_endpoint": .string(idp.userinfoEndpoint), "upstream_client_id": .string(idp.clientID),
+            "upstream_client_secret": .string(idp.clientSecret), "required_scopes": ["mcp"],
+        ], log: { print($0) })
         print("""
-            ==> No FASTMCP_SERVER_AUTH configured: using an embedded development verifier (ES256 key made just now).
-            ==> Bearer token for the next 8 hours:
-            \(token)
-            ==> Try it:
-            curl -s -X POST \(resource) -H 'Authorization: Bearer \(token)' -H 'Content-Type: application/json' \\
-                 -H 'Accept: application/json, text/event-stream' -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
+            ################################################################################
+            ##  DEVELOPMENT MODE: no FASTMCP_SERVER_AUTH configured.
+            ##  The OAuth proxy runs in front of an EMBEDDED DEVELOPMENT IDENTITY PROVIDER
+            ##  (\(base)/dev-idp): any user name signs in, no password. Loopback only.
+            ##  Connect an MCP client to \(base)\(mcpPath); it registers, your browser shows
+            ##  the consent page and the sign-in page, and the client gets its tokens.
+            ##  For production set FASTMCP_SERVER_AUTH (see the README).
+            ################################################################################
             """)
-        return try AuthFacade(json: ["provider": "jwt", "base_url": .string(baseURL), "mcp_path": .string(mcpPath),
-                                     "jwks": ["keys": [try key.publicJWK()]], "algorithms": ["ES256"], "audience": .string(resource)])
+        return (auth, idp)
+    }
+
+    static func isLoopback(_ url: String) -> Bool {
+        guard url.hasPrefix("http://") else { return false }
+        let authority = url.dropFirst(7).prefix { $0 != "/" }
+        return ["127.0.0.1", "localhost", "[::1]"].contains { authority == $0 || authority.hasPrefix($0 + ":") }
     }
 }
 
-/// Routes every request: discovery routes to the facade, the MCP path through authentication to
-/// a fresh stateless MCP server, anything else 404. One log line per request, without secrets.
 /// The request context: Hummingbird's basics plus the peer's address (registration rate limits).
 struct HostContext: Hummingbird.RequestContext {
     var coreContext: CoreRequestContextStorage
@@ -76,9 +88,13 @@ struct HostContext: Hummingbird.RequestContext {
     }
 }
 
+/// Routes every request: the facade's routes (discovery, the OAuth proxy) to the facade, the MCP
+/// path through authentication to a fresh stateless MCP server, anything else 404. One log line
+/// per request, without secrets.
 struct HostResponder: HTTPResponder {
     typealias Context = HostContext
     let auth: AuthFacade
+    let idp: DevelopmentIdentityProvider?
     let mcpPath: String
     /// Blocking work (JWKS fetches) runs here, never on the event loops.
     static let blockingQueue = DispatchQueue(label: "fastmcpauth-host.blocking", attributes: .concurrent)
@@ -101,6 +117,9 @@ struct HostResponder: HTTPResponder {
                                         clientAddress: clientAddress)
         // Discovery and proxy routes may touch the network or the store: off the event loop.
         if auth.answers(path: facadeRequest.path), let answer = await blocking({ auth.handle(facadeRequest) }) {
+            return Self.response(answer)
+        }
+        if let idp, idp.answers(path: facadeRequest.path), let answer = idp.handle(facadeRequest) {
             return Self.response(answer)
         }
         guard request.uri.path == mcpPath else {

@@ -379,7 +379,7 @@ public final class OAuthProxy: @unchecked Sendable {
     private func callback(_ request: AuthRequest) throws -> AuthResponse {
         let parameters = Parameters(Form.decode(request.queryString ?? "") ?? [])
         guard let transactionID = parameters["state"], transactionID.utf8.count <= 128,
-              let transaction = try store.get(Collection.transactions, transactionID) else {
+              try store.get(Collection.transactions, transactionID) != nil else {
             return Responses.errorPage(400, "This sign-in is unknown or has expired. Start again from your MCP client.")
         }
         // The browser that approved must be the one finishing: the binding cookie proves it.

@@ -14,6 +14,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from conftest import REPO
 from fake_authkit import FakeAuthKit
+from oauth_client import Browser, MemoryTokens, client_for, post_mcp, whoami
 from ports import free_port, wait_for_port
 
 HOST = REPO / ".build" / "release" / "fastmcpauth-host"
@@ -90,27 +91,31 @@ def test_rejections(stack, case, status, error):
     assert response.json()["error"] == (error or "unauthorized")
 
 
-def test_embedded_default_prints_a_working_token():
-    """`make run` with no configuration: the printed bearer token works with the mcp client."""
+def test_embedded_default_runs_the_whole_oauth_flow_offline():
+    """`make run` with no configuration: the OAuth proxy in front of the embedded development
+    identity provider; the official client registers, the browser approves and signs in as a
+    user name, and the tool sees that user."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASTMCP_SERVER_AUTH")}
     env["FASTMCP_PORT"] = str(port)
     host = subprocess.Popen([str(HOST)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        lines = [host.stdout.readline() for _ in range(3)]
-        assert "embedded development verifier" in lines[0]
-        token = lines[2].strip()
-        wait_for_port(port)
-
-        async def whoami():
-            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
-            async with streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http) as streams:
-                async with ClientSession(streams[0], streams[1]) as client:
-                    await client.initialize()
-                    return json.loads((await client.call_tool("whoami", {})).content[0].text)
-
-        assert asyncio.run(whoami())["client_id"] == "local-dev"
-        assert httpx2.post(f"http://127.0.0.1:{port}/mcp", content=b"{}").status_code == 401
+        wait_for_port(port, process=host)
+        base = f"http://127.0.0.1:{port}"
+        browser, storage = Browser(user="dev-user"), MemoryTokens()
+        identity = asyncio.run(whoami(base, client_for(base, browser, storage)))
+        assert identity["subject"] == "dev-user" and identity["client_id"] == storage.client.client_id
+        assert identity["scopes"] == ["mcp"]
+        assert post_mcp(base, None).status_code == 401
+        assert post_mcp(base, storage.tokens.access_token).status_code == 200
     finally:
         host.terminate()
-        host.wait(timeout=10)
+        log = host.communicate(timeout=10)[0]
+    assert "DEVELOPMENT MODE" in log and "EMBEDDED DEVELOPMENT IDENTITY PROVIDER" in log
+    assert "eyJ" not in log
+
+
+def test_embedded_default_refuses_a_public_address():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTMCP_SERVER_AUTH")}
+    result = subprocess.run([str(HOST), "--host", "0.0.0.0", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "loopback only" in result.stderr + result.stdout
