@@ -380,4 +380,54 @@ import Testing
         #expect(withSecret.status == 401 && secretError == "invalid_client")
         #expect(flow.form("/token", [("grant_type", "password"), ("client_id", flow.clientID)]).status == 400)
     }
+
+    /// The development IdP answering the proxy's back-channel calls in process (its real code,
+    /// without a socket): an HTTPClient that hands each request to it.
+    struct InProcess: HTTPClient {
+        let idp: DevelopmentIdentityProvider
+        func send(_ request: HTTPRequest) throws -> HTTPResponse {
+            let target = String(request.url.dropFirst("http://127.0.0.1:8000".count))
+            let answer = idp.handle(AuthRequest(method: request.method, target: target, headers: request.headers, body: request.body))
+                ?? AuthResponse(status: 404, headers: [:], body: [])
+            return HTTPResponse(status: answer.status, headers: answer.headers.map { (name: $0.key, value: $0.value) }, body: answer.body)
+        }
+    }
+
+    @Test func developmentIdentityProviderBehindTheProxy() throws {
+        let idp = try DevelopmentIdentityProvider(baseURL: "http://127.0.0.1:8000", callbackURL: "http://127.0.0.1:8000/auth/callback",
+                                                  clock: clock.function)
+        let auth = try AuthFacade(json: ["provider": "oauth_proxy", "base_url": "http://127.0.0.1:8000",
+                                         "upstream_authorization_endpoint": .string(idp.authorizationEndpoint),
+                                         "upstream_token_endpoint": .string(idp.tokenEndpoint), "userinfo_endpoint": .string(idp.userinfoEndpoint),
+                                         "upstream_client_id": .string(idp.clientID), "upstream_client_secret": .string(idp.clientSecret),
+                                         "required_scopes": ["mcp"]],
+                                  http: InProcess(idp: idp), clock: clock.function)
+        var flow = Flow(auth: auth)
+        try flow.register()
+        let (txn, cookie, upstreamURL) = try flow.consent([("scope", nil)])
+        let loginTarget = String(upstreamURL.dropFirst("http://127.0.0.1:8000".count))
+        let page = idp.handle(AuthRequest(method: "GET", target: loginTarget))
+        #expect(page?.status == 200 && page?.bodyText.contains("name=\"username\"") == true)
+        let hidden = Dictionary(["redirect_uri", "state", "scope", "code_challenge"].compactMap { name in Flow.field(name, in: page?.bodyText ?? "").map { (name, $0) } },
+                                uniquingKeysWith: { a, _ in a })
+        #expect(hidden["state"] == txn)
+        let login = idp.handle(AuthRequest(method: "POST", target: "/dev-idp/authorize",
+                                           body: Array(Form.encode(hidden.map { ($0.key, $0.value) } + [("username", "ada <lovelace>")]).utf8)))
+        let back = try #require(login?.headers["Location"])
+        #expect(back.hasPrefix("http://127.0.0.1:8000/auth/callback?code="))
+        let callbackTarget = String(back.dropFirst("http://127.0.0.1:8000".count))
+        let redirect = flow.send("GET", callbackTarget, headers: [("Cookie", cookie)])
+        let query = Parameters(Form.decode(String(try #require(redirect.headers["Location"]).split(separator: "?")[1])) ?? [])
+        let (status, tokens) = flow.exchange(try #require(query["code"]))
+        #expect(status == 200)
+        guard case .authenticated(let token) = auth.authenticate(authorization: "Bearer " + (tokens["access_token"]?.stringValue ?? "")) else {
+            Issue.record("refused"); return
+        }
+        #expect(token.subject == "ada <lovelace>" && token.scopes == ["mcp"])
+        // The IdP serves only the proxy: wrong client credentials and foreign redirect URIs are refused.
+        let wrong = idp.handle(AuthRequest(method: "POST", target: "/dev-idp/token", headers: [(name: "Authorization", value: "Basic eDp5")],
+                                           body: Array("grant_type=authorization_code&code=x".utf8)))
+        #expect(wrong?.status == 401)
+        #expect(idp.handle(AuthRequest(method: "GET", target: "/dev-idp/authorize?response_type=code&client_id=\(idp.clientID)&redirect_uri=https%3A%2F%2Fevil.example%2Fcb"))?.status == 400)
+    }
 }
