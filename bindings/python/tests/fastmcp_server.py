@@ -15,7 +15,8 @@ def build_auth(config: dict):
     kind, provider = config.pop("auth"), config.pop("provider")
     if kind == "ours":
         from fastmcpauth.integrations import fastmcp as ours
-        return {"jwt": ours.JWTVerifier, "authkit": ours.AuthKitProvider}[provider](**config)
+        return {"jwt": ours.JWTVerifier, "authkit": ours.AuthKitProvider, "oidc_proxy": ours.OIDCProxy,
+                "workos": ours.WorkOSProvider}[provider](**config)
     from fastmcp.server.auth.providers.jwt import JWTVerifier
     from fastmcp.server.auth.providers.workos import AuthKitProvider
     return {"jwt": JWTVerifier, "authkit": AuthKitProvider}[provider](**config)

@@ -16,6 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from conftest import LIBRARY, REPO
 from fake_authkit import FakeAuthKit
+from oauth_client import Browser, MemoryTokens, client_for, post_mcp
 from ports import free_port, wait_for_port
 
 FASTMCP_PYTHON = os.environ.get("FASTMCPAUTH_FASTMCP_PYTHON", str(REPO / ".venv-fastmcp" / "bin" / "python"))
@@ -27,8 +28,8 @@ LIST_TOOLS = b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
 class FastMCPServer:
     """fastmcp_server.py on a free port, with the binding and the library from this checkout."""
 
-    def __init__(self, config):
-        self.port = free_port()
+    def __init__(self, config, port=None):
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(REPO / "bindings" / "python"), "FASTMCPAUTH_LIB": str(LIBRARY)}
         self.process = subprocess.Popen([FASTMCP_PYTHON, str(SERVER), str(self.port), json.dumps(config)], env=env,
@@ -154,3 +155,36 @@ def test_authkit_provider_serves_discovery_through_fastmcp(authkit):
         assert call_whoami(server.base + "/mcp", token)[1]["subject"] == "user_42"
     finally:
         server.close()
+
+
+def test_oidc_proxy_in_fastmcp_with_the_official_client(oidc_provider):
+    """Our OIDCProxy as FastMCP's auth: FastMCP serves the proxy's routes, the official client
+    runs the whole OAuth flow against oidc-provider-mock and calls the tool."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = FastMCPServer({"auth": "ours", "provider": "oidc_proxy", "config_url": oidc_provider + "/.well-known/openid-configuration",
+                            "client_id": "fastmcp-proxy", "client_secret": "fastmcp-proxy-secret", "base_url": base,
+                            "required_scopes": ["openid", "profile"]}, port=port)
+    try:
+        browser, storage = Browser(user="grace"), MemoryTokens()
+
+        async def run():
+            http = client_for(base, browser, storage)
+            async with streamable_http_client(base + "/mcp", http_client=http) as streams:
+                async with ClientSession(streams[0], streams[1]) as client:
+                    await client.initialize()
+                    return (await client.call_tool("whoami", {})).structured_content
+
+        identity = asyncio.run(run())
+        assert identity["subject"] == "grace" and identity["client_id"] == storage.client.client_id
+        assert sorted(identity["scopes"]) == ["openid", "profile"]
+        # Under-scoped and revoked tokens get the spec's answers through FastMCP too.
+        revoke = httpx2.post(base + "/revoke", data={"token": storage.tokens.access_token, "client_id": storage.client.client_id})
+        assert revoke.status_code == 200
+        refused = post_mcp(base, storage.tokens.access_token)
+        assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["www-authenticate"]
+        metadata = httpx2.get(base + "/.well-known/oauth-authorization-server").json()
+        assert metadata["issuer"] == base + "/" and metadata["registration_endpoint"] == base + "/register"
+    finally:
+        log = server.close()
+    assert "fastmcp-proxy-secret" not in log and "eyJ" not in log

@@ -78,3 +78,44 @@ def test_rejected_tokens(server, case, status):
     response = httpx2.post(resource, headers=headers, content=b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}')
     assert response.status_code == status
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_oauth_proxy_routes_on_an_mcp_server(oidc_provider):
+    """An MCPServer with our OIDC proxy as its authorization server (add_routes) and token
+    verifier: the official client completes the OAuth flow and calls a tool."""
+    from oauth_client import Browser, MemoryTokens, client_for
+    from ports import free_port
+    from fastmcpauth.integrations.mcp import add_routes
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proxy = fastmcpauth.OIDCProxy(config_url=oidc_provider + "/.well-known/openid-configuration", client_id="sdk-proxy",
+                                  client_secret="sdk-proxy-secret", base_url=base, required_scopes=["openid"])
+    mcp_server = MCPServer("proxy-test", token_verifier=TokenVerifier(proxy, resource=base + "/mcp"),
+                           auth=AuthSettings(issuer_url=base + "/", resource_server_url=base + "/mcp", required_scopes=["openid"],
+                                             validate_token_resource=True))
+    add_routes(mcp_server, proxy)
+
+    @mcp_server.tool()
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    runner = uvicorn.Server(uvicorn.Config(mcp_server.streamable_http_app(json_response=True, stateless_http=True),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not runner.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        async def call():
+            http = client_for(base, Browser(user="linus"), MemoryTokens())
+            async with streamable_http_client(base + "/mcp", http_client=http) as streams:
+                async with ClientSession(streams[0], streams[1]) as session:
+                    await session.initialize()
+                    return (await session.call_tool("add", {"a": 20, "b": 22})).content[0].text
+
+        assert asyncio.run(call()) == "42"
+    finally:
+        runner.should_exit = True
+        thread.join(timeout=10)

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from urllib.parse import urlsplit
 
 import httpx2
@@ -20,17 +19,6 @@ from oauth_client import CLIENT_REDIRECT, Browser, MemoryTokens, client_for, pos
 from ports import free_port, wait_for_port
 
 HOST = REPO / ".build" / "release" / "fastmcpauth-host"
-@pytest.fixture(scope="module")
-def upstream():
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "oidc_provider_mock", "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for_port(port, process=process)
-    yield f"http://localhost:{port}"
-    process.terminate()
-    process.communicate(timeout=10)
-
-
 def start_host(upstream_url, extra=None, port=None):
     port = port or free_port()
     env = {**os.environ, "FASTMCP_SERVER_AUTH": "oidc_proxy", "FASTMCP_PORT": str(port),
@@ -46,8 +34,8 @@ def start_host(upstream_url, extra=None, port=None):
 
 
 @pytest.fixture(scope="module")
-def host(upstream):
-    process, base = start_host(upstream)
+def host(oidc_provider):
+    process, base = start_host(oidc_provider)
     yield base
     process.terminate()
     log = process.communicate(timeout=10)[0]
@@ -56,7 +44,7 @@ def host(upstream):
     assert "POST /token 200" in log
 
 
-def test_the_official_client_through_the_proxy(host, upstream):
+def test_the_official_client_through_the_proxy(host):
     browser, storage = Browser(), MemoryTokens()
 
     async def run():
@@ -125,12 +113,12 @@ def test_denied_consent_returns_access_denied(host):
 
 
 @pytest.fixture(scope="module")
-def workos_pair(upstream):
+def workos_pair(oidc_provider):
     """Two hosts in WorkOS mode behind one public base URL, sharing one redis-server."""
     from fake_workos import FakeWorkOS
     from redis_server import RedisServer
 
-    workos, redis = FakeWorkOS(upstream), RedisServer()
+    workos, redis = FakeWorkOS(oidc_provider), RedisServer()
     ports = [free_port(), free_port()]
     public = f"http://127.0.0.1:{ports[0]}"
     settings = {"FASTMCP_SERVER_AUTH": "workos", "FASTMCP_SERVER_AUTH_WORKOS_CLIENT_ID": "client_proxy",
@@ -138,7 +126,7 @@ def workos_pair(upstream):
                 "FASTMCP_SERVER_AUTH_WORKOS_BASE_URL": public, "FASTMCP_SERVER_AUTH_WORKOS_REQUIRED_SCOPES": "openid profile",
                 "FASTMCP_SERVER_AUTH_WORKOS_UPSTREAM_REVOCATION_ENDPOINT": workos.url + "/oauth2/revoke",
                 "FASTMCP_SERVER_AUTH_WORKOS_STORAGE": redis.url}
-    hosts = [start_host(upstream, settings, port=port) for port in ports]
+    hosts = [start_host(oidc_provider, settings, port=port) for port in ports]
     yield [base for _, base in hosts], workos
     for process, _ in hosts:
         process.terminate()

@@ -37,7 +37,7 @@ from ..auth import auth_from_env
 from ..errors import AuthChallenge, ConfigurationError
 
 __all__ = ["FastMCPAuth", "JWTVerifier", "StaticTokenVerifier", "IntrospectionTokenVerifier", "AuthKitProvider",
-           "RemoteAuthProvider", "from_env"]
+           "RemoteAuthProvider", "OAuthProxy", "OIDCProxy", "WorkOSProvider", "from_env"]
 
 _ROUTE_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -238,6 +238,39 @@ class RemoteAuthProvider(FastMCPAuth):
             verifier.pop("required_scopes", None)
         super().__init__({"provider": "remote", "token_verifier": verifier, "authorization_servers": [str(s) for s in authorization_servers],
                           "base_url": base_url, "required_scopes": _scopes(scopes), "resource_name": resource_name})
+
+
+class OAuthProxy(FastMCPAuth):
+    """FastMCP's OAuthProxy: an authorization server for MCP clients in front of an identity
+    provider without dynamic registration. Keywords as fastmcpauth.OAuthProxy."""
+
+    def __init__(self, *, upstream_authorization_endpoint: str, upstream_token_endpoint: str, upstream_client_id: str,
+                 base_url: str, upstream_client_secret: Optional[str] = None, required_scopes: Optional[Iterable[str]] = None,
+                 **options: Any):
+        super().__init__({"provider": "oauth_proxy", "upstream_authorization_endpoint": upstream_authorization_endpoint,
+                          "upstream_token_endpoint": upstream_token_endpoint, "upstream_client_id": upstream_client_id,
+                          "upstream_client_secret": upstream_client_secret, "base_url": base_url,
+                          "required_scopes": _scopes(required_scopes), **options})
+
+
+class OIDCProxy(FastMCPAuth):
+    """FastMCP's OIDCProxy: the OAuth proxy configured from the provider's discovery document."""
+
+    def __init__(self, *, config_url: str, client_id: str, base_url: str, client_secret: Optional[str] = None,
+                 required_scopes: Optional[Iterable[str]] = None, **options: Any):
+        super().__init__({"provider": "oidc_proxy", "config_url": config_url, "client_id": client_id, "client_secret": client_secret,
+                          "base_url": base_url, "required_scopes": _scopes(required_scopes), **options})
+
+
+class WorkOSProvider(FastMCPAuth):
+    """FastMCP's WorkOSProvider: the OAuth proxy in front of WorkOS AuthKit or Connect."""
+
+    def __init__(self, *, client_id: str, client_secret: str, authkit_domain: str, base_url: str,
+                 required_scopes: Optional[Iterable[str]] = None, redirect_path: str = "/auth/callback",
+                 timeout_seconds: float = 10, **options: Any):
+        super().__init__({"provider": "workos", "client_id": client_id, "client_secret": client_secret, "authkit_domain": authkit_domain,
+                          "base_url": base_url, "required_scopes": _scopes(required_scopes), "redirect_path": redirect_path,
+                          "timeout_seconds": timeout_seconds, **options})
 
 
 def from_env() -> Optional[FastMCPAuth]:
