@@ -430,4 +430,66 @@ import Testing
         #expect(wrong?.status == 401)
         #expect(idp.handle(AuthRequest(method: "GET", target: "/dev-idp/authorize?response_type=code&client_id=\(idp.clientID)&redirect_uri=https%3A%2F%2Fevil.example%2Fcb"))?.status == 400)
     }
+
+    @Test func addressPolicyRefusesEverythingButPublicUnicast() {
+        for address in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2002:808:808::1"] {
+            #expect(AddressPolicy.isPublic(address), "\(address)")
+        }
+        for address in ["10.0.0.1", "172.16.5.4", "192.168.1.1", "127.0.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+                        "255.255.255.255", "224.0.0.1", "198.51.100.7", "::1", "::", "::ffff:127.0.0.1", "::ffff:8.8.8.8",
+                        "64:ff9b::a9fe:a9fe", "fd00::1", "fe80::1", "ff02::1", "2001:db8::1", "2002:a00:1::1", "not an address"] {
+            #expect(!AddressPolicy.isPublic(address), "\(address)")
+        }
+        #expect(ClientMetadataDocuments.lifetime("public, max-age=600") == 600)
+        #expect(ClientMetadataDocuments.lifetime("max-age=5") == 60 && ClientMetadataDocuments.lifetime("max-age=9999999") == 86400)
+        #expect(ClientMetadataDocuments.lifetime("no-store") == 0 && ClientMetadataDocuments.lifetime(nil) == 60)
+    }
+
+    @Test func clientIDMetadataDocuments() throws {
+        let upstream = try Upstream()
+        let documents = Mutex<[String: String]>([:])
+        let server = try LocalHTTPServer(requestHandler: { request in
+            if request.path == "/redirect.json" { return .init(status: 302, headers: [("Location", "/client.json")]) }
+            if request.path == "/big.json" { return .init(body: Array(repeating: UInt8(ascii: " "), count: 6000) + Array("{}".utf8)) }
+            guard let body = documents.withLock({ $0[request.path] }) else { return .init(status: 404) }
+            return .init(headers: [("Content-Type", "application/json"), ("Cache-Control", "max-age=300")], body: Array(body.utf8))
+        })
+        let clientURL = server.baseURL + "/client.json"
+        documents.withLock {
+            $0["/client.json"] = #"{"client_id":"\#(clientURL)","client_name":"Doc <Client>","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
+            $0["/mismatch.json"] = #"{"client_id":"https://elsewhere.example/client.json","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
+            $0["/secret.json"] = #"{"client_id":"\#(server.baseURL)/secret.json","client_secret":"x","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
+            $0["/evil.json"] = #"{"client_id":"\#(server.baseURL)/evil.json","redirect_uris":["javascript:alert(1)"]}"#
+        }
+        let auth = try proxy(upstream, ["cimd_test_allow_loopback": true])
+        let metadata = try JSONValue.parse(Flow(auth: auth).send("GET", "/.well-known/oauth-authorization-server").body)
+        #expect(metadata["client_id_metadata_document_supported"] == true)
+        var flow = Flow(auth: auth)
+        flow.clientID = clientURL
+        let (txn, cookie, _) = try flow.consent()
+        let code = try #require(flow.callback(txn: txn, cookie: cookie)["code"])
+        #expect(flow.exchange(code).0 == 200)
+        let page = flow.send("GET", String(try #require(flow.send("GET", flow.authorizeQuery()).headers["Location"]).dropFirst("http://127.0.0.1:8000".count)))
+        #expect(page.bodyText.contains("Doc &lt;Client&gt; (127.0.0.1)"), "the page names the host vouching for the document")
+        // Refused documents: the client is unknown, and the error page does not redirect.
+        for path in ["/mismatch.json", "/secret.json", "/evil.json", "/redirect.json", "/big.json", "/missing.json"] {
+            var bad = Flow(auth: auth)
+            bad.clientID = server.baseURL + path
+            #expect(bad.send("GET", bad.authorizeQuery()).status == 400, "\(path)")
+        }
+        // Without the test setting, a loopback (or any non-public) document host is refused.
+        var strict = Flow(auth: try proxy(upstream))
+        strict.clientID = clientURL
+        #expect(strict.send("GET", strict.authorizeQuery()).status == 400)
+        let requestsBefore = server.requests
+        for url in ["https://127.0.0.1:\(server.port)/client.json", "https://localhost:\(server.port)/client.json",
+                    "https://10.0.0.1/client.json", "https://[::ffff:127.0.0.1]/client.json", "https://169.254.169.254/latest/meta-data"] {
+            strict.clientID = url
+            #expect(strict.send("GET", strict.authorizeQuery()).status == 400, "\(url)")
+        }
+        #expect(server.requests == requestsBefore, "no request leaves for a refused address")
+        #expect(!ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL("https://example.com/"))
+        #expect(!ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL("https://example.com/a/../b"))
+        #expect(ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL("https://app.example.com/oauth/client.json"))
+    }
 }

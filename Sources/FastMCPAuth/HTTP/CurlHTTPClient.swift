@@ -56,6 +56,15 @@ public struct CurlHTTPClient: HTTPClient {
             return length
         }
 
+        var resolveList: UnsafeMutablePointer<curl_slist>? = nil
+        defer { curl_slist_free_all(resolveList) }
+        if let pinned = request.pinnedAddress, let host = urlHost(request.url) {
+            let port = urlPort(request.url) ?? (urlScheme(request.url) == "https" ? 443 : 80)
+            let address = pinned.contains(":") ? "[\(pinned)]" : pinned
+            resolveList = curl_slist_append(resolveList, "\(host):\(port):\(address)")
+            _ = fma_curl_setopt_pointer(handle, CURLOPT_RESOLVE, UnsafeMutableRawPointer(resolveList))
+        }
+
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
         defer { curl_slist_free_all(headerList) }
         for header in request.headers { headerList = curl_slist_append(headerList, "\(header.name): \(header.value)") }

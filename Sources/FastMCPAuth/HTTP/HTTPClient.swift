@@ -25,6 +25,9 @@ public struct HTTPRequest: Sendable {
     public var timeout: Double
     /// Largest response body accepted; a larger one fails with `.tooLarge`.
     public var maxResponseBytes: Int
+    /// Connect to this numeric address instead of resolving the URL's host again (the address
+    /// an SSRF check approved; TLS still verifies the host name).
+    public var pinnedAddress: String? = nil
 
     public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
                 body: [UInt8] = [], timeout: Double = 10, maxResponseBytes: Int = 1 << 20) {
@@ -70,6 +73,16 @@ private func splitScheme(_ url: String) -> (scheme: Substring, rest: Substring)?
 
 func urlScheme(_ url: String) -> String? {
     splitScheme(url).map { $0.scheme.lowercased() }
+}
+
+/// The explicit port of an http(s) URL, if any.
+func urlPort(_ url: String) -> Int? {
+    guard var rest = splitScheme(url)?.rest else { return nil }
+    if let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) { rest = rest[..<end] }
+    if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
+    if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") { rest = rest[rest.index(after: close)...] }
+    guard let colon = rest.lastIndex(of: ":") else { return nil }
+    return Int(rest[rest.index(after: colon)...])
 }
 
 func urlHost(_ url: String) -> String? {

@@ -34,6 +34,7 @@ public final class OAuthProxy: @unchecked Sendable {
     private let upstreamJWT: JWTVerifier?
     private let upstreamUserinfo: RemoteTokenVerifier?
     private let log: @Sendable (String) -> Void
+    private let metadataDocuments: ClientMetadataDocuments
 
     public init(config: OAuthProxyConfig, store: Store? = nil, http: HTTPClient = CurlHTTPClient(),
                 clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock,
@@ -46,6 +47,7 @@ public final class OAuthProxy: @unchecked Sendable {
         self.clock = clock
         self.log = log
         signingJWK = try JSONWebKey(sharedSecret: config.signingKey)
+        metadataDocuments = ClientMetadataDocuments(http: http, allowLoopback: config.clientMetadataTestAllowLoopback)
         var verifierConfig = JWTVerifierConfig(keySource: .jwks(JSONValue.object(["keys": .array([.object(["kty": "oct", "k": .string(Base64URL.encode(config.signingKey))])])])),
                                                algorithms: [.HS256])
         verifierConfig.policy.issuers = [config.issuer]
@@ -133,7 +135,7 @@ public final class OAuthProxy: @unchecked Sendable {
             "token_endpoint_auth_methods_supported": ["none"],
             "revocation_endpoint_auth_methods_supported": ["none"],
             "authorization_response_iss_parameter_supported": true,
-            "client_id_metadata_document_supported": false,
+            "client_id_metadata_document_supported": .bool(config.clientMetadataDocuments),
         ]
         if let scopes = config.validScopes ?? (config.requiredScopes.isEmpty ? nil : config.requiredScopes) {
             document["scopes_supported"] = .array(scopes.map { .string($0) })
@@ -223,9 +225,39 @@ public final class OAuthProxy: @unchecked Sendable {
         return Responses.oauthError(429, "too_many_requests", "Too many concurrent registrations; try again.")
     }
 
+    /// A registered client, or a client named by its metadata document URL (CIMD).
     func client(_ clientID: String) throws -> [String: JSONValue]? {
-        guard !clientID.isEmpty, clientID.utf8.count <= 512 else { return nil }
-        return try store.get(Collection.clients, clientID)
+        guard !clientID.isEmpty, clientID.utf8.count <= 2048 else { return nil }
+        if let known = try store.get(Collection.clients, clientID) { return known }
+        guard config.clientMetadataDocuments, metadataDocuments.isClientIDURL(clientID) else { return nil }
+        let fetched: (document: [String: JSONValue], lifetime: Double)
+        do {
+            fetched = try metadataDocuments.fetch(clientID)
+        } catch ClientMetadataDocuments.Failure.refused(let why) {
+            log("oauth proxy: client metadata document refused: \(why)")
+            return nil
+        }
+        let document = fetched.document
+        let applicationType = document["application_type"]?.stringValue ?? "web"
+        guard case .array(let values)? = document["redirect_uris"], !values.isEmpty, values.count <= Self.maxRedirectURIs else {
+            log("oauth proxy: client metadata document refused: redirect_uris missing")
+            return nil
+        }
+        var uris = [String]()
+        for value in values {
+            guard let uri = value.stringValue,
+                  RedirectURIs.problem(uri, applicationType: applicationType, allowedPatterns: config.allowedClientRedirectURIs) == nil else {
+                log("oauth proxy: client metadata document refused: a redirect URI is not acceptable")
+                return nil
+            }
+            uris.append(uri)
+        }
+        var record: [String: JSONValue] = ["client_id": .string(clientID), "redirect_uris": .array(uris.map { .string($0) }),
+                                           "token_endpoint_auth_method": "none", "application_type": .string(applicationType),
+                                           "cimd_fetched_at": .double(clock())]
+        if let name = document["client_name"]?.stringValue { record["client_name"] = .string(String(name.prefix(200))) }
+        if fetched.lifetime > 0 { try store.put(Collection.clients, clientID, record, ttl: fetched.lifetime) }
+        return record
     }
 
     // MARK: - Authorize
@@ -344,7 +376,10 @@ public final class OAuthProxy: @unchecked Sendable {
         try store.put(Collection.csrf, OpenSSL.sha256Hex(csrf), ["txn_id": .string(transactionID), "expires_at": .double(clock() + remaining)],
                       ttl: remaining)
         let redirectURI = transaction["client_redirect_uri"]?.stringValue ?? ""
-        let page = ConsentPage(clientName: client?["client_name"]?.stringValue ?? clientID,
+        // A metadata document's name is self-asserted: the page also names the host vouching for it.
+        var name = client?["client_name"]?.stringValue ?? clientID
+        if client?["cimd_fetched_at"] != nil, let host = urlHost(clientID) { name += " (\(host))" }
+        let page = ConsentPage(clientName: name,
                                redirectHost: RedirectURIs.parts(redirectURI)?.host ?? redirectURI,
                                scopes: (transaction["scopes"]?.arrayValue ?? []).compactMap(\.stringValue),
                                action: config.url("/consent"), transactionID: transactionID, csrfToken: csrf)

@@ -36,6 +36,10 @@ public struct OAuthProxyConfig: Sendable {
     /// Patterns (`*` wildcard) a client's redirect URIs must match; nil: any safe URI.
     public var allowedClientRedirectURIs: [String]?
     public var requireConsent = true
+    /// Accept client_id URLs naming Client ID Metadata Documents.
+    public var clientMetadataDocuments = true
+    /// Tests only: fetch metadata documents over http from loopback.
+    public var clientMetadataTestAllowLoopback = false
 
     public var signingKey: [UInt8]
     public var storeURL = "memory://"
@@ -81,7 +85,7 @@ public struct OAuthProxyConfig: Sendable {
         "allowed_client_redirect_uris", "jwt_signing_key", "storage", "storage_encryption_keys", "issuer_url", "redirect_path",
         "token_verifier", "userinfo_endpoint", "access_token_lifetime", "refresh_token_lifetime", "refresh_grace_period",
         "transaction_lifetime", "code_lifetime", "client_lifetime", "registration_rate_limit", "require_authorization_consent",
-        "timeout_seconds", "pbkdf2_iterations",
+        "timeout_seconds", "pbkdf2_iterations", "client_id_metadata_documents", "cimd_test_allow_loopback",
     ]
     static let oidcKeys: Set<String> = proxyKeys.subtracting(["upstream_authorization_endpoint", "upstream_token_endpoint",
                                                                "upstream_client_id", "upstream_client_secret"])
@@ -163,6 +167,8 @@ public struct OAuthProxyConfig: Sendable {
         config.validScopes = try reader.stringList("valid_scopes")
         config.allowedClientRedirectURIs = try reader.stringList("allowed_client_redirect_uris")
         config.requireConsent = try reader.bool("require_authorization_consent") ?? true
+        config.clientMetadataDocuments = try reader.bool("client_id_metadata_documents") ?? true
+        config.clientMetadataTestAllowLoopback = try reader.bool("cimd_test_allow_loopback") ?? false
         config.storeURL = try reader.string("storage") ?? "memory://"
         config.storeEncryptionKeys = try reader.stringList("storage_encryption_keys") ?? [ProxyKeys.storageKey(signingKey: signingKey)]
         for (key, keyPath) in [("access_token_lifetime", \OAuthProxyConfig.accessTokenLifetime), ("refresh_token_lifetime", \.refreshTokenLifetime),
