@@ -96,6 +96,7 @@ demo: build
 bench: build venv
 	$(PY) bench/bench.py
 	$(PY) bench/bench_host.py
+	$(FASTMCP_VENV)/bin/python bench/bench_proxy.py
 
 clean:
 	rm -rf .build $(VENV) $(FASTMCP_VENV)

@@ -170,6 +170,12 @@ public enum JSONValue: Equatable, Sendable {
 
     private static func writeString(_ s: String, into out: inout String, asciiOnly: Bool) {
         out += "\""
+        // Fast path: printable ASCII without quote or backslash (tokens, base64, URLs) goes as is.
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            out += s
+            out += "\""
+            return
+        }
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

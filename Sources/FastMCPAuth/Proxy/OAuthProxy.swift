@@ -35,6 +35,7 @@ public final class OAuthProxy: @unchecked Sendable {
     private let upstreamUserinfo: RemoteTokenVerifier?
     private let log: @Sendable (String) -> Void
     private let metadataDocuments: ClientMetadataDocuments
+    private let routes: [String: Route]
 
     public init(config: OAuthProxyConfig, store: Store? = nil, http: HTTPClient = CurlHTTPClient(),
                 clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock,
@@ -47,6 +48,7 @@ public final class OAuthProxy: @unchecked Sendable {
         self.clock = clock
         self.log = log
         signingJWK = try JSONWebKey(sharedSecret: config.signingKey)
+        routes = Self.routeTable(config)
         metadataDocuments = ClientMetadataDocuments(http: http, allowLoopback: config.clientMetadataTestAllowLoopback)
         var verifierConfig = JWTVerifierConfig(keySource: .jwks(JSONValue.object(["keys": .array([.object(["kty": "oct", "k": .string(Base64URL.encode(config.signingKey))])])])),
                                                algorithms: [.HS256])
@@ -69,29 +71,34 @@ public final class OAuthProxy: @unchecked Sendable {
 
     // MARK: - Routes
 
-    var metadataPaths: [String] {
+    enum Route { case metadata, register, authorize, consent, callback, token, revoke }
+
+    /// Every path `handle` answers, and what each is (computed once: `handle` runs per request).
+    static func routeTable(_ config: OAuthProxyConfig) -> [String: Route] {
         let root = "/.well-known/oauth-authorization-server"
-        return config.basePath.isEmpty ? [root] : [root + config.basePath, root]
+        var table: [String: Route] = [root: .metadata]
+        table[root + config.basePath] = .metadata
+        for (route, name) in [("/register", Route.register), ("/authorize", .authorize), ("/consent", .consent),
+                              (config.redirectPath, .callback), ("/token", .token), ("/revoke", .revoke)] {
+            table[config.path(route)] = name
+        }
+        return table
     }
 
-    /// Every path `handle` answers.
-    public var routePaths: [String] {
-        metadataPaths + ["/register", "/authorize", "/consent", config.redirectPath, "/token", "/revoke"].map(config.path)
-    }
+    public var routePaths: [String] { routes.keys.sorted() }
 
     public func handle(_ request: AuthRequest) -> AuthResponse? {
-        let path = request.path
-        if metadataPaths.contains(path) { return get(request) { metadata() } }
-        switch path {
-        case config.path("/register"): return post(request) { try register(request) }
-        case config.path("/authorize"): return get(request) { try authorize(request) }
-        case config.path("/consent"):
+        guard let route = routes[request.path] else { return nil }
+        switch route {
+        case .metadata: return get(request) { metadata() }
+        case .register: return post(request) { try register(request) }
+        case .authorize: return get(request) { try authorize(request) }
+        case .consent:
             if request.method == "POST" { return guarded { try consentSubmitted(request) } }
             return get(request) { try consentPage(request) }
-        case config.path(config.redirectPath): return get(request) { try callback(request) }
-        case config.path("/token"): return post(request) { try token(request) }
-        case config.path("/revoke"): return post(request) { try revoke(request) }
-        default: return nil
+        case .callback: return get(request) { try callback(request) }
+        case .token: return post(request) { try token(request) }
+        case .revoke: return post(request) { try revoke(request) }
         }
     }
 
@@ -202,25 +209,24 @@ public final class OAuthProxy: @unchecked Sendable {
         return Responses.json(201, .object(record), headers: ["Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"])
     }
 
-    /// At most `registrationsPerHour` registrations per client address in any hour (shared
-    /// through the store, so several hosts count together).
+    /// At most `registrationsPerHour` registrations per client address per clock hour, counted
+    /// in the store (so several hosts count together; an optimistic update loses no count).
     private func rateLimited(_ address: String?) throws -> AuthResponse? {
-        let key = OpenSSL.sha256Hex(address ?? "unknown")
         let now = clock()
+        let window = (now / 3600).rounded(.down)
+        let key = OpenSSL.sha256Hex(address ?? "unknown") + "." + String(Int64(window))
         for _ in 0..<8 {
             let existing = try store.get(Collection.registrations, key)
-            let stamps = (existing?["stamps"]?.arrayValue ?? []).compactMap(\.numberValue).filter { now - $0 < 3600 }
-            if stamps.count >= config.registrationsPerHour {
-                let retry = Int((stamps.min() ?? now) + 3600 - now) + 1
+            let count = existing?["count"]?.numberValue ?? 0
+            if count >= Double(config.registrationsPerHour) {
+                let retry = Int((window + 1) * 3600 - now) + 1
                 return Responses.oauthError(429, "too_many_requests", "Too many registrations from this address; try again later.",
                                             headers: ["Retry-After": String(retry)])
             }
-            let updated: [String: JSONValue] = ["stamps": .array((stamps + [now]).map { .double($0) })]
             if let existing {
-                // Optimistic update: replace only what we read, so concurrent hosts do not lose counts.
                 guard try store.compareAndDelete(Collection.registrations, key, expected: existing) else { continue }
             }
-            if try store.putIfAbsent(Collection.registrations, key, updated, ttl: 3600) { return nil }
+            if try store.putIfAbsent(Collection.registrations, key, ["count": .int(Int64(count) + 1)], ttl: 3600) { return nil }
         }
         return Responses.oauthError(429, "too_many_requests", "Too many concurrent registrations; try again.")
     }
@@ -592,7 +598,9 @@ public final class OAuthProxy: @unchecked Sendable {
             "refresh_token_expires_at": refreshExpires.map { .double($0) } ?? .null,
             "expires_at": .double(upstreamExpires ?? now + config.accessTokenLifetime),
             "token_type": upstream["token_type"] ?? "Bearer", "scope": .string(scopes.joined(separator: " ")),
-            "client_id": .string(clientID), "created_at": .double(now), "raw_token_data": .object(upstream),
+            "client_id": .string(clientID), "created_at": .double(now),
+            // The rest of the token response (id_token, …); the tokens themselves are stored once, above.
+            "raw_token_data": .object(upstream.filter { $0.key != "access_token" && $0.key != "refresh_token" }),
         ]
         try store.put(Collection.upstreamTokens, upstreamID, tokenSet, ttl: config.refreshTokenLifetime)
         try store.put(Collection.codes, code + ".redeemed", ["upstream_token_id": .string(upstreamID)], ttl: config.codeLifetime)
@@ -723,7 +731,7 @@ public final class OAuthProxy: @unchecked Sendable {
         current["access_token"] = renewed["access_token"] ?? current["access_token"]
         if let rotated = renewed["refresh_token"]?.stringValue { current["refresh_token"] = .string(rotated) }
         current["expires_at"] = .double(renewed["expires_in"]?.numberValue.map { now + $0 } ?? now + config.accessTokenLifetime)
-        current["raw_token_data"] = .object(renewed)
+        current["raw_token_data"] = .object(renewed.filter { $0.key != "access_token" && $0.key != "refresh_token" })
         try store.put(Collection.upstreamTokens, upstreamID, current, ttl: config.refreshTokenLifetime)
         return current
     }

@@ -5,6 +5,8 @@ import Synchronization
 final class MemoryBackend: StoreBackend, @unchecked Sendable {
     private struct Entry {
         let valueJSON: String
+        /// Parsed once when written: reads are the hot path.
+        let value: [String: JSONValue]
         let expiresAt: Double?
         let sequence: UInt64
     }
@@ -25,30 +27,32 @@ final class MemoryBackend: StoreBackend, @unchecked Sendable {
         return entry
     }
 
-    private static func stored(_ entry: Entry) throws -> StoredEntry {
-        StoredEntry(value: try parseStoredObject(entry.valueJSON), expiresAt: entry.expiresAt, raw: entry.valueJSON)
+    private static func stored(_ entry: Entry) -> StoredEntry {
+        StoredEntry(value: entry.value, expiresAt: entry.expiresAt, raw: entry.valueJSON)
     }
 
-    func put(_ collection: String, _ key: String, valueJSON: String, ttl: Double?, onlyIfAbsent: Bool, now: Double) throws -> Bool {
+    func put(_ collection: String, _ key: String, valueJSON: String, value: [String: JSONValue], ttl: Double?, onlyIfAbsent: Bool,
+             now: Double) throws -> Bool {
         state.withLock { state in
-            var entries = state.collections[collection, default: [:]]
-            if onlyIfAbsent, Self.live(entries[key], now: now) != nil { return false }
-            if entries[key] == nil, entries.count >= maxEntriesPerCollection {
-                entries = entries.filter { Self.live($0.value, now: now) != nil }
-                while entries.count >= maxEntriesPerCollection, let oldest = entries.min(by: { $0.value.sequence < $1.value.sequence }) {
-                    entries[oldest.key] = nil
+            // Modified in place: copying a collection out and back would cost O(entries) per put.
+            if onlyIfAbsent, Self.live(state.collections[collection]?[key], now: now) != nil { return false }
+            if state.collections[collection]?[key] == nil, (state.collections[collection]?.count ?? 0) >= maxEntriesPerCollection {
+                state.collections[collection] = state.collections[collection]!.filter { Self.live($0.value, now: now) != nil }
+                while state.collections[collection]!.count >= maxEntriesPerCollection,
+                      let oldest = state.collections[collection]!.min(by: { $0.value.sequence < $1.value.sequence }) {
+                    state.collections[collection]![oldest.key] = nil
                 }
             }
             state.sequence += 1
-            entries[key] = Entry(valueJSON: valueJSON, expiresAt: ttl.map { now + $0 }, sequence: state.sequence)
-            state.collections[collection] = entries
+            state.collections[collection, default: [:]][key] = Entry(valueJSON: valueJSON, value: value, expiresAt: ttl.map { now + $0 },
+                                                                     sequence: state.sequence)
             return true
         }
     }
 
     func get(_ collection: String, _ key: String, now: Double) throws -> StoredEntry? {
         guard let entry = state.withLock({ Self.live($0.collections[collection]?[key], now: now) }) else { return nil }
-        return try Self.stored(entry)
+        return Self.stored(entry)
     }
 
     func take(_ collection: String, _ key: String, now: Double) throws -> StoredEntry? {
@@ -56,7 +60,7 @@ final class MemoryBackend: StoreBackend, @unchecked Sendable {
             guard let entry = state.collections[collection]?.removeValue(forKey: key) else { return nil }
             return Self.live(entry, now: now)
         }
-        return try entry.map(Self.stored)
+        return entry.map(Self.stored)
     }
 
     func delete(_ collection: String, _ key: String) throws -> Bool {

@@ -180,10 +180,10 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
     static func redisKey(_ collection: String, _ key: String) -> String { "\(collection)::\(key)" }
 
     /// The envelope py-key-value writes (json.dumps(..., sort_keys=True)).
-    private static func envelope(_ collection: String, _ key: String, valueJSON: String, createdAt: Double, expiresAt: Double?) throws -> String {
+    private static func envelope(_ collection: String, _ key: String, value: [String: JSONValue], createdAt: Double, expiresAt: Double?) -> String {
         var document: [String: JSONValue] = [
             "collection": .string(collection), "key": .string(key), "version": 1,
-            "created_at": .string(ISOTime.format(createdAt)), "value": .object(try parseStoredObject(valueJSON)),
+            "created_at": .string(ISOTime.format(createdAt)), "value": .object(value),
         ]
         if let expiresAt { document["expires_at"] = .string(ISOTime.format(expiresAt)) }
         return JSONValue.object(document).serialized(.python)
@@ -213,8 +213,9 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
 
     // MARK: - Operations
 
-    func put(_ collection: String, _ key: String, valueJSON: String, ttl: Double?, onlyIfAbsent: Bool, now: Double) throws -> Bool {
-        let document = try Self.envelope(collection, key, valueJSON: valueJSON, createdAt: now, expiresAt: ttl.map { now + $0 })
+    func put(_ collection: String, _ key: String, valueJSON: String, value: [String: JSONValue], ttl: Double?, onlyIfAbsent: Bool,
+             now: Double) throws -> Bool {
+        let document = Self.envelope(collection, key, value: value, createdAt: now, expiresAt: ttl.map { now + $0 })
         var arguments = ["SET", Self.redisKey(collection, key), document]
         if let ttl { arguments += ["PX", String(max(1, Int64((ttl * 1000).rounded(.up))))] }
         if onlyIfAbsent { arguments.append("NX") }

@@ -100,7 +100,8 @@ final class SQLiteBackend: StoreBackend, @unchecked Sendable {
         if due { try run("DELETE FROM fastmcpauth_entries WHERE expires_at IS NOT NULL AND expires_at <= ?", [.real(now)]) }
     }
 
-    func put(_ collection: String, _ key: String, valueJSON: String, ttl: Double?, onlyIfAbsent: Bool, now: Double) throws -> Bool {
+    func put(_ collection: String, _ key: String, valueJSON: String, value: [String: JSONValue], ttl: Double?, onlyIfAbsent: Bool,
+             now: Double) throws -> Bool {
         try purgeOccasionally(now: now)
         let expiresAt: Binding = ttl.map { .real(now + $0) } ?? .null
         let values: [Binding] = [.text(collection), .text(key), .text(valueJSON), .real(now), expiresAt]

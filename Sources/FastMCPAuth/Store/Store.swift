@@ -88,24 +88,41 @@ public final class Store: @unchecked Sendable {
     // MARK: - Encryption wrapper
 
     /// The stored form of `value`: the encryption envelope when keys are configured.
-    private func storedText(_ value: [String: JSONValue]) throws -> String {
+    /// The stored form of a value (encrypted when keys are configured): its JSON text and object.
+    private func stored(_ value: [String: JSONValue]) throws -> (text: String, object: [String: JSONValue]) {
         var text = JSONValue.object(value).serialized(.pythonCompact)
+        var object = value
         if let fernet {
-            let token = try fernet.encrypt(Array(text.utf8))
-            text = JSONValue.object([
-                "__encrypted_data__": .string(Base64.encode(Array(token.utf8), alphabet: .standard)),
-                "__encryption_version__": 1,
-            ]).serialized(.pythonCompact)
+            let token = Base64.encode(Array(try fernet.encrypt(Array(text.utf8)).utf8), alphabet: .standard)
+            object = ["__encrypted_data__": .string(token), "__encryption_version__": 1]
+            text = JSONValue.object(object).serialized(.pythonCompact)
+            remember(token, value)
         }
         guard text.utf8.count <= options.maxValueBytes else {
             throw AuthError(.tooLarge, "the value is larger than max_value_bytes (\(options.maxValueBytes))")
         }
-        return text
+        return (text, object)
+    }
+
+    /// Decrypted values by their ciphertext: a ciphertext has exactly one plaintext, so this is
+    /// only a cost saving (hot entries such as token mappings are read on every request); what is
+    /// deleted or expired in the backend is never found, so nothing stale is served.
+    private let decrypted = Mutex<[String: [String: JSONValue]]>([:])
+    static let decryptedCacheSize = 4096
+
+    private func remember(_ ciphertext: String, _ value: [String: JSONValue]) {
+        decrypted.withLock { cache in
+            if cache.count >= Self.decryptedCacheSize { cache.removeAll(keepingCapacity: true) }
+            cache[ciphertext] = value
+        }
     }
 
     /// The value of a stored entry, decrypted; nil when a mode says "miss".
     private func value(of entry: StoredEntry) throws -> [String: JSONValue]? {
         let stored = entry.value
+        if fernet != nil, let data = stored["__encrypted_data__"]?.stringValue, let hit = decrypted.withLock({ $0[data] }) {
+            return hit
+        }
         guard let encrypted = stored["__encrypted_data__"] else {
             if fernet == nil { return stored }
             if options.onPlaintext == .miss { return nil }
@@ -129,6 +146,7 @@ public final class Store: @unchecked Sendable {
         guard let object = try? JSONValue.parse(plaintext).objectValue else {
             throw AuthError(.corruptedValue, "the decrypted value is not a JSON object")
         }
+        remember(data, object)
         return object
     }
 
@@ -141,13 +159,15 @@ public final class Store: @unchecked Sendable {
 
     public func put(_ collection: String, _ key: String, _ value: [String: JSONValue], ttl: Double? = nil) throws {
         try Self.checkName(collection, "collection"); try Self.checkName(key, "key"); try Self.checkTTL(ttl)
-        _ = try backend.put(collection, key, valueJSON: storedText(value), ttl: ttl, onlyIfAbsent: false, now: clock())
+        let entry = try stored(value)
+        _ = try backend.put(collection, key, valueJSON: entry.text, value: entry.object, ttl: ttl, onlyIfAbsent: false, now: clock())
     }
 
     /// Stores only when no live entry exists; returns whether it stored.
     public func putIfAbsent(_ collection: String, _ key: String, _ value: [String: JSONValue], ttl: Double? = nil) throws -> Bool {
         try Self.checkName(collection, "collection"); try Self.checkName(key, "key"); try Self.checkTTL(ttl)
-        return try backend.put(collection, key, valueJSON: storedText(value), ttl: ttl, onlyIfAbsent: true, now: clock())
+        let entry = try stored(value)
+        return try backend.put(collection, key, valueJSON: entry.text, value: entry.object, ttl: ttl, onlyIfAbsent: true, now: clock())
     }
 
     public func get(_ collection: String, _ key: String) throws -> [String: JSONValue]? {
