@@ -157,6 +157,41 @@ static void test_workos_proxy_from_env(void) {
         CHECK(strstr((const char *)fma_response_body(response, &length), "invalid_redirect_uri") != NULL, "error code");
     }
     fma_response_free(response);
+    /* The registered client's authorization request goes to the consent page; an unregistered
+     * redirect URI is a 400 that redirects nowhere; a made-up code is invalid_grant. */
+    CHECK(fma_auth_handle(auth, "POST", "/register", NULL, (const uint8_t *)good, strlen(good), "203.0.113.9", &response, &err) == FMA_OK &&
+              response && fma_response_status(response) == 201, "register again");
+    char client_id[128] = "";
+    if (response) {
+        size_t length = 0;
+        const uint8_t *body = fma_response_body(response, &length);
+        json_t *doc = json_loadb((const char *)body, length, 0, NULL);
+        snprintf(client_id, sizeof client_id, "%s", json_string_value(json_object_get(doc, "client_id")));
+        json_decref(doc);
+        fma_response_free(response);
+    }
+    char target[512];
+    snprintf(target, sizeof target, "/authorize?response_type=code&client_id=%s&redirect_uri=http%%3A%%2F%%2F127.0.0.1%%3A5000%%2Fcallback"
+             "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=c1", client_id);
+    CHECK(fma_auth_handle(auth, "GET", target, NULL, NULL, 0, NULL, &response, &err) == FMA_OK && response &&
+              fma_response_status(response) == 302 &&
+              strncmp(fma_response_header(response, "Location"), "https://mcp.example.com/consent?txn_id=", 39) == 0, "authorize -> consent");
+    fma_response_free(response);
+    snprintf(target, sizeof target, "/authorize?response_type=code&client_id=%s&redirect_uri=https%%3A%%2F%%2Fevil.example%%2Fcb"
+             "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256", client_id);
+    CHECK(fma_auth_handle(auth, "GET", target, NULL, NULL, 0, NULL, &response, &err) == FMA_OK && response &&
+              fma_response_status(response) == 400 && fma_response_header(response, "Location") == NULL, "unregistered redirect URI");
+    fma_response_free(response);
+    char form[256];
+    snprintf(form, sizeof form, "grant_type=authorization_code&code=made-up&redirect_uri=x&code_verifier=y&client_id=%s", client_id);
+    CHECK(fma_auth_handle(auth, "POST", "/token", "{\"Content-Type\":\"application/x-www-form-urlencoded\"}", (const uint8_t *)form,
+                          strlen(form), NULL, &response, &err) == FMA_OK && response && fma_response_status(response) == 400, "made-up code");
+    if (response) {
+        size_t length = 0;
+        CHECK(strstr((const char *)fma_response_body(response, &length), "\"invalid_grant\"") != NULL, "invalid_grant");
+    }
+    fma_response_free(response);
+
     fma_access_token *at = NULL;
     fma_response *challenge = NULL;
     CHECK(fma_auth_authenticate(auth, "Bearer not-ours", NULL, NULL, &at, &challenge, &err) == FMA_OK && !at && challenge &&

@@ -157,3 +157,23 @@ def test_introspection_provider():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_proxy_providers_from_python():
+    auth = fastmcpauth.WorkOSProvider(client_id="client_01", client_secret="sk_test", authkit_domain="https://demo.authkit.app",
+                                      base_url="https://mcp.example.com/tools", required_scopes=["openid"])
+    description = auth.describe()
+    assert description["provider"] == "workos" and description["authorization_servers"] == ["https://mcp.example.com/tools/"]
+    assert "/tools/token" in description["routes"] and "/.well-known/oauth-authorization-server/tools" in description["routes"]
+    metadata = json.loads(auth.handle("GET", "/.well-known/oauth-authorization-server/tools").body)
+    assert metadata["issuer"] == "https://mcp.example.com/tools/" and metadata["token_endpoint"] == "https://mcp.example.com/tools/token"
+    registered = auth.handle("POST", "/tools/register", {"Content-Type": "application/json"},
+                             json.dumps({"redirect_uris": ["http://localhost:3000/cb"]}).encode(), client_address="198.51.100.1")
+    assert registered.status == 201 and json.loads(registered.body)["token_endpoint_auth_method"] == "none"
+    with pytest.raises(fastmcpauth.ConfigurationError) as info:
+        fastmcpauth.OAuthProxy(upstream_authorization_endpoint="https://idp.example/authorize", upstream_token_endpoint="https://idp.example/token",
+                               upstream_client_id="c", base_url="https://mcp.example.com")
+    assert "secret" in str(info.value)
+    with pytest.raises(fastmcpauth.ConfigurationError):
+        fastmcpauth.OAuthProxy(upstream_authorization_endpoint="http://idp.example/authorize", upstream_token_endpoint="https://idp.example/token",
+                               upstream_client_id="c", upstream_client_secret="s", base_url="https://mcp.example.com")
