@@ -470,10 +470,11 @@ public final class OAuthProxy: @unchecked Sendable {
         return Responses.redirect(clientRedirect(redirectURI, [("code", code)], state: state), headers: ["Set-Cookie": clearCookie])
     }
 
-    /// POSTs to the upstream token endpoint with our client authentication; the token response.
-    func upstreamTokenRequest(_ pairs: [(String, String)]) throws -> [String: JSONValue] {
+    /// A form for the upstream's token or revocation endpoint with our client authentication
+    /// (HTTP Basic, form fields, or the client id alone), and its headers.
+    func authenticatedUpstreamForm(_ pairs: [(String, String)]) -> (form: [(String, String)], headers: [(name: String, value: String)]) {
         var form = pairs
-        var headers: [(name: String, value: String)] = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")]
+        var headers: [(name: String, value: String)] = [("Content-Type", "application/x-www-form-urlencoded")]
         switch config.upstreamClientAuth {
         case .clientSecretBasic:
             let credentials = Form.encode(config.upstreamClientID) + ":" + Form.encode(config.upstreamClientSecret ?? "")
@@ -483,6 +484,13 @@ public final class OAuthProxy: @unchecked Sendable {
         case .none:
             form.append(("client_id", config.upstreamClientID))
         }
+        return (form, headers)
+    }
+
+    /// POSTs to the upstream token endpoint with our client authentication; the token response.
+    func upstreamTokenRequest(_ pairs: [(String, String)]) throws -> [String: JSONValue] {
+        var (form, headers) = authenticatedUpstreamForm(pairs)
+        headers.append(("Accept", "application/json"))
         form += config.extraTokenParams
         let response: HTTPResponse
         do {
@@ -771,15 +779,7 @@ public final class OAuthProxy: @unchecked Sendable {
         guard let endpoint = config.upstreamRevocationEndpoint else { return }
         let (token, hint) = tokenSet["refresh_token"]?.stringValue.map { ($0, "refresh_token") }
             ?? (tokenSet["access_token"]?.stringValue ?? "", "access_token")
-        var form: [(String, String)] = [("token", token), ("token_type_hint", hint)]
-        var headers: [(name: String, value: String)] = [("Content-Type", "application/x-www-form-urlencoded")]
-        switch config.upstreamClientAuth {
-        case .clientSecretBasic:
-            let credentials = Form.encode(config.upstreamClientID) + ":" + Form.encode(config.upstreamClientSecret ?? "")
-            headers.append(("Authorization", "Basic " + Base64.encode(Array(credentials.utf8), alphabet: .standard)))
-        case .clientSecretPost: form += [("client_id", config.upstreamClientID), ("client_secret", config.upstreamClientSecret ?? "")]
-        case .none: form.append(("client_id", config.upstreamClientID))
-        }
+        let (form, headers) = authenticatedUpstreamForm([("token", token), ("token_type_hint", hint)])
         let status = (try? http.send(HTTPRequest(method: "POST", url: endpoint, headers: headers, body: Array(Form.encode(form).utf8),
                                                  timeout: config.timeout, maxResponseBytes: 64 * 1024)))?.status
         if status != 200 { log("oauth proxy: upstream revocation answered \(status.map(String.init) ?? "nothing")") }
