@@ -492,4 +492,29 @@ import Testing
         #expect(!ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL("https://example.com/a/../b"))
         #expect(ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL("https://app.example.com/oauth/client.json"))
     }
+
+    @Test func upstreamJWTsAreVerifiedWithTheConfiguredVerifier() throws {
+        let key = try JSONWebKey.generate(.ES256, keyID: "up")
+        let now = Int64(clock.now)
+        let upstreamJWT = try JWT.sign(claims: ["iss": "https://idp.example", "aud": "proxy", "sub": "user-9", "exp": .int(now + 600)],
+                                       key: key, algorithm: .ES256)
+        let server = try LocalHTTPServer(requestHandler: { _ in
+            .init(body: Array(#"{"access_token":"\#(upstreamJWT)","expires_in":600,"token_type":"Bearer"}"#.utf8))
+        })
+        let auth = try AuthFacade(json: [
+            "provider": "oauth_proxy", "base_url": "http://127.0.0.1:8000",
+            "upstream_authorization_endpoint": .string(server.baseURL + "/authorize"), "upstream_token_endpoint": .string(server.baseURL + "/token"),
+            "upstream_client_id": "c", "upstream_client_secret": "s",
+            "token_verifier": ["jwks": ["keys": [try key.publicJWK()]], "algorithm": "ES256", "issuer": "https://idp.example", "audience": "proxy"],
+        ], clock: clock.function)
+        var flow = Flow(auth: auth)
+        let tokens = try flow.tokens()
+        // Without an upstream refresh token our access token cannot outlive the upstream one.
+        #expect(tokens["expires_in"] == 600)
+        let access = try #require(tokens["access_token"]?.stringValue)
+        guard case .authenticated(let token) = auth.authenticate(authorization: "Bearer " + access) else { Issue.record("refused"); return }
+        #expect(token.subject == "user-9" && token.token == upstreamJWT)
+        clock.advance(601)
+        #expect(bearerStatus(auth, access) == 401)
+    }
 }
