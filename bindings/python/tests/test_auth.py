@@ -177,3 +177,26 @@ def test_proxy_providers_from_python():
     with pytest.raises(fastmcpauth.ConfigurationError):
         fastmcpauth.OAuthProxy(upstream_authorization_endpoint="http://idp.example/authorize", upstream_token_endpoint="https://idp.example/token",
                                upstream_client_id="c", upstream_client_secret="s", base_url="https://mcp.example.com")
+
+
+def test_workos_proxy_from_the_fastmcp_environment(monkeypatch):
+    for name in [n for n in list(__import__("os").environ) if n.startswith("FASTMCP_SERVER_AUTH")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("FASTMCP_SERVER_AUTH", "fastmcp.server.auth.providers.workos.WorkOSProvider")
+    for name, value in {"CLIENT_ID": "client_01", "CLIENT_SECRET": "sk_test", "AUTHKIT_DOMAIN": "https://demo.authkit.app",
+                        "BASE_URL": "https://mcp.example.com", "ISSUER_URL": "https://mcp.example.com/", "REDIRECT_PATH": "/oauth/back",
+                        "REQUIRED_SCOPES": "openid,profile", "TIMEOUT_SECONDS": "5", "JWT_SIGNING_KEY": "a-signing-key",
+                        "ALLOWED_CLIENT_REDIRECT_URIS": '["http://localhost:*"]', "STORAGE": "memory://",
+                        "PBKDF2_ITERATIONS": "10"}.items():
+        monkeypatch.setenv("FASTMCP_SERVER_AUTH_WORKOS_" + name, value)
+    auth = fastmcpauth.auth_from_env()
+    description = auth.describe()
+    assert description["provider"] == "workos" and description["required_scopes"] == ["openid", "profile"]
+    assert "/oauth/back" in description["routes"]
+    allowed = auth.handle("POST", "/register", {}, json.dumps({"redirect_uris": ["http://localhost:1234/cb"]}).encode())
+    refused = auth.handle("POST", "/register", {}, json.dumps({"redirect_uris": ["https://app.example/cb"]}).encode())
+    assert allowed.status == 201 and refused.status == 400
+    monkeypatch.setenv("FASTMCP_SERVER_AUTH_WORKOS_TIMEOUT_SECONDS", "soon")
+    with pytest.raises(fastmcpauth.ConfigurationError) as info:
+        fastmcpauth.auth_from_env()
+    assert "FASTMCP_SERVER_AUTH_WORKOS_TIMEOUT_SECONDS" in str(info.value)
