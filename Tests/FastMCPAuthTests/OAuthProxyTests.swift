@@ -200,6 +200,8 @@ import Testing
         let code = try #require(redirect["code"])
         let (status, tokens) = flow.exchange(code)
         #expect(status == 200 && tokens["token_type"] == "Bearer" && tokens["expires_in"] == 3600 && tokens["scope"] == "read write")
+        let preflight = flow.send("OPTIONS", "/token")
+        #expect(preflight.status == 204 && preflight.headers["Access-Control-Allow-Origin"] == "*")
         let access = try #require(tokens["access_token"]?.stringValue)
         let refresh = try #require(tokens["refresh_token"]?.stringValue)
         #expect(!access.contains("upstream") && !String(decoding: Base64URL.decode(String(access.split(separator: ".")[1])) ?? [], as: UTF8.self).contains("upstream"))

@@ -655,7 +655,8 @@ public final class OAuthProxy: @unchecked Sendable {
         var body: [String: JSONValue] = ["access_token": .string(accessToken), "token_type": "Bearer", "expires_in": .int(Int64(accessLifetime)),
                                          "refresh_token": .string(refreshToken)]
         if !scope.isEmpty { body["scope"] = .string(scope) }
-        return Responses.json(200, .object(body), headers: ["Cache-Control": "no-store", "Pragma": "no-cache"])
+        // Browser-based MCP clients call /token cross-origin: public clients, no cookies involved.
+        return Responses.json(200, .object(body), headers: ["Cache-Control": "no-store", "Pragma": "no-cache", "Access-Control-Allow-Origin": "*"])
     }
 
     // MARK: - Refresh
@@ -769,7 +770,7 @@ public final class OAuthProxy: @unchecked Sendable {
                 _ = try store.delete(Collection.jtiMappings, jti)
             }
         }
-        return Responses.json(200, .object([:]), headers: ["Cache-Control": "no-store"])
+        return Responses.json(200, .object([:]), headers: ["Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"])
     }
 
     /// Ends a whole grant: the upstream token set goes (so every token of the family is refused
