@@ -519,7 +519,7 @@ public final class OAuthProxy: @unchecked Sendable {
         let parameters = Parameters(form)
         if parameters.hasDuplicates { return Responses.oauthError(400, "invalid_request", "A parameter is repeated.") }
         let clientID: String
-        switch authenticateClient(parameters, authorization: request.header("Authorization")) {
+        switch try authenticateClient(parameters, authorization: request.header("Authorization")) {
         case .failure(let response): return response
         case .success(let id): clientID = id
         }
@@ -538,7 +538,7 @@ public final class OAuthProxy: @unchecked Sendable {
 
     /// Public clients: client_id in the form (or HTTP Basic with an empty secret); an empty
     /// `client_secret=` is tolerated, as the mcp client sends one.
-    func authenticateClient(_ parameters: Parameters, authorization: String?) -> ClientCheck {
+    func authenticateClient(_ parameters: Parameters, authorization: String?) throws -> ClientCheck {
         var clientID = parameters["client_id"]
         var secret = parameters["client_secret"]
         if let authorization, authorization.lowercased().hasPrefix("basic ") {
@@ -552,7 +552,7 @@ public final class OAuthProxy: @unchecked Sendable {
             clientID = id
             secret = password
         }
-        guard let clientID, let known = try? client(clientID) else {
+        guard let clientID, let known = try client(clientID) else {
             return .failure(Responses.oauthError(401, "invalid_client", "The client is not registered (or its registration expired)."))
         }
         if let secret, !secret.isEmpty {
@@ -753,7 +753,7 @@ public final class OAuthProxy: @unchecked Sendable {
         }
         let parameters = Parameters(form)
         let clientID: String
-        switch authenticateClient(parameters, authorization: request.header("Authorization")) {
+        switch try authenticateClient(parameters, authorization: request.header("Authorization")) {
         case .failure(let response): return response
         case .success(let id): clientID = id
         }
@@ -810,10 +810,9 @@ public final class OAuthProxy: @unchecked Sendable {
         } else if let expires = tokenSet["expires_at"]?.numberValue, clock() >= expires {
             throw AuthError(.expired, "the upstream token has expired")
         }
+        // The upstream identity, with our token's own registered claims and grant on top.
         var merged = identity
         for name in ["iss", "aud", "exp", "iat", "jti", "client_id", "scope", "scp", "azp"] { merged[name] = claims[name] }
-        merged.removeValue(forKey: "scp")
-        if merged["sub"] == nil, let sub = identity["sub"] { merged["sub"] = sub }
         let access = AccessToken(token: upstreamToken, claims: merged)
         let missing = requiredScopes.filter { !access.scopes.contains($0) }
         if !missing.isEmpty { throw AuthError(.insufficientScope, "missing scope") }
