@@ -127,7 +127,7 @@ def workos_pair(oidc_provider):
                 "FASTMCP_SERVER_AUTH_WORKOS_UPSTREAM_REVOCATION_ENDPOINT": workos.url + "/oauth2/revoke",
                 "FASTMCP_SERVER_AUTH_WORKOS_STORAGE": redis.url}
     hosts = [start_host(oidc_provider, settings, port=port) for port in ports]
-    yield [base for _, base in hosts], workos
+    yield [base for _, base in hosts], workos, redis
     for process, _ in hosts:
         process.terminate()
         process.communicate(timeout=10)
@@ -142,7 +142,7 @@ def on(base, url):
 
 
 def test_workos_mode_with_the_official_client(workos_pair):
-    (a, b), workos = workos_pair
+    (a, b), workos, redis = workos_pair
     browser, storage = Browser(), MemoryTokens()
     identity = asyncio.run(whoami(a, client_for(a, browser, storage)))
     assert identity["subject"] == "alice" and identity["client_id"] == storage.client.client_id
@@ -151,6 +151,15 @@ def test_workos_mode_with_the_official_client(workos_pair):
     assert claims["client_id"] == storage.client.client_id and "token_use" not in claims
     assert fastmcp_verifies(storage.tokens.refresh_token, secret="sk_test_proxy", issuer=a + "/", audience=a + "/mcp",
                             use="refresh")["token_use"] == "refresh"
+    # FastMCP's own WorkOSProvider, on the same Redis and secrets, reads the state we wrote.
+    script = REPO / "bindings" / "python" / "tests" / "fastmcp_reads_state.py"
+    out = subprocess.run([str(REPO / ".venv-fastmcp" / "bin" / "python"), str(script), redis.url, workos.url, a,
+                          storage.tokens.access_token], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen is not None, out.stderr[-3000:]
+    # FastMCP answers with the upstream validation's view: WorkOS userinfo's subject as client_id.
+    assert seen["client_id"] == "alice"
     # Host B honours what host A issued: the state is in the shared Redis.
     assert post_mcp(b, storage.tokens.access_token).status_code == 200
     refreshed = httpx2.post(b + "/token", data={"grant_type": "refresh_token", "refresh_token": storage.tokens.refresh_token,
@@ -167,7 +176,7 @@ def test_workos_mode_with_the_official_client(workos_pair):
 
 
 def test_one_flow_split_across_two_hosts(workos_pair):
-    (a, b), _ = workos_pair
+    (a, b), _, _ = workos_pair
     import base64
     import hashlib
     import secrets
