@@ -2,19 +2,19 @@
 (/oauth2/authorize, /oauth2/token, /oauth2/userinfo) forwarded to the provider, plus the
 revocation endpoint oidc-provider-mock 0.3.4 lacks (/oauth2/revoke, recorded)."""
 
-import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.error import HTTPError
 
+from json_server import LoopbackServer, QuietHandler
 
-class FakeWorkOS:
+
+class FakeWorkOS(LoopbackServer):
     def __init__(self, provider_url):
         self.provider_url = provider_url
         self.revoked = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def forward(self, target, body=None):
                 request = urllib.request.Request(outer.provider_url + target, data=body, method=self.command)
                 for name in ("Authorization", "Content-Type", "Accept"):
@@ -55,13 +55,4 @@ class FakeWorkOS:
                 else:
                     self.send_error(404)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
