@@ -53,16 +53,18 @@ func cString(_ text: String) throws -> UnsafeMutablePointer<CChar> {
 
 // MARK: - Static strings
 
-private let staticStrings: (names: [Int32: UnsafeMutablePointer<CChar>], sentences: [Int32: UnsafeMutablePointer<CChar>]) = {
-    var names = [Int32: UnsafeMutablePointer<CChar>](), sentences = [Int32: UnsafeMutablePointer<CChar>]()
-    for code in ErrorCode.allCases {
-        names[code.rawValue] = strdup(code.name)
-        sentences[code.rawValue] = strdup(code.sentence)
-    }
-    names[-1] = strdup("unknown_status")
-    sentences[-1] = strdup("Unknown status.")
-    return (names, sentences)
-}()
+private let staticStrings:
+    (names: [Int32: UnsafeMutablePointer<CChar>], sentences: [Int32: UnsafeMutablePointer<CChar>]) = {
+        var names = [Int32: UnsafeMutablePointer<CChar>]()
+        var sentences = [Int32: UnsafeMutablePointer<CChar>]()
+        for code in ErrorCode.allCases {
+            names[code.rawValue] = strdup(code.name)
+            sentences[code.rawValue] = strdup(code.sentence)
+        }
+        names[-1] = strdup("unknown_status")
+        sentences[-1] = strdup("Unknown status.")
+        return (names, sentences)
+    }()
 
 private let versionString = strdup(FastMCPAuthVersion.string)!
 
@@ -110,7 +112,7 @@ final class AccessTokenHandle {
                 copies.append(c)
                 return c
             } catch {
-                copies.forEach { free($0) }
+                for copy in copies { free(copy) }
                 throw error
             }
         }
@@ -127,7 +129,7 @@ final class AccessTokenHandle {
         free(clientID)
         free(subject)
         free(claimsJSON)
-        scopes.forEach { free($0) }
+        for scope in scopes { free(scope) }
     }
 }
 
@@ -136,13 +138,18 @@ func handle<T: AnyObject>(_ pointer: OpaquePointer?, as: T.Type) -> T? {
 }
 
 @_cdecl("fma_verifier_new")
-public func abiVerifierNew(_ configJSON: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?,
-                           _ err: UnsafeMutableRawPointer?) -> Int32 {
+public func abiVerifierNew(
+    _ configJSON: UnsafePointer<CChar>?,
+    _ out: UnsafeMutablePointer<OpaquePointer?>?,
+    _ err: UnsafeMutableRawPointer?
+) -> Int32 {
     out?.pointee = nil
     return call(err) {
         guard let out else { throw AuthError(.invalidArgument, "out is NULL") }
         let text = try argument(configJSON, "config_json")
-        guard let json = try? JSONValue.parse(text) else { throw AuthError(.invalidConfig, "the configuration is not valid JSON") }
+        guard let json = try? JSONValue.parse(text) else {
+            throw AuthError(.invalidConfig, "the configuration is not valid JSON")
+        }
         let verifier = try JWTVerifier(json: json)
         out.pointee = OpaquePointer(Unmanaged.passRetained(VerifierHandle(verifier)).toOpaque())
     }
@@ -155,12 +162,19 @@ public func abiVerifierFree(_ verifier: OpaquePointer?) {
 }
 
 @_cdecl("fma_verifier_verify")
-public func abiVerifierVerify(_ verifier: OpaquePointer?, _ token: UnsafePointer<CChar>?, _ tokenLength: UInt,
-                              _ out: UnsafeMutablePointer<OpaquePointer?>?, _ err: UnsafeMutableRawPointer?) -> Int32 {
+public func abiVerifierVerify(
+    _ verifier: OpaquePointer?,
+    _ token: UnsafePointer<CChar>?,
+    _ tokenLength: UInt,
+    _ out: UnsafeMutablePointer<OpaquePointer?>?,
+    _ err: UnsafeMutableRawPointer?
+) -> Int32 {
     out?.pointee = nil
     return call(err) {
         guard let out else { throw AuthError(.invalidArgument, "out is NULL") }
-        guard let handle = handle(verifier, as: VerifierHandle.self) else { throw AuthError(.invalidArgument, "verifier is NULL") }
+        guard let handle = handle(verifier, as: VerifierHandle.self) else {
+            throw AuthError(.invalidArgument, "verifier is NULL")
+        }
         guard let token else { throw AuthError(.invalidArgument, "token is NULL") }
         // Checked before the bytes are read: the length is the caller's word for the buffer.
         guard tokenLength <= UInt(handle.verifier.config.maxTokenBytes) else {
@@ -222,32 +236,51 @@ public func abiAccessTokenFree(_ token: OpaquePointer?) {
 // MARK: - Signing and keys
 
 @_cdecl("fma_jwt_sign")
-public func abiJWTSign(_ claimsJSON: UnsafePointer<CChar>?, _ jwkJSON: UnsafePointer<CChar>?, _ alg: UnsafePointer<CChar>?,
-                       _ headersJSON: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
-                       _ err: UnsafeMutableRawPointer?) -> Int32 {
+public func abiJWTSign(
+    _ claimsJSON: UnsafePointer<CChar>?,
+    _ jwkJSON: UnsafePointer<CChar>?,
+    _ alg: UnsafePointer<CChar>?,
+    _ headersJSON: UnsafePointer<CChar>?,
+    _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+    _ err: UnsafeMutableRawPointer?
+) -> Int32 {
     out?.pointee = nil
     return call(err) {
         guard let out else { throw AuthError(.invalidArgument, "out_token is NULL") }
-        let token = try KeyTools.sign(claimsJSON: try argument(claimsJSON, "claims_json"), jwkJSON: try argument(jwkJSON, "jwk_json"),
-                                      algorithm: try argument(alg, "alg"), headersJSON: headersJSON.map { String(cString: $0) })
+        let token = try KeyTools.sign(
+            claimsJSON: try argument(claimsJSON, "claims_json"),
+            jwkJSON: try argument(jwkJSON, "jwk_json"),
+            algorithm: try argument(alg, "alg"),
+            headersJSON: headersJSON.map { String(cString: $0) }
+        )
         out.pointee = try cString(token)
     }
 }
 
 @_cdecl("fma_jwk_generate")
-public func abiJWKGenerate(_ alg: UnsafePointer<CChar>?, _ optionsJSON: UnsafePointer<CChar>?,
-                           _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ err: UnsafeMutableRawPointer?) -> Int32 {
+public func abiJWKGenerate(
+    _ alg: UnsafePointer<CChar>?,
+    _ optionsJSON: UnsafePointer<CChar>?,
+    _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+    _ err: UnsafeMutableRawPointer?
+) -> Int32 {
     out?.pointee = nil
     return call(err) {
         guard let out else { throw AuthError(.invalidArgument, "out_jwk_json is NULL") }
-        let jwk = try KeyTools.generate(algorithm: try argument(alg, "alg"), optionsJSON: optionsJSON.map { String(cString: $0) })
+        let jwk = try KeyTools.generate(
+            algorithm: try argument(alg, "alg"),
+            optionsJSON: optionsJSON.map { String(cString: $0) }
+        )
         out.pointee = try cString(jwk)
     }
 }
 
 @_cdecl("fma_jwk_public")
-public func abiJWKPublic(_ jwkJSON: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
-                         _ err: UnsafeMutableRawPointer?) -> Int32 {
+public func abiJWKPublic(
+    _ jwkJSON: UnsafePointer<CChar>?,
+    _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+    _ err: UnsafeMutableRawPointer?
+) -> Int32 {
     out?.pointee = nil
     return call(err) {
         guard let out else { throw AuthError(.invalidArgument, "out_jwk_json is NULL") }

@@ -33,8 +33,8 @@ final class ResponseHandle {
     }
 
     deinit {
-        names.forEach { free($0) }
-        values.forEach { free($0) }
+        for name in names { free(name) }
+        for value in values { free(value) }
         free(body)
     }
 }
@@ -52,7 +52,9 @@ private func environment() -> [String: String] {
     var cursor = environ
     while let entry = cursor.pointee {
         let text = String(cString: entry)
-        if let equals = text.firstIndex(of: "=") { values[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
+        if let equals = text.firstIndex(of: "=") {
+            values[String(text[..<equals])] = String(text[text.index(after: equals)...])
+        }
         cursor += 1
     }
     return values
@@ -61,23 +63,36 @@ private func environment() -> [String: String] {
 private func retained(_ object: AnyObject) -> OpaquePointer { OpaquePointer(Unmanaged.passRetained(object).toOpaque()) }
 
 @_cdecl("fma_auth_new")
-public func abiAuthNew(_ configJSON: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?, _ err: UnsafeMutableRawPointer?) -> Int32 {
+public func abiAuthNew(
+    _ configJSON: UnsafePointer<CChar>?,
+    _ out: UnsafeMutablePointer<OpaquePointer?>?,
+    _ err: UnsafeMutableRawPointer?
+) -> Int32 {
     out?.pointee = nil
     return call(err) {
         guard let out else { throw AuthError(.invalidArgument, "out is NULL") }
-        guard let json = try? JSONValue.parse(try argument(configJSON, "config_json")) else { throw AuthError(.invalidConfig, "config_json is not valid JSON") }
+        guard let json = try? JSONValue.parse(try argument(configJSON, "config_json")) else {
+            throw AuthError(.invalidConfig, "config_json is not valid JSON")
+        }
         out.pointee = retained(AuthHandle(try AuthFacade(json: json)))
     }
 }
 
 @_cdecl("fma_auth_new_from_env")
-public func abiAuthNewFromEnv(_ overridesJSON: UnsafePointer<CChar>?, _ defaultsJSON: UnsafePointer<CChar>?,
-                              _ out: UnsafeMutablePointer<OpaquePointer?>?, _ err: UnsafeMutableRawPointer?) -> Int32 {
+public func abiAuthNewFromEnv(
+    _ overridesJSON: UnsafePointer<CChar>?,
+    _ defaultsJSON: UnsafePointer<CChar>?,
+    _ out: UnsafeMutablePointer<OpaquePointer?>?,
+    _ err: UnsafeMutableRawPointer?
+) -> Int32 {
     out?.pointee = nil
     return call(err) {
         guard let out else { throw AuthError(.invalidArgument, "out is NULL") }
-        let config = try AuthFacade.configuration(environment: environment(), overrides: try jsonArgument(overridesJSON, "overrides_json"),
-                                                  defaults: try jsonArgument(defaultsJSON, "defaults_json"))
+        let config = try AuthFacade.configuration(
+            environment: environment(),
+            overrides: try jsonArgument(overridesJSON, "overrides_json"),
+            defaults: try jsonArgument(defaultsJSON, "defaults_json")
+        )
         if let config { out.pointee = retained(AuthHandle(try AuthFacade(json: config))) }
     }
 }
@@ -89,7 +104,11 @@ public func abiAuthFree(_ auth: OpaquePointer?) {
 }
 
 @_cdecl("fma_auth_describe")
-public func abiAuthDescribe(_ auth: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ err: UnsafeMutableRawPointer?) -> Int32 {
+public func abiAuthDescribe(
+    _ auth: OpaquePointer?,
+    _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+    _ err: UnsafeMutableRawPointer?
+) -> Int32 {
     out?.pointee = nil
     return call(err) {
         guard let out else { throw AuthError(.invalidArgument, "out_json is NULL") }
@@ -99,36 +118,61 @@ public func abiAuthDescribe(_ auth: OpaquePointer?, _ out: UnsafeMutablePointer<
 }
 
 @_cdecl("fma_auth_handle")
-public func abiAuthHandle(_ auth: OpaquePointer?, _ method: UnsafePointer<CChar>?, _ target: UnsafePointer<CChar>?,
-                          _ headersJSON: UnsafePointer<CChar>?, _ body: UnsafePointer<UInt8>?, _ bodyLength: UInt,
-                          _ clientAddress: UnsafePointer<CChar>?,
-                          _ out: UnsafeMutablePointer<OpaquePointer?>?, _ err: UnsafeMutableRawPointer?) -> Int32 {
+public func abiAuthHandle(
+    _ auth: OpaquePointer?,
+    _ method: UnsafePointer<CChar>?,
+    _ target: UnsafePointer<CChar>?,
+    _ headersJSON: UnsafePointer<CChar>?,
+    _ body: UnsafePointer<UInt8>?,
+    _ bodyLength: UInt,
+    _ clientAddress: UnsafePointer<CChar>?,
+    _ out: UnsafeMutablePointer<OpaquePointer?>?,
+    _ err: UnsafeMutableRawPointer?
+) -> Int32 {
     out?.pointee = nil
     return call(err) {
         guard let out else { throw AuthError(.invalidArgument, "out is NULL") }
         guard let handle = handle(auth, as: AuthHandle.self) else { throw AuthError(.invalidArgument, "auth is NULL") }
         guard bodyLength <= 1 << 20 else { throw AuthError(.tooLarge, "request bodies are limited to 1 MiB") }
         guard body != nil || bodyLength == 0 else { throw AuthError(.invalidArgument, "body is NULL") }
-        let headers = try jsonArgument(headersJSON, "headers_json").compactMap { name, value in value.stringValue.map { (name: name, value: $0) } }
-        let request = AuthRequest(method: try argument(method, "method"), target: try argument(target, "target"), headers: headers,
-                                  body: body.map { Array(UnsafeBufferPointer(start: $0, count: Int(bodyLength))) } ?? [],
-                                  clientAddress: clientAddress.map { String(cString: $0) })
+        let headers = try jsonArgument(headersJSON, "headers_json").compactMap { name, value in
+            value.stringValue.map { (name: name, value: $0) }
+        }
+        let request = AuthRequest(
+            method: try argument(method, "method"),
+            target: try argument(target, "target"),
+            headers: headers,
+            body: body.map { Array(UnsafeBufferPointer(start: $0, count: Int(bodyLength))) } ?? [],
+            clientAddress: clientAddress.map { String(cString: $0) }
+        )
         if let response = handle.auth.handle(request) { out.pointee = retained(try ResponseHandle(response)) }
     }
 }
 
 @_cdecl("fma_auth_authenticate")
-public func abiAuthAuthenticate(_ auth: OpaquePointer?, _ authorization: UnsafePointer<CChar>?, _ requiredScopes: UnsafePointer<CChar>?,
-                                _ target: UnsafePointer<CChar>?, _ outToken: UnsafeMutablePointer<OpaquePointer?>?,
-                                _ outChallenge: UnsafeMutablePointer<OpaquePointer?>?, _ err: UnsafeMutableRawPointer?) -> Int32 {
+public func abiAuthAuthenticate(
+    _ auth: OpaquePointer?,
+    _ authorization: UnsafePointer<CChar>?,
+    _ requiredScopes: UnsafePointer<CChar>?,
+    _ target: UnsafePointer<CChar>?,
+    _ outToken: UnsafeMutablePointer<OpaquePointer?>?,
+    _ outChallenge: UnsafeMutablePointer<OpaquePointer?>?,
+    _ err: UnsafeMutableRawPointer?
+) -> Int32 {
     outToken?.pointee = nil
     outChallenge?.pointee = nil
     return call(err) {
-        guard let outToken, let outChallenge else { throw AuthError(.invalidArgument, "out_token or out_challenge is NULL") }
+        guard let outToken, let outChallenge else {
+            throw AuthError(.invalidArgument, "out_token or out_challenge is NULL")
+        }
         guard let handle = handle(auth, as: AuthHandle.self) else { throw AuthError(.invalidArgument, "auth is NULL") }
         let scopes = requiredScopes.map { String(cString: $0).split(separator: " ").map(String.init) } ?? []
         let request = target.map { AuthRequest(method: "GET", target: String(cString: $0)) }
-        switch handle.auth.authenticate(authorization: authorization.map { String(cString: $0) }, requiredScopes: scopes, query: request?.queryString) {
+        switch handle.auth.authenticate(
+            authorization: authorization.map { String(cString: $0) },
+            requiredScopes: scopes,
+            query: request?.queryString
+        ) {
         case .authenticated(let token): outToken.pointee = retained(try AccessTokenHandle(token))
         case .challenge(let response): outChallenge.pointee = retained(try ResponseHandle(response))
         }
@@ -136,10 +180,14 @@ public func abiAuthAuthenticate(_ auth: OpaquePointer?, _ authorization: UnsafeP
 }
 
 @_cdecl("fma_response_status")
-public func abiResponseStatus(_ response: OpaquePointer?) -> Int32 { handle(response, as: ResponseHandle.self)?.status ?? 0 }
+public func abiResponseStatus(_ response: OpaquePointer?) -> Int32 {
+    handle(response, as: ResponseHandle.self)?.status ?? 0
+}
 
 @_cdecl("fma_response_header_count")
-public func abiResponseHeaderCount(_ response: OpaquePointer?) -> UInt { UInt(handle(response, as: ResponseHandle.self)?.names.count ?? 0) }
+public func abiResponseHeaderCount(_ response: OpaquePointer?) -> UInt {
+    UInt(handle(response, as: ResponseHandle.self)?.names.count ?? 0)
+}
 
 @_cdecl("fma_response_header_name")
 public func abiResponseHeaderName(_ response: OpaquePointer?, _ index: UInt) -> UnsafePointer<CChar>? {
@@ -161,8 +209,14 @@ public func abiResponseHeader(_ response: OpaquePointer?, _ name: UnsafePointer<
 }
 
 @_cdecl("fma_response_body")
-public func abiResponseBody(_ response: OpaquePointer?, _ outLength: UnsafeMutablePointer<UInt>?) -> UnsafePointer<UInt8>? {
-    guard let handle = handle(response, as: ResponseHandle.self) else { outLength?.pointee = 0; return nil }
+public func abiResponseBody(
+    _ response: OpaquePointer?,
+    _ outLength: UnsafeMutablePointer<UInt>?
+) -> UnsafePointer<UInt8>? {
+    guard let handle = handle(response, as: ResponseHandle.self) else {
+        outLength?.pointee = 0
+        return nil
+    }
     outLength?.pointee = UInt(handle.bodyLength)
     return UnsafePointer(handle.body)
 }

@@ -18,7 +18,11 @@ struct FastMCPAuthCLI: ParsableCommand {
 /// Prints `error: <code>: <message>` on stderr and exits non-zero.
 func fail(_ error: Error) -> Never {
     let text: String
-    if let error = error as? AuthError { text = "\(error.code.name): \(error.message)" } else { text = "internal_error: \(error)" }
+    if let error = error as? AuthError {
+        text = "\(error.code.name): \(error.message)"
+    } else {
+        text = "internal_error: \(error)"
+    }
     fputs("error: \(text)\n", stderr)
     exit(1)
 }
@@ -58,7 +62,12 @@ struct Keygen: ParsableCommand {
             if let crv { options["crv"] = .string(crv) }
             if let bits { options["bits"] = .int(Int64(bits)) }
             if let kid { options["kid"] = .string(kid) }
-            print(try KeyTools.generate(algorithm: alg, optionsJSON: options.isEmpty ? nil : JSONValue.object(options).serialized()))
+            print(
+                try KeyTools.generate(
+                    algorithm: alg,
+                    optionsJSON: options.isEmpty ? nil : JSONValue.object(options).serialized()
+                )
+            )
         } catch { fail(error) }
     }
 }
@@ -164,7 +173,9 @@ struct KeyOptions: ParsableArguments {
             text = String(cString: env)
         }
         let keys = text.split(whereSeparator: { $0 == "\n" || $0 == "," || $0 == " " || $0 == "\r" }).map(String.init)
-        if required, keys.isEmpty { throw AuthError(.invalidArgument, "give --key-file or set FASTMCPAUTH_ENCRYPTION_KEYS") }
+        if required, keys.isEmpty {
+            throw AuthError(.invalidArgument, "give --key-file or set FASTMCPAUTH_ENCRYPTION_KEYS")
+        }
         return keys
     }
 }
@@ -181,8 +192,11 @@ func readStandardInput() -> [UInt8] {
 }
 
 struct FernetCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "fernet", abstract: "Fernet keys, encryption and decryption.",
-                                                    subcommands: [GenKey.self, Encrypt.self, Decrypt.self])
+    static let configuration = CommandConfiguration(
+        commandName: "fernet",
+        abstract: "Fernet keys, encryption and decryption.",
+        subcommands: [GenKey.self, Encrypt.self, Decrypt.self]
+    )
 
     struct GenKey: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "genkey", abstract: "Print a new Fernet key.")
@@ -200,7 +214,9 @@ struct FernetCommand: ParsableCommand {
     }
 
     struct Decrypt: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Decrypt a token (argument or standard input) to standard output.")
+        static let configuration = CommandConfiguration(
+            abstract: "Decrypt a token (argument or standard input) to standard output."
+        )
         @OptionGroup var keys: KeyOptions
         @Option(help: "Refuse tokens older than this many seconds.")
         var ttl: Int64?
@@ -217,8 +233,11 @@ struct FernetCommand: ParsableCommand {
 }
 
 struct StoreCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "store", abstract: "Read and write the token store.",
-                                                    subcommands: [Get.self, Put.self, Del.self, Keys.self])
+    static let configuration = CommandConfiguration(
+        commandName: "store",
+        abstract: "Read and write the token store.",
+        subcommands: [Get.self, Put.self, Del.self, Keys.self]
+    )
 
     struct Location: ParsableArguments {
         @Option(help: "memory://, sqlite:///path.db or redis://host:port/db")
@@ -239,7 +258,9 @@ struct StoreCommand: ParsableCommand {
         @Argument var key: String
         func run() {
             do {
-                guard let value = try location.open().get(collection, key) else { throw AuthError(.invalidArgument, "no such entry") }
+                guard let value = try location.open().get(collection, key) else {
+                    throw AuthError(.invalidArgument, "no such entry")
+                }
                 print(JSONValue.object(value).serialized())
             } catch { fail(error) }
         }
@@ -256,7 +277,9 @@ struct StoreCommand: ParsableCommand {
         var value: String
         func run() {
             do {
-                guard let object = try? JSONValue.parse(value).objectValue else { throw AuthError(.invalidArgument, "the value must be a JSON object") }
+                guard let object = try? JSONValue.parse(value).objectValue else {
+                    throw AuthError(.invalidArgument, "the value must be a JSON object")
+                }
                 try location.open().put(collection, key, object, ttl: ttl)
             } catch { fail(error) }
         }
@@ -269,7 +292,9 @@ struct StoreCommand: ParsableCommand {
         @Argument var key: String
         func run() {
             do {
-                guard try location.open().delete(collection, key) else { throw AuthError(.invalidArgument, "no such entry") }
+                guard try location.open().delete(collection, key) else {
+                    throw AuthError(.invalidArgument, "no such entry")
+                }
             } catch { fail(error) }
         }
     }
@@ -279,7 +304,7 @@ struct StoreCommand: ParsableCommand {
         @OptionGroup var location: Location
         @Argument var collection: String
         func run() {
-            do { try location.open().keys(collection).forEach { print($0) } } catch { fail(error) }
+            do { for key in try location.open().keys(collection) { print(key) } } catch { fail(error) }
         }
     }
 }

@@ -10,8 +10,10 @@ import MCP
 
 @main
 struct Host: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "fastmcpauth-host",
-                                                    abstract: "Serve an MCP endpoint protected by libfastmcpauth.")
+    static let configuration = CommandConfiguration(
+        commandName: "fastmcpauth-host",
+        abstract: "Serve an MCP endpoint protected by libfastmcpauth."
+    )
 
     @Option(help: "Address to bind (default: $FASTMCP_HOST or 127.0.0.1).")
     var host: String?
@@ -23,41 +25,64 @@ struct Host: AsyncParsableCommand {
     var baseUrl: String?
 
     func run() async throws {
-        setvbuf(stdout, nil, _IOLBF, 0)   // one line per request reaches the log at once
+        setvbuf(stdout, nil, _IOLBF, 0)  // one line per request reaches the log at once
         let environment = ProcessInfo.processInfo.environment
         let host = self.host ?? environment["FASTMCP_HOST"] ?? "127.0.0.1"
         var port = self.port ?? 8000
         if self.port == nil, let text = environment["FASTMCP_PORT"] {
-            guard let value = Int(text), (1...65535).contains(value) else { throw ValidationError("FASTMCP_PORT must be a port number") }
+            guard let value = Int(text), (1...65535).contains(value) else {
+                throw ValidationError("FASTMCP_PORT must be a port number")
+            }
             port = value
         }
         let baseURL = baseUrl ?? "http://\(host):\(port)"
         let (auth, idp) = try Self.makeAuth(environment: environment, host: host, baseURL: baseURL, mcpPath: mcpPath)
         let responder = HostResponder(auth: auth, idp: idp, mcpPath: mcpPath)
-        let app = Application(responder: responder, configuration: .init(address: .hostname(host, port: port), serverName: "fastmcpauth-host"))
-        print("fastmcpauth-host \(FastMCPAuthVersion.string): MCP endpoint \(baseURL)\(mcpPath) (\(auth.provider.rawValue) auth)")
+        let app = Application(
+            responder: responder,
+            configuration: .init(address: .hostname(host, port: port), serverName: "fastmcpauth-host")
+        )
+        print(
+            "fastmcpauth-host \(FastMCPAuthVersion.string): MCP endpoint \(baseURL)\(mcpPath) (\(auth.provider.rawValue) auth)"
+        )
         try await app.runService()
     }
 
     /// FastMCP's environment, else the embedded default: the OAuth proxy in front of an embedded
     /// development identity provider (loopback only), so the whole OAuth flow runs offline.
-    static func makeAuth(environment: [String: String], host: String, baseURL: String, mcpPath: String) throws
-        -> (AuthFacade, DevelopmentIdentityProvider?) {
-        if let config = try AuthFacade.configuration(environment: environment, defaults: ["base_url": .string(baseURL), "mcp_path": .string(mcpPath)]) {
+    static func makeAuth(
+        environment: [String: String],
+        host: String,
+        baseURL: String,
+        mcpPath: String
+    ) throws
+        -> (AuthFacade, DevelopmentIdentityProvider?)
+    {
+        if let config = try AuthFacade.configuration(
+            environment: environment,
+            defaults: ["base_url": .string(baseURL), "mcp_path": .string(mcpPath)]
+        ) {
             return (try AuthFacade(json: config, log: { print($0) }), nil)
         }
         guard ["127.0.0.1", "localhost", "::1"].contains(host), isLoopback(baseURL) else {
-            throw ValidationError("No FASTMCP_SERVER_AUTH is configured and the embedded development identity provider serves loopback only: configure a provider to listen on \(host)")
+            throw ValidationError(
+                "No FASTMCP_SERVER_AUTH is configured and the embedded development identity provider serves loopback only: configure a provider to listen on \(host)"
+            )
         }
         let base = baseURL.trimmingSuffix("/")
         let idp = try DevelopmentIdentityProvider(baseURL: base, callbackURL: base + "/auth/callback")
-        let auth = try AuthFacade(json: [
-            "provider": "oauth_proxy", "base_url": .string(base), "mcp_path": .string(mcpPath),
-            "upstream_authorization_endpoint": .string(idp.authorizationEndpoint), "upstream_token_endpoint": .string(idp.tokenEndpoint),
-            "userinfo_endpoint": .string(idp.userinfoEndpoint), "upstream_client_id": .string(idp.clientID),
-            "upstream_client_secret": .string(idp.clientSecret), "required_scopes": ["mcp"],
-        ], log: { print($0) })
-        print("""
+        let auth = try AuthFacade(
+            json: [
+                "provider": "oauth_proxy", "base_url": .string(base), "mcp_path": .string(mcpPath),
+                "upstream_authorization_endpoint": .string(idp.authorizationEndpoint),
+                "upstream_token_endpoint": .string(idp.tokenEndpoint),
+                "userinfo_endpoint": .string(idp.userinfoEndpoint), "upstream_client_id": .string(idp.clientID),
+                "upstream_client_secret": .string(idp.clientSecret), "required_scopes": ["mcp"],
+            ],
+            log: { print($0) }
+        )
+        print(
+            """
             ################################################################################
             ##  DEVELOPMENT MODE: no FASTMCP_SERVER_AUTH configured.
             ##  The OAuth proxy runs in front of an EMBEDDED DEVELOPMENT IDENTITY PROVIDER
@@ -66,7 +91,8 @@ struct Host: AsyncParsableCommand {
             ##  the consent page and the sign-in page, and the client gets its tokens.
             ##  For production set FASTMCP_SERVER_AUTH (see the README).
             ################################################################################
-            """)
+            """
+        )
         return (auth, idp)
     }
 
@@ -103,7 +129,9 @@ struct HostResponder: HTTPResponder {
         let started = Date()
         let response = try await route(request, clientAddress: context.clientAddress)
         let path = request.uri.path
-        print("\(request.method.rawValue) \(path) \(response.status.code) \(Int(Date().timeIntervalSince(started) * 1000))ms")
+        print(
+            "\(request.method.rawValue) \(path) \(response.status.code) \(Int(Date().timeIntervalSince(started) * 1000))ms"
+        )
         return response
     }
 
@@ -113,8 +141,13 @@ struct HostResponder: HTTPResponder {
         for field in request.headers { headers.append((name: field.name.canonicalName, value: field.value)) }
         let body = try await request.body.collect(upTo: 1 << 20)
         let bytes = Array(body.readableBytesView)
-        let facadeRequest = AuthRequest(method: request.method.rawValue, target: target, headers: headers, body: bytes,
-                                        clientAddress: clientAddress)
+        let facadeRequest = AuthRequest(
+            method: request.method.rawValue,
+            target: target,
+            headers: headers,
+            body: bytes,
+            clientAddress: clientAddress
+        )
         // Discovery and proxy routes may touch the network or the store: off the event loop.
         if auth.answers(path: facadeRequest.path), let answer = await blocking({ auth.handle(facadeRequest) }) {
             return Self.response(answer)
@@ -123,9 +156,17 @@ struct HostResponder: HTTPResponder {
             return Self.response(answer)
         }
         guard request.uri.path == mcpPath else {
-            return Self.response(AuthResponse(status: 404, headers: ["Content-Type": "application/json"], body: Array(#"{"error":"not_found"}"#.utf8)))
+            return Self.response(
+                AuthResponse(
+                    status: 404,
+                    headers: ["Content-Type": "application/json"],
+                    body: Array(#"{"error":"not_found"}"#.utf8)
+                )
+            )
         }
-        let outcome = await blocking { auth.authenticate(authorization: facadeRequest.header("Authorization"), query: facadeRequest.queryString) }
+        let outcome = await blocking {
+            auth.authenticate(authorization: facadeRequest.header("Authorization"), query: facadeRequest.queryString)
+        }
         switch outcome {
         case .challenge(let challenge):
             return Self.response(challenge)
@@ -135,24 +176,39 @@ struct HostResponder: HTTPResponder {
     }
 
     private func blocking<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in Self.blockingQueue.async { continuation.resume(returning: work()) } }
+        await withCheckedContinuation { continuation in
+            Self.blockingQueue.async { continuation.resume(returning: work()) }
+        }
     }
 
     private func mcp(request: AuthRequest, body: [UInt8], token: AccessToken) async throws -> Response {
-        let server = Server(name: "fastmcpauth-host", version: FastMCPAuthVersion.string, capabilities: .init(tools: .init(listChanged: false)))
+        let server = Server(
+            name: "fastmcpauth-host",
+            version: FastMCPAuthVersion.string,
+            capabilities: .init(tools: .init(listChanged: false))
+        )
         await server.withMethodHandler(ListTools.self) { _ in
             .init(tools: [
-                Tool(name: "whoami", description: "The caller's identity from the access token.", inputSchema: ["type": "object", "properties": [:]]),
-                Tool(name: "echo", description: "Echo the given text.",
-                     inputSchema: ["type": "object", "properties": ["text": ["type": "string"]], "required": ["text"]]),
+                Tool(
+                    name: "whoami",
+                    description: "The caller's identity from the access token.",
+                    inputSchema: ["type": "object", "properties": [:]]
+                ),
+                Tool(
+                    name: "echo",
+                    description: "Echo the given text.",
+                    inputSchema: ["type": "object", "properties": ["text": ["type": "string"]], "required": ["text"]]
+                ),
             ])
         }
         await server.withMethodHandler(CallTool.self) { call in
             switch call.name {
             case "whoami":
-                let identity: [String: JSONValue] = ["client_id": .string(token.clientID), "subject": token.subject.map { .string($0) } ?? .null,
-                                                     "scopes": .array(token.scopes.map { .string($0) }),
-                                                     "expires_at": token.expiresAt.map { .int($0) } ?? .null]
+                let identity: [String: JSONValue] = [
+                    "client_id": .string(token.clientID), "subject": token.subject.map { .string($0) } ?? .null,
+                    "scopes": .array(token.scopes.map { .string($0) }),
+                    "expires_at": token.expiresAt.map { .int($0) } ?? .null,
+                ]
                 return .init(content: [.text(JSONValue.object(identity).serialized())], isError: false)
             case "echo":
                 return .init(content: [.text(call.arguments?["text"]?.stringValue ?? "")], isError: false)
@@ -160,15 +216,21 @@ struct HostResponder: HTTPResponder {
                 return .init(content: [.text("unknown tool")], isError: true)
             }
         }
-        let transport = StatelessHTTPServerTransport(validationPipeline: StandardValidationPipeline(validators: [
-            AcceptHeaderValidator(mode: .jsonOnly), ContentTypeValidator(), ProtocolVersionValidator(),
-        ]))
+        let transport = StatelessHTTPServerTransport(
+            validationPipeline: StandardValidationPipeline(validators: [
+                AcceptHeaderValidator(mode: .jsonOnly), ContentTypeValidator(), ProtocolVersionValidator(),
+            ])
+        )
         try await server.start(transport: transport)
         var headers = [String: String]()
         for header in request.headers { headers[header.name] = header.value }
-        let answer = await transport.handleRequest(MCP.HTTPRequest(method: request.method, headers: headers, body: Data(body), path: request.path))
+        let answer = await transport.handleRequest(
+            MCP.HTTPRequest(method: request.method, headers: headers, body: Data(body), path: request.path)
+        )
         await server.stop()
-        return Self.response(AuthResponse(status: answer.statusCode, headers: answer.headers, body: Array(answer.bodyData ?? Data())))
+        return Self.response(
+            AuthResponse(status: answer.statusCode, headers: answer.headers, body: Array(answer.bodyData ?? Data()))
+        )
     }
 
     static func response(_ answer: AuthResponse) -> Response {
@@ -176,7 +238,10 @@ struct HostResponder: HTTPResponder {
         for (name, value) in answer.headers {
             if let field = HTTPField.Name(name) { fields[field] = value }
         }
-        return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+        return Response(
+            status: .init(code: answer.status),
+            headers: fields,
+            body: .init(byteBuffer: ByteBuffer(bytes: answer.body))
+        )
     }
 }
-

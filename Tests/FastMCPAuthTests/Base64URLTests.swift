@@ -1,4 +1,5 @@
 import Testing
+
 @testable import FastMCPAuth
 
 @Suite struct Base64URLTests {
@@ -13,7 +14,9 @@ import Testing
 
     @Test func rfc4648Vectors() {
         // RFC 4648 §10, in the url alphabet without padding.
-        let vectors = ["": "", "f": "Zg", "fo": "Zm8", "foo": "Zm9v", "foob": "Zm9vYg", "fooba": "Zm9vYmE", "foobar": "Zm9vYmFy"]
+        let vectors = [
+            "": "", "f": "Zg", "fo": "Zm8", "foo": "Zm9v", "foob": "Zm9vYg", "fooba": "Zm9vYmE", "foobar": "Zm9vYmFy",
+        ]
         for (plain, encoded) in vectors {
             #expect(Base64URL.encode(plain) == encoded)
             #expect(Base64URL.decode(encoded) == Array(plain.utf8))
@@ -22,12 +25,12 @@ import Testing
     }
 
     @Test func refusesNonCanonicalForms() {
-        #expect(Base64URL.decode("Zg==") == nil)          // padding
-        #expect(Base64URL.decode("Zh") == nil)            // trailing bits set (Zg is canonical)
-        #expect(Base64URL.decode("Zm9") == nil)           // trailing bits set (Zm8 is canonical)
-        #expect(Base64URL.decode("Z") == nil)             // impossible length
-        #expect(Base64URL.decode("+/8") == nil)           // standard alphabet
-        #expect(Base64URL.decode("Zm 9v") == nil)         // whitespace
+        #expect(Base64URL.decode("Zg==") == nil)  // padding
+        #expect(Base64URL.decode("Zh") == nil)  // trailing bits set (Zg is canonical)
+        #expect(Base64URL.decode("Zm9") == nil)  // trailing bits set (Zm8 is canonical)
+        #expect(Base64URL.decode("Z") == nil)  // impossible length
+        #expect(Base64URL.decode("+/8") == nil)  // standard alphabet
+        #expect(Base64URL.decode("Zm 9v") == nil)  // whitespace
         #expect(Base64URL.decode("Zm9v\n") == nil)
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import FastMCPAuth
 
 /// RFC 7520 (JOSE cookbook) signatures, RFC 7515 Appendix A, RFC 7517/7638/8037 keys.
@@ -34,7 +35,10 @@ import Testing
             tampered[tampered.count / 2] ^= 0x01
             #expect(try !key.verify(alg, input: signingInput, signature: tampered))
             if [.rsaPKCS1, .hmac, .eddsa].contains(alg.family) {
-                #expect(try key.sign(alg, input: signingInput) == signature, "\(file): deterministic signature reproduced")
+                #expect(
+                    try key.sign(alg, input: signingInput) == signature,
+                    "\(file): deterministic signature reproduced"
+                )
             }
         }
     }
@@ -42,9 +46,11 @@ import Testing
     /// The compact examples run through the full JWT verifier: the signature and header pass,
     /// and the payload (plain text, not claims) is then refused as malformed_claims; the detached
     /// example has an empty payload part, so its signature cannot match.
-    @Test(arguments: ["jws/4_1.rsa_v15_signature.json", "jws/4_2.rsa-pss_signature.json", "jws/4_3.ecdsa_signature.json",
-                      "jws/4_4.hmac-sha2_integrity_protection.json", "jws/4_5.signature_with_detached_content.json",
-                      "curve25519/jws.json"])
+    @Test(arguments: [
+        "jws/4_1.rsa_v15_signature.json", "jws/4_2.rsa-pss_signature.json", "jws/4_3.ecdsa_signature.json",
+        "jws/4_4.hmac-sha2_integrity_protection.json", "jws/4_5.signature_with_detached_content.json",
+        "curve25519/jws.json",
+    ])
     func compactExamplesThroughTheVerifier(file: String) throws {
         let example = try loadVector("cookbook/" + file)
         let key = try JSONWebKey(jwk: example["input"]!["key"]!)
@@ -66,18 +72,25 @@ import Testing
             let compact = example["compact"]!.stringValue!
             let algName = example["alg"]!.stringValue!
             if algName == "none" {
-                let verifier = try JWTVerifier(json: ["public_key": "0123456789abcdef0123456789abcdef", "algorithms": ["HS256"]],
-                                               clock: clock.function)
+                let verifier = try JWTVerifier(
+                    json: ["public_key": "0123456789abcdef0123456789abcdef", "algorithms": ["HS256"]],
+                    clock: clock.function
+                )
                 #expect(outcome { try verifier.verify(compact) } == .algNotAllowed, "\(name)")
                 seen.insert("A.5")
                 continue
             }
             let key = try JSONWebKey(jwk: example["key"]!)
             let verificationKey = key.keyType == .oct ? try key.privateJWK() : try key.publicJWK()
-            let verifier = try JWTVerifier(json: ["jwks": ["keys": [verificationKey]], "algorithms": [.string(algName)]],
-                                           clock: clock.function)
+            let verifier = try JWTVerifier(
+                json: ["jwks": ["keys": [verificationKey]], "algorithms": [.string(algName)]],
+                clock: clock.function
+            )
             if name.hasPrefix("A.4") {
-                #expect(outcome { try verifier.verify(compact) } == .malformedClaims, "A.4's payload is the text \"Payload\"")
+                #expect(
+                    outcome { try verifier.verify(compact) } == .malformedClaims,
+                    "A.4's payload is the text \"Payload\""
+                )
             } else {
                 let token = try verifier.verify(compact)
                 #expect(token.claims["iss"] == "joe")
@@ -100,7 +113,10 @@ import Testing
             #expect(try JSONWebKey(jwk: jwk).thumbprint() == thumbprints[index])
         }
         let edPublic = document["rfc8037_A2_public"]!
-        #expect(try JSONWebKey(jwk: edPublic["keys"]!.arrayValue![0]).thumbprint() == edPublic["thumbprints"]!.stringOrStringArray![0])
+        #expect(
+            try JSONWebKey(jwk: edPublic["keys"]!.arrayValue![0]).thumbprint()
+                == edPublic["thumbprints"]!.stringOrStringArray![0]
+        )
         // Private keys load and expose the same public members.
         for name in ["rfc7517_A2_private", "rfc8037_A1_private"] {
             for jwk in document[name]!.arrayValue ?? document[name]!["keys"]!.arrayValue! {
@@ -119,14 +135,18 @@ import Testing
         #expect(!kw.permits(.HS256, operation: "verify"))
     }
 
-    @Test(arguments: ["jwk/3_1.ec_public_key.json", "jwk/3_2.ec_private_key.json", "jwk/3_3.rsa_public_key.json",
-                      "jwk/3_4.rsa_private_key.json", "jwk/3_5.symmetric_key_mac_computation.json",
-                      "jwk/3_6.symmetric_key_encryption.json"])
+    @Test(arguments: [
+        "jwk/3_1.ec_public_key.json", "jwk/3_2.ec_private_key.json", "jwk/3_3.rsa_public_key.json",
+        "jwk/3_4.rsa_private_key.json", "jwk/3_5.symmetric_key_mac_computation.json",
+        "jwk/3_6.symmetric_key_encryption.json",
+    ])
     func cookbookKeysLoad(file: String) throws {
         let jwk = try loadVector("cookbook/" + file)
         let key = try JSONWebKey(jwk: jwk)
         #expect(key.keyID == jwk["kid"]?.stringValue)
         let exported = try key.privateJWK().objectValue!
-        for (name, value) in jwk.objectValue! { #expect(exported[name] == value, "\(file): member \(name) round-trips") }
+        for (name, value) in jwk.objectValue! {
+            #expect(exported[name] == value, "\(file): member \(name) round-trips")
+        }
     }
 }

@@ -1,5 +1,6 @@
 import COpenSSL
 import Testing
+
 @testable import FastMCPAuth
 
 /// Hostile and malformed tokens, each asserting its specific code. Keys are generated per run;
@@ -8,17 +9,24 @@ import Testing
     static let now: Double = 1_800_000_000
     let clock = TestClock(HostileTokenTests.now)
     // Generated once per run (RSA generation is slow) and shared by every test.
-    static let keys = (es256: try! JSONWebKey.generate(.ES256, keyID: "ec-1"),
-                       rs256: try! JSONWebKey.generate(.RS256, keyID: "rsa-1"),
-                       attacker: try! JSONWebKey.generate(.ES256, keyID: "attacker"))
+    static let keys = (
+        es256: try! JSONWebKey.generate(.ES256, keyID: "ec-1"),
+        rs256: try! JSONWebKey.generate(.RS256, keyID: "rsa-1"),
+        attacker: try! JSONWebKey.generate(.ES256, keyID: "attacker")
+    )
     var es256: JSONWebKey { Self.keys.es256 }
     var rs256: JSONWebKey { Self.keys.rs256 }
     var attacker: JSONWebKey { Self.keys.attacker }
     let secret = Array("0123456789abcdef0123456789abcdef".utf8)
 
-    var claims: String { #"{"sub":"alice","iss":"https://issuer.example","aud":"mcp","exp":\#(Int(Self.now) + 300),"scope":"read"}"# }
+    var claims: String {
+        #"{"sub":"alice","iss":"https://issuer.example","aud":"mcp","exp":\#(Int(Self.now) + 300),"scope":"read"}"#
+    }
 
-    func verifier(_ extra: [String: JSONValue] = [:], algorithms: [JSONValue] = ["ES256", "RS256"]) throws -> JWTVerifier {
+    func verifier(
+        _ extra: [String: JSONValue] = [:],
+        algorithms: [JSONValue] = ["ES256", "RS256"]
+    ) throws -> JWTVerifier {
         var config: [String: JSONValue] = [
             "jwks": ["keys": [try es256.publicJWK(), try rs256.publicJWK()]],
             "algorithms": .array(algorithms), "issuer": "https://issuer.example", "audience": "mcp", "cache_size": 0,
@@ -28,15 +36,27 @@ import Testing
     }
 
     func hsVerifier() throws -> JWTVerifier {
-        try JWTVerifier(json: ["public_key": .string(String(decoding: secret, as: UTF8.self)), "algorithms": ["HS256"], "cache_size": 0],
-                        clock: clock.function)
+        try JWTVerifier(
+            json: [
+                "public_key": .string(String(decoding: secret, as: UTF8.self)), "algorithms": ["HS256"],
+                "cache_size": 0,
+            ],
+            clock: clock.function
+        )
     }
 
     func es(_ header: String? = nil, _ claims: String? = nil, key: JSONWebKey? = nil) throws -> String {
-        try rawToken(header: header ?? #"{"alg":"ES256","kid":"ec-1"}"#, claims: claims ?? self.claims) { try (key ?? es256).sign(.ES256, input: $0) }
+        try rawToken(header: header ?? #"{"alg":"ES256","kid":"ec-1"}"#, claims: claims ?? self.claims) {
+            try (key ?? es256).sign(.ES256, input: $0)
+        }
     }
 
-    func check(_ token: String, _ expected: ErrorCode, _ verifier: JWTVerifier? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func check(
+        _ token: String,
+        _ expected: ErrorCode,
+        _ verifier: JWTVerifier? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let v = try verifier ?? self.verifier()
         #expect(outcome { try v.verify(token) } == expected, sourceLocation: sourceLocation)
     }
@@ -55,23 +75,39 @@ import Testing
     @Test func hsSignedWithThePublicKeyPEMIsRefused() throws {
         // The classic confusion: HS256 keyed with the bytes of the RSA public key.
         let pem = try rsaPublicPEM(rs256)
-        let forged = try rawToken(header: #"{"alg":"HS256"}"#, claims: claims) { try JSONWebKey(sharedSecret: Array(pem.utf8)).sign(.HS256, input: $0) }
-        let pemVerifier = try JWTVerifier(json: ["public_key": .string(pem), "algorithms": ["RS256"], "cache_size": 0], clock: clock.function)
+        let forged = try rawToken(header: #"{"alg":"HS256"}"#, claims: claims) {
+            try JSONWebKey(sharedSecret: Array(pem.utf8)).sign(.HS256, input: $0)
+        }
+        let pemVerifier = try JWTVerifier(
+            json: ["public_key": .string(pem), "algorithms": ["RS256"], "cache_size": 0],
+            clock: clock.function
+        )
         try check(forged, .algNotAllowed, pemVerifier)
         // Allowing HS256 next to a PEM key is a configuration error, not a runtime hole.
-        #expect(outcome { try JWTVerifier(json: ["public_key": .string(pem), "algorithms": ["RS256", "HS256"]]) } == .invalidConfig)
-        #expect(outcome { try JWTVerifier(json: ["public_key": .string(pem), "algorithms": ["HS256"]]) } == .invalidConfig)
+        #expect(
+            outcome { try JWTVerifier(json: ["public_key": .string(pem), "algorithms": ["RS256", "HS256"]]) }
+                == .invalidConfig
+        )
+        #expect(
+            outcome { try JWTVerifier(json: ["public_key": .string(pem), "algorithms": ["HS256"]]) } == .invalidConfig
+        )
         // And a JWKS of asymmetric keys never yields an HS key.
         try check(forged, .keyNotFound, try verifier(algorithms: ["HS256"]))
     }
 
     @Test func hsWithRemoteJWKSIsAConfigurationError() {
-        #expect(outcome { try JWTVerifier(json: ["jwks_uri": "https://idp.example/jwks", "algorithms": ["HS256"]]) } == .invalidConfig)
+        #expect(
+            outcome { try JWTVerifier(json: ["jwks_uri": "https://idp.example/jwks", "algorithms": ["HS256"]]) }
+                == .invalidConfig
+        )
     }
 
     @Test func algOutsideTheAllowListOrUnknown() throws {
         let es384 = try JSONWebKey.generate(.ES384)
-        try check(try rawToken(header: #"{"alg":"ES384"}"#, claims: claims) { try es384.sign(.ES384, input: $0) }, .algNotAllowed)
+        try check(
+            try rawToken(header: #"{"alg":"ES384"}"#, claims: claims) { try es384.sign(.ES384, input: $0) },
+            .algNotAllowed
+        )
         try check(try es(#"{"alg":"HS1","kid":"ec-1"}"#), .algNotAllowed)
         try check(try es(#"{"alg":"es256","kid":"ec-1"}"#), .algNotAllowed)  // names are case-sensitive
         try check(try es(#"{"alg":256,"kid":"ec-1"}"#), .malformedHeader)
@@ -82,7 +118,9 @@ import Testing
 
     @Test func kidPointingAtAnotherKeyType() throws {
         try check(try es(#"{"alg":"ES256","kid":"rsa-1"}"#), .keyTypeMismatch)
-        let rsaToken = try rawToken(header: #"{"alg":"RS256","kid":"ec-1"}"#, claims: claims) { try rs256.sign(.RS256, input: $0) }
+        let rsaToken = try rawToken(header: #"{"alg":"RS256","kid":"ec-1"}"#, claims: claims) {
+            try rs256.sign(.RS256, input: $0)
+        }
         try check(rsaToken, .keyTypeMismatch)
     }
 
@@ -95,7 +133,10 @@ import Testing
         for restriction: [String: JSONValue] in [["use": "enc"], ["key_ops": ["encrypt"]], ["alg": "ES384"]] {
             var jwk = try es256.publicJWK().objectValue!
             jwk.merge(restriction) { _, new in new }
-            let v = try JWTVerifier(json: ["jwks": ["keys": [.object(jwk)]], "algorithms": ["ES256"], "cache_size": 0], clock: clock.function)
+            let v = try JWTVerifier(
+                json: ["jwks": ["keys": [.object(jwk)]], "algorithms": ["ES256"], "cache_size": 0],
+                clock: clock.function
+            )
             try check(try es(), .keyTypeMismatch, v)
         }
     }
@@ -107,8 +148,17 @@ import Testing
             "jwk": try attacker.publicJWK().serialized(), "x5c": #"["MIIB"]"#,
         ]
         // Signed by the attacker's key, which the header offers: must not verify.
-        try check(try es(#"{"alg":"ES256",""# + parameter + #"":"# + values[parameter]! + "}", key: attacker), .badSignature)
-        try check(try es(#"{"alg":"ES256","kid":"attacker",""# + parameter + #"":"# + values[parameter]! + "}", key: attacker), .keyNotFound)
+        try check(
+            try es(#"{"alg":"ES256",""# + parameter + #"":"# + values[parameter]! + "}", key: attacker),
+            .badSignature
+        )
+        try check(
+            try es(
+                #"{"alg":"ES256","kid":"attacker",""# + parameter + #"":"# + values[parameter]! + "}",
+                key: attacker
+            ),
+            .keyNotFound
+        )
     }
 
     // MARK: signature forms
@@ -118,19 +168,29 @@ import Testing
         let parts = token.split(separator: ".").map(String.init)
         let raw = Base64URL.decode(parts[2])!
         let der = OpenSSL.derSignature(fromRawSignature: raw, coordinateLength: 32)!
-        try check(parts[0] + "." + parts[1] + "." + Base64URL.encode(der), .badSignature)                       // DER form
-        try check(parts[0] + "." + parts[1] + "." + Base64URL.encode([UInt8](repeating: 0, count: 64)), .badSignature)   // r = s = 0
-        try check(parts[0] + "." + parts[1] + "." + Base64URL.encode([UInt8](repeating: 0xFF, count: 64)), .badSignature) // r, s >= n
-        try check(parts[0] + "." + parts[1] + "." + Base64URL.encode(Array(raw.dropLast())), .badSignature)      // short
-        try check(parts[0] + "." + parts[1] + "." + Base64URL.encode(raw + [0]), .badSignature)                   // long
-        try check(parts[0] + "." + parts[1] + "." + Base64URL.encode([0] + raw.prefix(32) + [0] + raw.suffix(32)), .badSignature) // padded r, s
-        try check(parts[0] + "." + parts[1] + ".", .badSignature)                                                  // empty
+        try check(parts[0] + "." + parts[1] + "." + Base64URL.encode(der), .badSignature)  // DER form
+        // r = s = 0
+        try check(parts[0] + "." + parts[1] + "." + Base64URL.encode([UInt8](repeating: 0, count: 64)), .badSignature)
+        try check(
+            parts[0] + "." + parts[1] + "." + Base64URL.encode([UInt8](repeating: 0xFF, count: 64)),
+            .badSignature
+        )  // r, s >= n
+        try check(parts[0] + "." + parts[1] + "." + Base64URL.encode(Array(raw.dropLast())), .badSignature)  // short
+        try check(parts[0] + "." + parts[1] + "." + Base64URL.encode(raw + [0]), .badSignature)  // long
+        try check(
+            parts[0] + "." + parts[1] + "." + Base64URL.encode([0] + raw.prefix(32) + [0] + raw.suffix(32)),
+            .badSignature
+        )  // padded r, s
+        try check(parts[0] + "." + parts[1] + ".", .badSignature)  // empty
     }
 
     @Test(arguments: [0, 20, 64])
     func pssWithAnotherSaltLengthIsRefused(saltLength: Int32) throws {
         let ps = try JSONWebKey.generate(.PS256, keyID: "ps")
-        let v = try JWTVerifier(json: ["jwks": ["keys": [try ps.publicJWK()]], "algorithms": ["PS256"], "cache_size": 0], clock: clock.function)
+        let v = try JWTVerifier(
+            json: ["jwks": ["keys": [try ps.publicJWK()]], "algorithms": ["PS256"], "cache_size": 0],
+            clock: clock.function
+        )
         let header = #"{"alg":"PS256","kid":"ps"}"#
         let good = try rawToken(header: header, claims: claims) { try ps.sign(.PS256, input: $0) }
         try check(good, .ok, v)
@@ -161,7 +221,10 @@ import Testing
         let index = alphabet.firstIndex(of: tail[tail.count - 1])!
         tail[tail.count - 1] = alphabet[index | 1 == index ? index ^ 1 : index | 1]
         try check(parts[0] + "." + parts[1] + "." + String(decoding: tail, as: UTF8.self), .malformedBase64)
-        try check(parts[0].replacingOccurrences(of: "-", with: "+") + "+." + parts[1] + "." + parts[2], .malformedBase64)
+        try check(
+            parts[0].replacingOccurrences(of: "-", with: "+") + "+." + parts[1] + "." + parts[2],
+            .malformedBase64
+        )
         try check(parts[0] + ". " + parts[1] + "." + parts[2], .malformedBase64)
         try check(parts[0] + "." + parts[1] + "." + parts[2] + "\n", .malformedBase64)
     }
@@ -172,9 +235,12 @@ import Testing
         try check("abc", .malformedToken)
         try check(token.split(separator: ".").prefix(2).joined(separator: "."), .malformedToken)
         try check(token + ".AAAA", .malformedToken)
-        try check(token + ".AAAA.BBBB", .malformedToken)   // JWE-shaped
+        try check(token + ".AAAA.BBBB", .malformedToken)  // JWE-shaped
         try check(String(repeating: "a", count: 16 * 1024 + 1), .tooLarge)
-        let huge = try es(#"{"alg":"ES256","kid":"ec-1"}"#, #"{"pad":""# + String(repeating: "x", count: 17000) + #""}"#)
+        let huge = try es(
+            #"{"alg":"ES256","kid":"ec-1"}"#,
+            #"{"pad":""# + String(repeating: "x", count: 17000) + #""}"#
+        )
         try check(huge, .tooLarge)
     }
 
@@ -183,7 +249,13 @@ import Testing
         try check(try es(#"{"alg":"ES256","kid":"ec-1","alg":"ES256"}"#), .malformedHeader)
         try check(try es(#"["ES256"]"#), .malformedHeader)
         try check(try es(#"{"alg":"ES256","kid":"ec-1""#), .malformedHeader)
-        try check(try es(nil, #"{"sub":"alice","exp":\#(exp),"exp":\#(exp + 9999),"iss":"https://issuer.example","aud":"mcp"}"#), .malformedClaims)
+        try check(
+            try es(
+                nil,
+                #"{"sub":"alice","exp":\#(exp),"exp":\#(exp + 9999),"iss":"https://issuer.example","aud":"mcp"}"#
+            ),
+            .malformedClaims
+        )
         try check(try es(nil, #"["alice"]"#), .malformedClaims)
         try check(try es(nil, #"{"sub":"alice""#), .malformedClaims)
         try check(try es(nil, ""), .malformedClaims)
@@ -195,12 +267,17 @@ import Testing
         let understood = try verifier(["understood_crit": ["exp-policy"]])
         try check(try es(#"{"alg":"ES256","kid":"ec-1","crit":["exp-policy"],"exp-policy":1}"#), .unsupportedCrit)
         try check(try es(#"{"alg":"ES256","kid":"ec-1","crit":["exp-policy"],"exp-policy":1}"#), .ok, understood)
-        try check(try es(#"{"alg":"ES256","kid":"ec-1","crit":["exp-policy"]}"#), .malformedHeader, understood)   // listed, absent
+        // listed, absent
+        try check(try es(#"{"alg":"ES256","kid":"ec-1","crit":["exp-policy"]}"#), .malformedHeader, understood)
         try check(try es(#"{"alg":"ES256","kid":"ec-1","crit":[]}"#), .malformedHeader)
         try check(try es(#"{"alg":"ES256","kid":"ec-1","crit":"exp-policy"}"#), .malformedHeader)
         try check(try es(#"{"alg":"ES256","kid":"ec-1","crit":["alg"]}"#), .malformedHeader)
         try check(try es(#"{"alg":"ES256","kid":"ec-1","crit":["b64"],"b64":false}"#), .unsupportedCrit)
-        try check(try es(#"{"alg":"ES256","kid":"ec-1","crit":["exp-policy","exp-policy"],"exp-policy":1}"#), .malformedHeader, understood)
+        try check(
+            try es(#"{"alg":"ES256","kid":"ec-1","crit":["exp-policy","exp-policy"],"exp-policy":1}"#),
+            .malformedHeader,
+            understood
+        )
     }
 
     // MARK: claims of the wrong type
@@ -224,18 +301,19 @@ import Testing
 
     @Test func expiryEdges() throws {
         let t = Int(Self.now)
-        try check(try token(#""exp":\#(t)"#), .expired)             // exp == now is expired
+        try check(try token(#""exp":\#(t)"#), .expired)  // exp == now is expired
         try check(try token(#""exp":\#(t + 1)"#), .ok)
         try check(try token(#""exp":\#(t - 1)"#), .expired)
         try check(try token(#""exp":\#(t - 1)"#), .ok, try verifier(["leeway": 5]))
         try check(try token(#""exp":\#(t - 5)"#), .expired, try verifier(["leeway": 5]))
-        try check(try token(#""nbf":1"#), .missingClaim)              // no exp
+        try check(try token(#""nbf":1"#), .missingClaim)  // no exp
         try check(try token(#""nbf":1"#), .ok, try verifier(["require_exp": false]))
-        try check(try token(#""exp":\#(t).5"#), .ok)                  // fractional exp
+        try check(try token(#""exp":\#(t).5"#), .ok)  // fractional exp
     }
 
     @Test func notBeforeAndIssuedAtEdges() throws {
-        let t = Int(Self.now), exp = #""exp":\#(Int(Self.now) + 300)"#
+        let t = Int(Self.now)
+        let exp = #""exp":\#(Int(Self.now) + 300)"#
         try check(try token(exp + #","nbf":\#(t)"#), .ok)
         try check(try token(exp + #","nbf":\#(t + 1)"#), .notYetValid)
         try check(try token(exp + #","nbf":\#(t + 3)"#), .ok, try verifier(["leeway": 5]))
@@ -246,9 +324,11 @@ import Testing
 
     @Test func issuerVariants() throws {
         let exp = #""exp":\#(Int(Self.now) + 300)"#
-        func withIssuer(_ iss: String) throws -> String { try es(nil, #"{"sub":"a","aud":"mcp",\#(exp),"iss":\#(iss)}"#) }
+        func withIssuer(_ iss: String) throws -> String {
+            try es(nil, #"{"sub":"a","aud":"mcp",\#(exp),"iss":\#(iss)}"#)
+        }
         try check(try withIssuer(#""https://evil.example""#), .invalidIssuer)
-        try check(try withIssuer(#""https://issuer.example/""#), .invalidIssuer)       // byte for byte
+        try check(try withIssuer(#""https://issuer.example/""#), .invalidIssuer)  // byte for byte
         try check(try withIssuer(#""HTTPS://ISSUER.EXAMPLE""#), .invalidIssuer)
         try check(try es(nil, #"{"sub":"a","aud":"mcp",\#(exp)}"#), .missingClaim)
         let two = try verifier(["issuer": ["https://a.example", "https://issuer.example"]])
@@ -258,7 +338,9 @@ import Testing
 
     @Test func audienceVariants() throws {
         let exp = #""exp":\#(Int(Self.now) + 300)"#
-        func withAudience(_ aud: String) throws -> String { try es(nil, #"{"sub":"a","iss":"https://issuer.example",\#(exp),"aud":\#(aud)}"#) }
+        func withAudience(_ aud: String) throws -> String {
+            try es(nil, #"{"sub":"a","iss":"https://issuer.example",\#(exp),"aud":\#(aud)}"#)
+        }
         try check(try withAudience(#"["other","mcp"]"#), .ok)
         try check(try withAudience(#"["other"]"#), .invalidAudience)
         try check(try withAudience(#"[]"#), .invalidAudience)
@@ -279,12 +361,31 @@ import Testing
     @Test func scopesAndRequiredClaims() throws {
         let exp = #""exp":\#(Int(Self.now) + 300)"#
         let needs = try verifier(["required_scopes": ["read", "write"]])
-        try check(try es(nil, #"{"sub":"a","iss":"https://issuer.example","aud":"mcp",\#(exp),"scope":"read write admin"}"#), .ok, needs)
+        try check(
+            try es(nil, #"{"sub":"a","iss":"https://issuer.example","aud":"mcp",\#(exp),"scope":"read write admin"}"#),
+            .ok,
+            needs
+        )
         try check(try token(exp), .insufficientScope, needs)
-        try check(try es(nil, #"{"sub":"a","iss":"https://issuer.example","aud":"mcp",\#(exp),"scp":["read","write"]}"#), .ok, needs)
-        try check(try es(nil, #"{"sub":"a","iss":"https://issuer.example","aud":"mcp",\#(exp),"scp":"read write"}"#), .ok, needs)
+        try check(
+            try es(nil, #"{"sub":"a","iss":"https://issuer.example","aud":"mcp",\#(exp),"scp":["read","write"]}"#),
+            .ok,
+            needs
+        )
+        try check(
+            try es(nil, #"{"sub":"a","iss":"https://issuer.example","aud":"mcp",\#(exp),"scp":"read write"}"#),
+            .ok,
+            needs
+        )
         // scope wins over scp
-        try check(try es(nil, #"{"sub":"a","iss":"https://issuer.example","aud":"mcp",\#(exp),"scope":"read","scp":["read","write"]}"#), .insufficientScope, needs)
+        try check(
+            try es(
+                nil,
+                #"{"sub":"a","iss":"https://issuer.example","aud":"mcp",\#(exp),"scope":"read","scp":["read","write"]}"#
+            ),
+            .insufficientScope,
+            needs
+        )
         try check(try token(exp), .missingClaim, try verifier(["required_claims": ["tenant"]]))
         let v = try verifier()
         #expect(outcome { try v.verify(try token(exp), requiredScopes: ["admin"]) } == .insufficientScope)
@@ -294,9 +395,17 @@ import Testing
         #expect(outcome { try JSONWebKey.generate(.RS256, rsaBits: 1024) } == .weakKey)
         let small = try rsaKeyJWK(bits: 1024)
         #expect(outcome { try JSONWebKey(jwk: small) } == .weakKey)
-        #expect(outcome { try JWTVerifier(json: ["jwks": ["keys": [small]], "algorithms": ["RS256"]]) } == .invalidConfig)
+        #expect(
+            outcome { try JWTVerifier(json: ["jwks": ["keys": [small]], "algorithms": ["RS256"]]) } == .invalidConfig
+        )
         #expect(outcome { try JWTVerifier(json: ["public_key": "too short", "algorithms": ["HS256"]]) } == .weakKey)
-        #expect(outcome { try JWTVerifier(json: ["public_key": .string(String(repeating: "k", count: 32)), "algorithms": ["HS512"]]) } == .weakKey)
+        #expect(
+            outcome {
+                try JWTVerifier(json: [
+                    "public_key": .string(String(repeating: "k", count: 32)), "algorithms": ["HS512"],
+                ])
+            } == .weakKey
+        )
         let shortOct = try JSONWebKey(sharedSecret: Array("short".utf8))
         #expect(outcome { try shortOct.sign(.HS256, input: [1]) } == .weakKey)
     }
@@ -304,12 +413,22 @@ import Testing
     @Test func accessTokenFields() throws {
         let exp = Int(Self.now) + 300
         let v = try verifier()
-        let raw = try es(nil, #"{"sub":"alice","iss":"https://issuer.example","aud":"mcp","exp":\#(exp),"client_id":"cid","azp":"azp","scope":"a b"}"#)
+        let raw = try es(
+            nil,
+            #"{"sub":"alice","iss":"https://issuer.example","aud":"mcp","exp":\#(exp),"client_id":"cid","azp":"azp","scope":"a b"}"#
+        )
         let token = try v.verify(raw)
-        #expect(token.token == raw && token.clientID == "cid" && token.subject == "alice" && token.scopes == ["a", "b"] && token.expiresAt == Int64(exp))
-        let azp = try v.verify(try es(nil, #"{"sub":"alice","iss":"https://issuer.example","aud":"mcp","exp":\#(exp),"azp":"azp"}"#))
+        #expect(
+            token.token == raw && token.clientID == "cid" && token.subject == "alice" && token.scopes == ["a", "b"]
+                && token.expiresAt == Int64(exp)
+        )
+        let azp = try v.verify(
+            try es(nil, #"{"sub":"alice","iss":"https://issuer.example","aud":"mcp","exp":\#(exp),"azp":"azp"}"#)
+        )
         #expect(azp.clientID == "azp" && azp.scopes.isEmpty)
-        let sub = try v.verify(try es(nil, #"{"sub":"alice","iss":"https://issuer.example","aud":"mcp","exp":\#(exp)}"#))
+        let sub = try v.verify(
+            try es(nil, #"{"sub":"alice","iss":"https://issuer.example","aud":"mcp","exp":\#(exp)}"#)
+        )
         #expect(sub.clientID == "alice")
     }
 }
@@ -348,6 +467,7 @@ func rsaKeyJWK(bits: Int32) throws -> JSONValue {
     _ = EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, bits)
     _ = EVP_PKEY_generate(ctx, &pkey)
     defer { EVP_PKEY_free(pkey) }
-    let n = OpenSSL.bignumParameter(pkey!, "n")!, e = OpenSSL.bignumParameter(pkey!, "e")!
+    let n = OpenSSL.bignumParameter(pkey!, "n")!
+    let e = OpenSSL.bignumParameter(pkey!, "e")!
     return ["kty": "RSA", "n": .string(Base64URL.encode(n)), "e": .string(Base64URL.encode(e))]
 }

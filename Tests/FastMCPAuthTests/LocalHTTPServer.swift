@@ -18,7 +18,7 @@ final class LocalHTTPServer: @unchecked Sendable {
     struct Request {
         var method: String
         var path: String
-        var headers: [String: String]   // names lowercased
+        var headers: [String: String]  // names lowercased
         var body: [UInt8]
     }
 
@@ -46,9 +46,13 @@ final class LocalHTTPServer: @unchecked Sendable {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) }
+        }
         guard bound == 0, listen(listener, 64) == 0 else { throw POSIXError(.EADDRINUSE) }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
         let port = UInt16(bigEndian: address.sin_port)
         self.port = port
         let thread = Thread { [self] in acceptLoop() }
@@ -85,7 +89,9 @@ final class LocalHTTPServer: @unchecked Sendable {
         var headers = [String: String]()
         for line in lines.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(
+                in: .whitespaces
+            )
         }
         var body = Array(request[(headerEnd + 4)...])
         let length = Int(headers["content-length"] ?? "0") ?? 0
@@ -95,8 +101,14 @@ final class LocalHTTPServer: @unchecked Sendable {
             body += buffer.prefix(count)
         }
         requestCount.withLock { $0 += 1 }
-        let response = handler(Request(method: String(requestLine.first ?? "GET"), path: requestLine.dropFirst().first.map(String.init) ?? "/",
-                                       headers: headers, body: body))
+        let response = handler(
+            Request(
+                method: String(requestLine.first ?? "GET"),
+                path: requestLine.dropFirst().first.map(String.init) ?? "/",
+                headers: headers,
+                body: body
+            )
+        )
         if response.delay > 0 { Thread.sleep(forTimeInterval: response.delay) }
         var head = "HTTP/1.1 \(response.status) X\r\nContent-Length: \(response.body.count)\r\nConnection: close\r\n"
         for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
@@ -111,11 +123,13 @@ final class LocalHTTPServer: @unchecked Sendable {
     }
 }
 
-private extension Array where Element == UInt8 {
-    var headerEndIndex: Int? {
+extension Array where Element == UInt8 {
+    fileprivate var headerEndIndex: Int? {
         guard count >= 4 else { return nil }
-        for i in 0...(count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10 { return i }
+        for i in 0...(count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10 {
+            return i
+        }
         return nil
     }
-    var containsHeaderEnd: Bool { headerEndIndex != nil }
+    fileprivate var containsHeaderEnd: Bool { headerEndIndex != nil }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import FastMCPAuth
 
 /// The OAuth proxy through the facade, against a real local HTTP server as the upstream token
@@ -30,12 +31,24 @@ import Testing
                 switch (request.path, form["grant_type"]) {
                 case ("/token", "authorization_code"):
                     guard form["code"]?.hasPrefix("up-") == true, form["code_verifier"] != nil else {
-                        return .init(status: 400, body: Array(#"{"error":"invalid_grant","error_description":"<script>x</script>"}"#.utf8))
+                        return .init(
+                            status: 400,
+                            body: Array(#"{"error":"invalid_grant","error_description":"<script>x</script>"}"#.utf8)
+                        )
                     }
-                    return .init(body: Array(#"{"access_token":"upstream-access-1","refresh_token":"upstream-refresh-1","expires_in":3600,"token_type":"Bearer"}"#.utf8))
+                    return .init(
+                        body: Array(
+                            #"{"access_token":"upstream-access-1","refresh_token":"upstream-refresh-1","expires_in":3600,"token_type":"Bearer"}"#
+                                .utf8
+                        )
+                    )
                 case ("/token", "refresh_token"):
                     counters.refreshes.withLock { $0 += 1 }
-                    return .init(body: Array(#"{"access_token":"upstream-access-2","expires_in":3600,"token_type":"Bearer"}"#.utf8))
+                    return .init(
+                        body: Array(
+                            #"{"access_token":"upstream-access-2","expires_in":3600,"token_type":"Bearer"}"#.utf8
+                        )
+                    )
                 case ("/revoke", _):
                     counters.revocations.withLock { $0 += 1 }
                     return .init(body: [])
@@ -67,14 +80,30 @@ import Testing
         let verifier = Base64URL.encode([UInt8](repeating: 7, count: 32))
         var challenge: String { Base64URL.encode(OpenSSL.sha256(Array(verifier.utf8))) }
 
-        func send(_ method: String, _ target: String, body: String = "", headers: [(String, String)] = [], address: String = "192.0.2.1") -> AuthResponse {
-            let request = AuthRequest(method: method, target: target, headers: headers.map { (name: $0.0, value: $0.1) }, body: Array(body.utf8),
-                                      clientAddress: address)
+        func send(
+            _ method: String,
+            _ target: String,
+            body: String = "",
+            headers: [(String, String)] = [],
+            address: String = "192.0.2.1"
+        ) -> AuthResponse {
+            let request = AuthRequest(
+                method: method,
+                target: target,
+                headers: headers.map { (name: $0.0, value: $0.1) },
+                body: Array(body.utf8),
+                clientAddress: address
+            )
             return auth.handle(request) ?? AuthResponse(status: 404, headers: [:], body: [])
         }
 
         func form(_ target: String, _ pairs: [(String, String)], headers: [(String, String)] = []) -> AuthResponse {
-            send("POST", target, body: Form.encode(pairs), headers: [("Content-Type", "application/x-www-form-urlencoded")] + headers)
+            send(
+                "POST",
+                target,
+                body: Form.encode(pairs),
+                headers: [("Content-Type", "application/x-www-form-urlencoded")] + headers
+            )
         }
 
         mutating func register(_ metadata: JSONValue? = nil) throws {
@@ -85,9 +114,11 @@ import Testing
         }
 
         func authorizeQuery(_ overrides: [(String, String?)] = []) -> String {
-            var pairs: [(String, String?)] = [("response_type", "code"), ("client_id", clientID), ("redirect_uri", redirectURI),
-                                              ("code_challenge", challenge), ("code_challenge_method", "S256"), ("state", "st-1"),
-                                              ("scope", "read write"), ("resource", "http://127.0.0.1:8000/mcp")]
+            var pairs: [(String, String?)] = [
+                ("response_type", "code"), ("client_id", clientID), ("redirect_uri", redirectURI),
+                ("code_challenge", challenge), ("code_challenge_method", "S256"), ("state", "st-1"),
+                ("scope", "read write"), ("resource", "http://127.0.0.1:8000/mcp"),
+            ]
             for (name, value) in overrides {
                 pairs.removeAll { $0.0 == name }
                 if let value { pairs.append((name, value)) }
@@ -114,22 +145,40 @@ import Testing
 
         /// The upstream redirects the browser back; returns the client's redirect parameters.
         func callback(txn: String, cookie: String?, code: String = "up-code") -> [String: String] {
-            let response = send("GET", "/auth/callback?" + Form.encode([("code", code), ("state", txn)]), headers: cookie.map { [("Cookie", $0)] } ?? [])
-            guard response.status == 302, let location = response.headers["Location"], location.hasPrefix(redirectURI) else {
+            let response = send(
+                "GET",
+                "/auth/callback?" + Form.encode([("code", code), ("state", txn)]),
+                headers: cookie.map { [("Cookie", $0)] } ?? []
+            )
+            guard response.status == 302, let location = response.headers["Location"], location.hasPrefix(redirectURI)
+            else {
                 return ["status": String(response.status)]
             }
             let query = location.split(separator: "?", maxSplits: 1).last.map(String.init) ?? ""
             return Dictionary(Form.decode(query) ?? [], uniquingKeysWith: { first, _ in first })
         }
 
-        func exchange(_ code: String, verifier: String? = nil, client: String? = nil, extra: [(String, String)] = []) -> (Int, [String: JSONValue]) {
-            let response = form("/token", [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI),
-                                           ("code_verifier", verifier ?? self.verifier), ("client_id", client ?? clientID)] + extra)
+        func exchange(
+            _ code: String,
+            verifier: String? = nil,
+            client: String? = nil,
+            extra: [(String, String)] = []
+        ) -> (Int, [String: JSONValue]) {
+            let response = form(
+                "/token",
+                [
+                    ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI),
+                    ("code_verifier", verifier ?? self.verifier), ("client_id", client ?? clientID),
+                ] + extra
+            )
             return (response.status, (try? JSONValue.parse(response.body).objectValue) ?? [:])
         }
 
         func refresh(_ token: String, client: String? = nil) -> (Int, [String: JSONValue]) {
-            let response = form("/token", [("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", client ?? clientID)])
+            let response = form(
+                "/token",
+                [("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", client ?? clientID)]
+            )
             return (response.status, (try? JSONValue.parse(response.body).objectValue) ?? [:])
         }
 
@@ -160,14 +209,22 @@ import Testing
 
     @Test func signingAndStorageKeysMatchFastMCP() throws {
         // Expected values computed with Python `cryptography` (HKDF / PBKDF2HMAC), as FastMCP derives them.
-        #expect(try ProxyKeys.signingKey(jwtSigningKey: nil, upstreamClientSecret: "upstream-secret")
-                == Array("_2Y3J0wsZ7kauaFyzSt9wNm9tHxClnnABu7736NMKCA=".utf8))
-        #expect(try ProxyKeys.signingKey(jwtSigningKey: "my-signing-key", upstreamClientSecret: nil, iterations: 10)
-                == Array("E_udI7c01PKiFepksaflQi44HA_8JpLIFbopkQ4_hls=".utf8))
-        #expect(try ProxyKeys.signingKey(jwtSigningKey: "my-signing-key", upstreamClientSecret: "ignored")
-                == Array("IrcMIJU2qhIgflnAsyUfGXKl4jQj7oD88_5m5XLsY0k=".utf8))
-        #expect(ProxyKeys.storageKey(signingKey: Array("_2Y3J0wsZ7kauaFyzSt9wNm9tHxClnnABu7736NMKCA=".utf8))
-                == "OmcVBt7tD7lztCxTTIXovBlMleM2C32mpEUwDHOLyJ8=")
+        #expect(
+            try ProxyKeys.signingKey(jwtSigningKey: nil, upstreamClientSecret: "upstream-secret")
+                == Array("_2Y3J0wsZ7kauaFyzSt9wNm9tHxClnnABu7736NMKCA=".utf8)
+        )
+        #expect(
+            try ProxyKeys.signingKey(jwtSigningKey: "my-signing-key", upstreamClientSecret: nil, iterations: 10)
+                == Array("E_udI7c01PKiFepksaflQi44HA_8JpLIFbopkQ4_hls=".utf8)
+        )
+        #expect(
+            try ProxyKeys.signingKey(jwtSigningKey: "my-signing-key", upstreamClientSecret: "ignored")
+                == Array("IrcMIJU2qhIgflnAsyUfGXKl4jQj7oD88_5m5XLsY0k=".utf8)
+        )
+        #expect(
+            ProxyKeys.storageKey(signingKey: Array("_2Y3J0wsZ7kauaFyzSt9wNm9tHxClnnABu7736NMKCA=".utf8))
+                == "OmcVBt7tD7lztCxTTIXovBlMleM2C32mpEUwDHOLyJ8="
+        )
     }
 
     @Test func metadataAndIssuerAreOneString() throws {
@@ -178,11 +235,20 @@ import Testing
         #expect(metadata["issuer"] == "http://127.0.0.1:8000/")
         #expect(metadata["code_challenge_methods_supported"] == ["S256"])
         #expect(metadata["authorization_response_iss_parameter_supported"] == true)
-        #expect(metadata["token_endpoint"] == "http://127.0.0.1:8000/token" && metadata["scopes_supported"] == ["read", "write"])
+        #expect(
+            metadata["token_endpoint"] == "http://127.0.0.1:8000/token"
+                && metadata["scopes_supported"] == ["read", "write"]
+        )
         let resource = try JSONValue.parse(flow.send("GET", "/.well-known/oauth-protected-resource/mcp").body)
         #expect(resource["authorization_servers"] == ["http://127.0.0.1:8000/"])
-        guard case .challenge(let challenge) = auth.authenticate(authorization: nil) else { Issue.record("no challenge"); return }
-        #expect(challenge.headers["WWW-Authenticate"] == #"Bearer resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp", scope="read""#)
+        guard case .challenge(let challenge) = auth.authenticate(authorization: nil) else {
+            Issue.record("no challenge")
+            return
+        }
+        #expect(
+            challenge.headers["WWW-Authenticate"]
+                == #"Bearer resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp", scope="read""#
+        )
     }
 
     @Test func theWholeFlowRefreshAndRevoke() throws {
@@ -193,24 +259,45 @@ import Testing
         let (txn, cookie, upstreamURL) = try flow.consent()
         #expect(upstreamURL.hasPrefix(upstream.server.baseURL + "/authorize?"))
         let upstreamQuery = Parameters(Form.decode(String(upstreamURL.split(separator: "?")[1])) ?? [])
-        #expect(upstreamQuery["state"] == txn && upstreamQuery["client_id"] == "up-client" && upstreamQuery["code_challenge_method"] == "S256")
-        #expect(upstreamQuery["redirect_uri"] == "http://127.0.0.1:8000/auth/callback" && upstreamQuery["scope"] == "read write")
+        #expect(
+            upstreamQuery["state"] == txn && upstreamQuery["client_id"] == "up-client"
+                && upstreamQuery["code_challenge_method"] == "S256"
+        )
+        #expect(
+            upstreamQuery["redirect_uri"] == "http://127.0.0.1:8000/auth/callback"
+                && upstreamQuery["scope"] == "read write"
+        )
         let redirect = flow.callback(txn: txn, cookie: cookie)
         #expect(redirect["state"] == "st-1" && redirect["iss"] == "http://127.0.0.1:8000/")
         let code = try #require(redirect["code"])
         let (status, tokens) = flow.exchange(code)
-        #expect(status == 200 && tokens["token_type"] == "Bearer" && tokens["expires_in"] == 3600 && tokens["scope"] == "read write")
+        #expect(
+            status == 200 && tokens["token_type"] == "Bearer" && tokens["expires_in"] == 3600
+                && tokens["scope"] == "read write"
+        )
         let preflight = flow.send("OPTIONS", "/token")
         #expect(preflight.status == 204 && preflight.headers["Access-Control-Allow-Origin"] == "*")
         let access = try #require(tokens["access_token"]?.stringValue)
         let refresh = try #require(tokens["refresh_token"]?.stringValue)
-        #expect(!access.contains("upstream") && !String(decoding: Base64URL.decode(String(access.split(separator: ".")[1])) ?? [], as: UTF8.self).contains("upstream"))
+        #expect(
+            !access.contains("upstream")
+                && !String(decoding: Base64URL.decode(String(access.split(separator: ".")[1])) ?? [], as: UTF8.self)
+                    .contains("upstream")
+        )
 
         // The MCP endpoint: the server sees the upstream token, our client and scopes.
-        guard case .authenticated(let token) = auth.authenticate(authorization: "Bearer " + access, requiredScopes: ["write"]) else {
-            Issue.record("refused"); return
+        guard
+            case .authenticated(let token) = auth.authenticate(
+                authorization: "Bearer " + access,
+                requiredScopes: ["write"]
+            )
+        else {
+            Issue.record("refused")
+            return
         }
-        #expect(token.token == "upstream-access-1" && token.clientID == flow.clientID && token.scopes == ["read", "write"])
+        #expect(
+            token.token == "upstream-access-1" && token.clientID == flow.clientID && token.scopes == ["read", "write"]
+        )
         #expect(bearerStatus(auth, access, scopes: ["admin"]) == 403)
         #expect(bearerStatus(auth, refresh) == 401, "a refresh token is not an access token")
         #expect(bearerStatus(auth, "upstream-access-1") == 401, "the raw upstream token is not ours")
@@ -225,24 +312,40 @@ import Testing
         clock.advance(31)
         let (s3, reuse) = flow.refresh(refresh)
         #expect(s3 == 400 && reuse["error"] == "invalid_grant")
-        #expect(bearerStatus(auth, first["access_token"]?.stringValue) == 401 && bearerStatus(auth, second["access_token"]?.stringValue) == 401)
+        #expect(
+            bearerStatus(auth, first["access_token"]?.stringValue) == 401
+                && bearerStatus(auth, second["access_token"]?.stringValue) == 401
+        )
         #expect(upstream.revocationCount == 1, "the upstream grant is revoked too")
         // Narrowing works, widening does not.
         var again = Flow(auth: auth)
         let fresh = try again.tokens()
-        let narrowed = again.form("/token", [("grant_type", "refresh_token"), ("refresh_token", fresh["refresh_token"]?.stringValue ?? ""),
-                                             ("client_id", again.clientID), ("scope", "read")])
+        let narrowed = again.form(
+            "/token",
+            [
+                ("grant_type", "refresh_token"), ("refresh_token", fresh["refresh_token"]?.stringValue ?? ""),
+                ("client_id", again.clientID), ("scope", "read"),
+            ]
+        )
         let narrowedScope = try JSONValue.parse(narrowed.body)["scope"]
         #expect(narrowed.status == 200 && narrowedScope == "read")
-        let widened = again.form("/token", [("grant_type", "refresh_token"), ("refresh_token", fresh["refresh_token"]?.stringValue ?? ""),
-                                            ("client_id", again.clientID), ("scope", "read admin")])
+        let widened = again.form(
+            "/token",
+            [
+                ("grant_type", "refresh_token"), ("refresh_token", fresh["refresh_token"]?.stringValue ?? ""),
+                ("client_id", again.clientID), ("scope", "read admin"),
+            ]
+        )
         #expect(widened.status == 400)
 
         // Revocation by a public client with an empty secret: refused at /mcp at once.
         let more = try again.tokens()
         let accessToRevoke = try #require(more["access_token"]?.stringValue)
         #expect(bearerStatus(auth, accessToRevoke) == 200)
-        let revoked = again.form("/revoke", [("token", accessToRevoke), ("client_id", again.clientID), ("client_secret", "")])
+        let revoked = again.form(
+            "/revoke",
+            [("token", accessToRevoke), ("client_id", again.clientID), ("client_secret", "")]
+        )
         #expect(revoked.status == 200)
         #expect(bearerStatus(auth, accessToRevoke) == 401)
     }
@@ -254,9 +357,15 @@ import Testing
         let tokens = try flow.tokens()
         let access = try #require(tokens["access_token"]?.stringValue)
         clock.advance(3590)  // the upstream token (1 h) is within a minute of expiry
-        guard case .authenticated(let token) = auth.authenticate(authorization: "Bearer " + access) else { Issue.record("refused"); return }
+        guard case .authenticated(let token) = auth.authenticate(authorization: "Bearer " + access) else {
+            Issue.record("refused")
+            return
+        }
         #expect(token.token == "upstream-access-2" && upstream.refreshCount == 1)
-        guard case .authenticated = auth.authenticate(authorization: "Bearer " + access) else { Issue.record("refused"); return }
+        guard case .authenticated = auth.authenticate(authorization: "Bearer " + access) else {
+            Issue.record("refused")
+            return
+        }
         #expect(upstream.refreshCount == 1, "refreshed once, then reused")
     }
 
@@ -274,7 +383,10 @@ import Testing
         #expect(register(["data:text/html,hi"]) == (400, "invalid_redirect_uri"))
         #expect(register(["http://evil.example/cb"]) == (400, "invalid_redirect_uri"))
         #expect(register(["https://app.example/cb#frag"]) == (400, "invalid_redirect_uri"))
-        #expect(register(["com.example.app:/cb"]) == (400, "invalid_redirect_uri"), "custom schemes are for native apps")
+        #expect(
+            register(["com.example.app:/cb"]) == (400, "invalid_redirect_uri"),
+            "custom schemes are for native apps"
+        )
         #expect(register(["com.example.app:/cb"], type: "native").0 == 201)
         #expect(register(["https://app.example/cb"]).0 == 201)
         #expect(register(["http://localhost:1234/cb"]).0 == 201)
@@ -286,8 +398,13 @@ import Testing
         clock.advance(3601)
         #expect(register(["http://127.0.0.1/cb"]).0 == 201)
         // Allowed patterns.
-        let strict = Flow(auth: try proxy(upstream, ["allowed_client_redirect_uris": ["http://localhost:*", "https://claude.ai/*"]]))
-        #expect(strict.send("POST", "/register", body: #"{"redirect_uris":["https://claude.ai/api/callback"]}"#).status == 201)
+        let strict = Flow(
+            auth: try proxy(upstream, ["allowed_client_redirect_uris": ["http://localhost:*", "https://claude.ai/*"]])
+        )
+        #expect(
+            strict.send("POST", "/register", body: #"{"redirect_uris":["https://claude.ai/api/callback"]}"#).status
+                == 201
+        )
         #expect(strict.send("POST", "/register", body: #"{"redirect_uris":["https://app.example/cb"]}"#).status == 400)
     }
 
@@ -297,39 +414,75 @@ import Testing
         var flow = Flow(auth: auth)
         try flow.register()
         func errorOf(_ response: AuthResponse) -> String? {
-            guard response.status == 302, let location = response.headers["Location"], location.hasPrefix(flow.redirectURI) else { return nil }
+            guard response.status == 302, let location = response.headers["Location"],
+                location.hasPrefix(flow.redirectURI)
+            else { return nil }
             return Parameters(Form.decode(String(location.split(separator: "?")[1])) ?? [])["error"]
         }
         // Early errors never redirect.
         #expect(flow.send("GET", flow.authorizeQuery([("redirect_uri", "http://127.0.0.1:33418/other")])).status == 400)
-        #expect(flow.send("GET", flow.authorizeQuery([("redirect_uri", "https://evil.example/callback")])).status == 400)
+        #expect(
+            flow.send("GET", flow.authorizeQuery([("redirect_uri", "https://evil.example/callback")])).status == 400
+        )
         #expect(flow.send("GET", flow.authorizeQuery([("client_id", "unknown")])).status == 400)
         // Loopback: another port is the same redirect URI (RFC 8252).
-        #expect(flow.send("GET", flow.authorizeQuery([("redirect_uri", "http://127.0.0.1:9999/callback")])).status == 302)
+        #expect(
+            flow.send("GET", flow.authorizeQuery([("redirect_uri", "http://127.0.0.1:9999/callback")])).status == 302
+        )
         #expect(errorOf(flow.send("GET", flow.authorizeQuery([("code_challenge", nil)]))) == "invalid_request")
-        #expect(errorOf(flow.send("GET", flow.authorizeQuery([("code_challenge_method", "plain")]))) == "invalid_request")
-        #expect(errorOf(flow.send("GET", flow.authorizeQuery([("resource", "https://other.example/mcp")]))) == "invalid_target")
+        #expect(
+            errorOf(flow.send("GET", flow.authorizeQuery([("code_challenge_method", "plain")]))) == "invalid_request"
+        )
+        #expect(
+            errorOf(flow.send("GET", flow.authorizeQuery([("resource", "https://other.example/mcp")])))
+                == "invalid_target"
+        )
         #expect(errorOf(flow.send("GET", flow.authorizeQuery([("scope", "admin")]))) == "invalid_scope")
-        #expect(errorOf(flow.send("GET", flow.authorizeQuery([("response_type", "token")]))) == "unsupported_response_type")
+        #expect(
+            errorOf(flow.send("GET", flow.authorizeQuery([("response_type", "token")]))) == "unsupported_response_type"
+        )
         // Consent CSRF: a forged token, a token for another transaction, and a second use.
         let (txn, _, _) = try flow.consent()
-        #expect(flow.form("/consent", [("txn_id", txn), ("csrf_token", "forged"), ("action", "approve")]).status == 403)
+        #expect(
+            flow.form("/consent", [("txn_id", txn), ("csrf_token", "forged"), ("action", "approve")]).status == 403
+        )
         // Two open consent pages: both tokens stay valid.
         let authorize = flow.send("GET", flow.authorizeQuery())
         let target = String(try #require(authorize.headers["Location"]).dropFirst("http://127.0.0.1:8000".count))
-        let firstPage = flow.send("GET", target).bodyText, secondPage = flow.send("GET", target).bodyText
+        let firstPage = flow.send("GET", target).bodyText
+        let secondPage = flow.send("GET", target).bodyText
         let pageTxn = try #require(Flow.field("txn_id", in: firstPage))
         #expect(firstPage.contains("Test &lt;Client&gt;") && !firstPage.contains("<Client>"))
         for page in [secondPage, firstPage] {
             let csrf = try #require(Flow.field("csrf_token", in: page))
-            #expect(flow.form("/consent", [("txn_id", pageTxn), ("csrf_token", csrf), ("action", "approve")]).status == 302)
-            #expect(flow.form("/consent", [("txn_id", pageTxn), ("csrf_token", csrf), ("action", "approve")]).status == 403, "one use each")
+            #expect(
+                flow.form("/consent", [("txn_id", pageTxn), ("csrf_token", csrf), ("action", "approve")]).status == 302
+            )
+            #expect(
+                flow.form("/consent", [("txn_id", pageTxn), ("csrf_token", csrf), ("action", "approve")]).status == 403,
+                "one use each"
+            )
         }
         // Deny: access_denied to the client, with state and iss.
-        let denyPage = flow.send("GET", String(try #require(flow.send("GET", flow.authorizeQuery()).headers["Location"]).dropFirst("http://127.0.0.1:8000".count))).bodyText
-        let denied = flow.form("/consent", [("txn_id", try #require(Flow.field("txn_id", in: denyPage))),
-                                            ("csrf_token", try #require(Flow.field("csrf_token", in: denyPage))), ("action", "deny")])
-        #expect(errorOf(denied) == "access_denied" && denied.headers["Location"]?.contains("iss=http%3A%2F%2F127.0.0.1%3A8000%2F") == true)
+        let denyPage = flow.send(
+            "GET",
+            String(
+                try #require(flow.send("GET", flow.authorizeQuery()).headers["Location"]).dropFirst(
+                    "http://127.0.0.1:8000".count
+                )
+            )
+        ).bodyText
+        let denied = flow.form(
+            "/consent",
+            [
+                ("txn_id", try #require(Flow.field("txn_id", in: denyPage))),
+                ("csrf_token", try #require(Flow.field("csrf_token", in: denyPage))), ("action", "deny"),
+            ]
+        )
+        #expect(
+            errorOf(denied) == "access_denied"
+                && denied.headers["Location"]?.contains("iss=http%3A%2F%2F127.0.0.1%3A8000%2F") == true
+        )
     }
 
     @Test func callbackAndTokenAttacks() throws {
@@ -355,7 +508,10 @@ import Testing
         // That attempt consumed the code: a one-time code stays one-time even when misused.
         let (txn3, cookie3, _) = try flow.consent()
         let code3 = try #require(flow.callback(txn: txn3, cookie: cookie3)["code"])
-        #expect(flow.exchange(code3, verifier: String(repeating: "x", count: 43)).1["error"] == "invalid_grant", "wrong PKCE verifier")
+        #expect(
+            flow.exchange(code3, verifier: String(repeating: "x", count: 43)).1["error"] == "invalid_grant",
+            "wrong PKCE verifier"
+        )
         let (txn4, cookie4, _) = try flow.consent()
         let code4 = try #require(flow.callback(txn: txn4, cookie: cookie4)["code"])
         let resourceMismatch = flow.exchange(code4, extra: [("resource", "https://other.example/mcp")])
@@ -374,10 +530,18 @@ import Testing
         #expect(flow.exchange(code6).1["error"] == "invalid_grant")
         // Refresh token of another client; unknown client; a confidential secret from a public client.
         let tokens = try flow.tokens()
-        #expect(flow.refresh(tokens["refresh_token"]?.stringValue ?? "", client: other.clientID).1["error"] == "invalid_grant")
+        #expect(
+            flow.refresh(tokens["refresh_token"]?.stringValue ?? "", client: other.clientID).1["error"]
+                == "invalid_grant"
+        )
         #expect(flow.refresh(tokens["refresh_token"]?.stringValue ?? "", client: "nobody").0 == 401)
-        let withSecret = flow.form("/token", [("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"]?.stringValue ?? ""),
-                                              ("client_id", flow.clientID), ("client_secret", "guess")])
+        let withSecret = flow.form(
+            "/token",
+            [
+                ("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"]?.stringValue ?? ""),
+                ("client_id", flow.clientID), ("client_secret", "guess"),
+            ]
+        )
         let secretError = try JSONValue.parse(withSecret.body)["error"]
         #expect(withSecret.status == 401 && secretError == "invalid_client")
         #expect(flow.form("/token", [("grant_type", "password"), ("client_id", flow.clientID)]).status == 400)
@@ -389,61 +553,112 @@ import Testing
         let idp: DevelopmentIdentityProvider
         func send(_ request: HTTPRequest) throws -> HTTPResponse {
             let target = String(request.url.dropFirst("http://127.0.0.1:8000".count))
-            let answer = idp.handle(AuthRequest(method: request.method, target: target, headers: request.headers, body: request.body))
+            let answer =
+                idp.handle(
+                    AuthRequest(method: request.method, target: target, headers: request.headers, body: request.body)
+                )
                 ?? AuthResponse(status: 404, headers: [:], body: [])
-            return HTTPResponse(status: answer.status, headers: answer.headers.map { (name: $0.key, value: $0.value) }, body: answer.body)
+            return HTTPResponse(
+                status: answer.status,
+                headers: answer.headers.map { (name: $0.key, value: $0.value) },
+                body: answer.body
+            )
         }
     }
 
     @Test func developmentIdentityProviderBehindTheProxy() throws {
-        let idp = try DevelopmentIdentityProvider(baseURL: "http://127.0.0.1:8000", callbackURL: "http://127.0.0.1:8000/auth/callback",
-                                                  clock: clock.function)
-        let auth = try AuthFacade(json: ["provider": "oauth_proxy", "base_url": "http://127.0.0.1:8000",
-                                         "upstream_authorization_endpoint": .string(idp.authorizationEndpoint),
-                                         "upstream_token_endpoint": .string(idp.tokenEndpoint), "userinfo_endpoint": .string(idp.userinfoEndpoint),
-                                         "upstream_client_id": .string(idp.clientID), "upstream_client_secret": .string(idp.clientSecret),
-                                         "required_scopes": ["mcp"]],
-                                  http: InProcess(idp: idp), clock: clock.function)
+        let idp = try DevelopmentIdentityProvider(
+            baseURL: "http://127.0.0.1:8000",
+            callbackURL: "http://127.0.0.1:8000/auth/callback",
+            clock: clock.function
+        )
+        let auth = try AuthFacade(
+            json: [
+                "provider": "oauth_proxy", "base_url": "http://127.0.0.1:8000",
+                "upstream_authorization_endpoint": .string(idp.authorizationEndpoint),
+                "upstream_token_endpoint": .string(idp.tokenEndpoint),
+                "userinfo_endpoint": .string(idp.userinfoEndpoint),
+                "upstream_client_id": .string(idp.clientID), "upstream_client_secret": .string(idp.clientSecret),
+                "required_scopes": ["mcp"],
+            ],
+            http: InProcess(idp: idp),
+            clock: clock.function
+        )
         var flow = Flow(auth: auth)
         try flow.register()
         let (txn, cookie, upstreamURL) = try flow.consent([("scope", nil)])
         let loginTarget = String(upstreamURL.dropFirst("http://127.0.0.1:8000".count))
         let page = idp.handle(AuthRequest(method: "GET", target: loginTarget))
         #expect(page?.status == 200 && page?.bodyText.contains("name=\"username\"") == true)
-        let hidden = Dictionary(["redirect_uri", "state", "scope", "code_challenge"].compactMap { name in Flow.field(name, in: page?.bodyText ?? "").map { (name, $0) } },
-                                uniquingKeysWith: { a, _ in a })
+        let hidden = Dictionary(
+            ["redirect_uri", "state", "scope", "code_challenge"].compactMap { name in
+                Flow.field(name, in: page?.bodyText ?? "").map { (name, $0) }
+            },
+            uniquingKeysWith: { a, _ in a }
+        )
         #expect(hidden["state"] == txn)
-        let login = idp.handle(AuthRequest(method: "POST", target: "/dev-idp/authorize",
-                                           body: Array(Form.encode(hidden.map { ($0.key, $0.value) } + [("username", "ada <lovelace>")]).utf8)))
+        let login = idp.handle(
+            AuthRequest(
+                method: "POST",
+                target: "/dev-idp/authorize",
+                body: Array(Form.encode(hidden.map { ($0.key, $0.value) } + [("username", "ada <lovelace>")]).utf8)
+            )
+        )
         let back = try #require(login?.headers["Location"])
         #expect(back.hasPrefix("http://127.0.0.1:8000/auth/callback?code="))
         let callbackTarget = String(back.dropFirst("http://127.0.0.1:8000".count))
         let redirect = flow.send("GET", callbackTarget, headers: [("Cookie", cookie)])
-        let query = Parameters(Form.decode(String(try #require(redirect.headers["Location"]).split(separator: "?")[1])) ?? [])
+        let query = Parameters(
+            Form.decode(String(try #require(redirect.headers["Location"]).split(separator: "?")[1])) ?? []
+        )
         let (status, tokens) = flow.exchange(try #require(query["code"]))
         #expect(status == 200)
-        guard case .authenticated(let token) = auth.authenticate(authorization: "Bearer " + (tokens["access_token"]?.stringValue ?? "")) else {
-            Issue.record("refused"); return
+        guard
+            case .authenticated(let token) = auth.authenticate(
+                authorization: "Bearer " + (tokens["access_token"]?.stringValue ?? "")
+            )
+        else {
+            Issue.record("refused")
+            return
         }
         #expect(token.subject == "ada <lovelace>" && token.scopes == ["mcp"])
         // The IdP serves only the proxy: wrong client credentials and foreign redirect URIs are refused.
-        let wrong = idp.handle(AuthRequest(method: "POST", target: "/dev-idp/token", headers: [(name: "Authorization", value: "Basic eDp5")],
-                                           body: Array("grant_type=authorization_code&code=x".utf8)))
+        let wrong = idp.handle(
+            AuthRequest(
+                method: "POST",
+                target: "/dev-idp/token",
+                headers: [(name: "Authorization", value: "Basic eDp5")],
+                body: Array("grant_type=authorization_code&code=x".utf8)
+            )
+        )
         #expect(wrong?.status == 401)
-        #expect(idp.handle(AuthRequest(method: "GET", target: "/dev-idp/authorize?response_type=code&client_id=\(idp.clientID)&redirect_uri=https%3A%2F%2Fevil.example%2Fcb"))?.status == 400)
+        #expect(
+            idp.handle(
+                AuthRequest(
+                    method: "GET",
+                    target:
+                        "/dev-idp/authorize?response_type=code&client_id=\(idp.clientID)&redirect_uri=https%3A%2F%2Fevil.example%2Fcb"
+                )
+            )?.status == 400
+        )
     }
 
     @Test func addressPolicyRefusesEverythingButPublicUnicast() {
         for address in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2002:808:808::1"] {
             #expect(AddressPolicy.isPublic(address), "\(address)")
         }
-        for address in ["10.0.0.1", "172.16.5.4", "192.168.1.1", "127.0.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-                        "255.255.255.255", "224.0.0.1", "198.51.100.7", "::1", "::", "::ffff:127.0.0.1", "::ffff:8.8.8.8",
-                        "64:ff9b::a9fe:a9fe", "fd00::1", "fe80::1", "ff02::1", "2001:db8::1", "2002:a00:1::1", "not an address"] {
+        for address in [
+            "10.0.0.1", "172.16.5.4", "192.168.1.1", "127.0.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+            "255.255.255.255", "224.0.0.1", "198.51.100.7", "::1", "::", "::ffff:127.0.0.1", "::ffff:8.8.8.8",
+            "64:ff9b::a9fe:a9fe", "fd00::1", "fe80::1", "ff02::1", "2001:db8::1", "2002:a00:1::1", "not an address",
+        ] {
             #expect(!AddressPolicy.isPublic(address), "\(address)")
         }
         #expect(ClientMetadataDocuments.lifetime("public, max-age=600") == 600)
-        #expect(ClientMetadataDocuments.lifetime("max-age=5") == 60 && ClientMetadataDocuments.lifetime("max-age=9999999") == 86400)
+        #expect(
+            ClientMetadataDocuments.lifetime("max-age=5") == 60
+                && ClientMetadataDocuments.lifetime("max-age=9999999") == 86400
+        )
         #expect(ClientMetadataDocuments.lifetime("no-store") == 0 && ClientMetadataDocuments.lifetime(nil) == 60)
     }
 
@@ -452,15 +667,23 @@ import Testing
         let documents = Mutex<[String: String]>([:])
         let server = try LocalHTTPServer(requestHandler: { request in
             if request.path == "/redirect.json" { return .init(status: 302, headers: [("Location", "/client.json")]) }
-            if request.path == "/big.json" { return .init(body: Array(repeating: UInt8(ascii: " "), count: 6000) + Array("{}".utf8)) }
+            if request.path == "/big.json" {
+                return .init(body: Array(repeating: UInt8(ascii: " "), count: 6000) + Array("{}".utf8))
+            }
             guard let body = documents.withLock({ $0[request.path] }) else { return .init(status: 404) }
-            return .init(headers: [("Content-Type", "application/json"), ("Cache-Control", "max-age=300")], body: Array(body.utf8))
+            return .init(
+                headers: [("Content-Type", "application/json"), ("Cache-Control", "max-age=300")],
+                body: Array(body.utf8)
+            )
         })
         let clientURL = server.baseURL + "/client.json"
         documents.withLock {
-            $0["/client.json"] = #"{"client_id":"\#(clientURL)","client_name":"Doc <Client>","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
-            $0["/mismatch.json"] = #"{"client_id":"https://elsewhere.example/client.json","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
-            $0["/secret.json"] = #"{"client_id":"\#(server.baseURL)/secret.json","client_secret":"x","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
+            $0["/client.json"] =
+                #"{"client_id":"\#(clientURL)","client_name":"Doc <Client>","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
+            $0["/mismatch.json"] =
+                #"{"client_id":"https://elsewhere.example/client.json","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
+            $0["/secret.json"] =
+                #"{"client_id":"\#(server.baseURL)/secret.json","client_secret":"x","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
             $0["/evil.json"] = #"{"client_id":"\#(server.baseURL)/evil.json","redirect_uris":["javascript:alert(1)"]}"#
         }
         let auth = try proxy(upstream, ["cimd_test_allow_loopback": true])
@@ -471,8 +694,18 @@ import Testing
         let (txn, cookie, _) = try flow.consent()
         let code = try #require(flow.callback(txn: txn, cookie: cookie)["code"])
         #expect(flow.exchange(code).0 == 200)
-        let page = flow.send("GET", String(try #require(flow.send("GET", flow.authorizeQuery()).headers["Location"]).dropFirst("http://127.0.0.1:8000".count)))
-        #expect(page.bodyText.contains("Doc &lt;Client&gt; (127.0.0.1)"), "the page names the host vouching for the document")
+        let page = flow.send(
+            "GET",
+            String(
+                try #require(flow.send("GET", flow.authorizeQuery()).headers["Location"]).dropFirst(
+                    "http://127.0.0.1:8000".count
+                )
+            )
+        )
+        #expect(
+            page.bodyText.contains("Doc &lt;Client&gt; (127.0.0.1)"),
+            "the page names the host vouching for the document"
+        )
         // Refused documents: the client is unknown, and the error page does not redirect.
         for path in ["/mismatch.json", "/secret.json", "/evil.json", "/redirect.json", "/big.json", "/missing.json"] {
             var bad = Flow(auth: auth)
@@ -484,37 +717,63 @@ import Testing
         strict.clientID = clientURL
         #expect(strict.send("GET", strict.authorizeQuery()).status == 400)
         let requestsBefore = server.requests
-        for url in ["https://127.0.0.1:\(server.port)/client.json", "https://localhost:\(server.port)/client.json",
-                    "https://10.0.0.1/client.json", "https://[::ffff:127.0.0.1]/client.json", "https://169.254.169.254/latest/meta-data"] {
+        for url in [
+            "https://127.0.0.1:\(server.port)/client.json", "https://localhost:\(server.port)/client.json",
+            "https://10.0.0.1/client.json", "https://[::ffff:127.0.0.1]/client.json",
+            "https://169.254.169.254/latest/meta-data",
+        ] {
             strict.clientID = url
             #expect(strict.send("GET", strict.authorizeQuery()).status == 400, "\(url)")
         }
         #expect(server.requests == requestsBefore, "no request leaves for a refused address")
-        #expect(!ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL("https://example.com/"))
-        #expect(!ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL("https://example.com/a/../b"))
-        #expect(ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL("https://app.example.com/oauth/client.json"))
+        #expect(
+            !ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL("https://example.com/")
+        )
+        #expect(
+            !ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL(
+                "https://example.com/a/../b"
+            )
+        )
+        #expect(
+            ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL(
+                "https://app.example.com/oauth/client.json"
+            )
+        )
     }
 
     @Test func upstreamJWTsAreVerifiedWithTheConfiguredVerifier() throws {
         let key = try JSONWebKey.generate(.ES256, keyID: "up")
         let now = Int64(clock.now)
-        let upstreamJWT = try JWT.sign(claims: ["iss": "https://idp.example", "aud": "proxy", "sub": "user-9", "exp": .int(now + 600)],
-                                       key: key, algorithm: .ES256)
+        let upstreamJWT = try JWT.sign(
+            claims: ["iss": "https://idp.example", "aud": "proxy", "sub": "user-9", "exp": .int(now + 600)],
+            key: key,
+            algorithm: .ES256
+        )
         let server = try LocalHTTPServer(requestHandler: { _ in
             .init(body: Array(#"{"access_token":"\#(upstreamJWT)","expires_in":600,"token_type":"Bearer"}"#.utf8))
         })
-        let auth = try AuthFacade(json: [
-            "provider": "oauth_proxy", "base_url": "http://127.0.0.1:8000",
-            "upstream_authorization_endpoint": .string(server.baseURL + "/authorize"), "upstream_token_endpoint": .string(server.baseURL + "/token"),
-            "upstream_client_id": "c", "upstream_client_secret": "s",
-            "token_verifier": ["jwks": ["keys": [try key.publicJWK()]], "algorithm": "ES256", "issuer": "https://idp.example", "audience": "proxy"],
-        ], clock: clock.function)
+        let auth = try AuthFacade(
+            json: [
+                "provider": "oauth_proxy", "base_url": "http://127.0.0.1:8000",
+                "upstream_authorization_endpoint": .string(server.baseURL + "/authorize"),
+                "upstream_token_endpoint": .string(server.baseURL + "/token"),
+                "upstream_client_id": "c", "upstream_client_secret": "s",
+                "token_verifier": [
+                    "jwks": ["keys": [try key.publicJWK()]], "algorithm": "ES256", "issuer": "https://idp.example",
+                    "audience": "proxy",
+                ],
+            ],
+            clock: clock.function
+        )
         var flow = Flow(auth: auth)
         let tokens = try flow.tokens()
         // Without an upstream refresh token our access token cannot outlive the upstream one.
         #expect(tokens["expires_in"] == 600)
         let access = try #require(tokens["access_token"]?.stringValue)
-        guard case .authenticated(let token) = auth.authenticate(authorization: "Bearer " + access) else { Issue.record("refused"); return }
+        guard case .authenticated(let token) = auth.authenticate(authorization: "Bearer " + access) else {
+            Issue.record("refused")
+            return
+        }
         #expect(token.subject == "user-9" && token.token == upstreamJWT)
         clock.advance(601)
         #expect(bearerStatus(auth, access) == 401)

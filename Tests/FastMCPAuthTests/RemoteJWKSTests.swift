@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import FastMCPAuth
 
 /// jwks_uri against a real local HTTP server: caching, rotation, unknown-kid cooldown,
@@ -33,7 +34,9 @@ import Testing
     }
 
     func verifier(_ server: LocalHTTPServer, _ extra: [String: JSONValue] = [:]) throws -> JWTVerifier {
-        var config: [String: JSONValue] = ["jwks_uri": .string(server.baseURL + "/jwks"), "algorithms": ["ES256"], "cache_size": 0]
+        var config: [String: JSONValue] = [
+            "jwks_uri": .string(server.baseURL + "/jwks"), "algorithms": ["ES256"], "cache_size": 0,
+        ]
         config.merge(extra) { _, new in new }
         return try JWTVerifier(json: .object(config), clock: clock.function)
     }
@@ -41,7 +44,9 @@ import Testing
     func token(_ key: JSONWebKey, kid: String? = nil) throws -> String {
         let claims: JSONValue = ["sub": "alice", "exp": .int(Int64(clock.now) + 100_000)]
         guard let kid else { return try JWT.sign(claims: claims, key: key, algorithm: .ES256) }
-        return try rawToken(header: #"{"alg":"ES256","kid":"\#(kid)"}"#, claims: claims.serialized()) { try key.sign(.ES256, input: $0) }
+        return try rawToken(header: #"{"alg":"ES256","kid":"\#(kid)"}"#, claims: claims.serialized()) {
+            try key.sign(.ES256, input: $0)
+        }
     }
 
     @Test func cachesPerMaxAge() throws {
@@ -78,7 +83,7 @@ import Testing
         defer { server.stop() }
         let v = try verifier(server)
         #expect(outcome { try v.verify(try token(Self.keyA)) } == .ok)
-        script.set { $0.body = Self.jwks([Self.keyB]) }     // the IdP rotates to B
+        script.set { $0.body = Self.jwks([Self.keyB]) }  // the IdP rotates to B
         clock.advance(31)
         #expect(outcome { try v.verify(try token(Self.keyB)) } == .ok)
         #expect(server.requests == 2)
@@ -110,7 +115,7 @@ import Testing
         let t = try token(Self.keyA)
         #expect(outcome { try v.verify(t) } == .jwksUnavailable)
         #expect(outcome { try v.verify(t) } == .jwksUnavailable)
-        #expect(server.requests == 1)   // failing fast inside the cooldown
+        #expect(server.requests == 1)  // failing fast inside the cooldown
         script.set { $0.status = 200 }
         clock.advance(31)
         #expect(outcome { try v.verify(t) } == .ok)
@@ -125,13 +130,16 @@ import Testing
         #expect(outcome { try v.verify(t) } == .ok)
         script.set { $0.status = 500 }
         clock.advance(61)
-        #expect(outcome { try v.verify(t) } == .ok)     // stale but last good
+        #expect(outcome { try v.verify(t) } == .ok)  // stale but last good
         #expect(server.requests == 2)
         #expect(outcome { try v.verify(t) } == .ok)
-        #expect(server.requests == 2)                   // no hammering within the cooldown
-        script.set { $0.body = Array("{ not json".utf8); $0.status = 200 }
+        #expect(server.requests == 2)  // no hammering within the cooldown
+        script.set {
+            $0.body = Array("{ not json".utf8)
+            $0.status = 200
+        }
         clock.advance(31)
-        #expect(outcome { try v.verify(t) } == .ok)     // a garbage answer does not replace the good set
+        #expect(outcome { try v.verify(t) } == .ok)  // a garbage answer does not replace the good set
         #expect(server.requests == 3)
     }
 
@@ -160,8 +168,14 @@ import Testing
         for (status, body) in [(200, "{\"keys\":[]}"), (200, "[]"), (404, "{}"), (302, "")] {
             let (server, script) = try serve([Self.keyA])
             defer { server.stop() }
-            script.set { $0.status = status; $0.body = Array(body.utf8) }
-            #expect(outcome { try verifier(server).verify(try token(Self.keyA)) } == .jwksUnavailable, "\(status) \(body)")
+            script.set {
+                $0.status = status
+                $0.body = Array(body.utf8)
+            }
+            #expect(
+                outcome { try verifier(server).verify(try token(Self.keyA)) } == .jwksUnavailable,
+                "\(status) \(body)"
+            )
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import FastMCPAuth
 
 /// RFC 7662 introspection and WorkOS userinfo against a real local HTTP server.
@@ -30,35 +31,76 @@ import Testing
     @Test func introspection() throws {
         let server = try Self.introspectionServer()
         defer { server.stop() }
-        let auth = try AuthFacade(json: ["provider": "introspection", "base_url": "http://127.0.0.1:8000",
-                                         "introspection_url": .string(server.baseURL + "/introspect"), "client_id": "rs-client",
-                                         "client_secret": "s=cret", "required_scopes": ["read"], "authorization_servers": ["https://as.example"]],
-                                  clock: clock.function)
-        guard case .authenticated(let access) = auth.authenticate(authorization: "Bearer good-token") else { Issue.record("refused"); return }
-        #expect(access.clientID == "c1" && access.subject == "u1" && access.scopes == ["read", "write"] && access.expiresAt == 1_800_000_100)
+        let auth = try AuthFacade(
+            json: [
+                "provider": "introspection", "base_url": "http://127.0.0.1:8000",
+                "introspection_url": .string(server.baseURL + "/introspect"), "client_id": "rs-client",
+                "client_secret": "s=cret", "required_scopes": ["read"], "authorization_servers": ["https://as.example"],
+            ],
+            clock: clock.function
+        )
+        guard case .authenticated(let access) = auth.authenticate(authorization: "Bearer good-token") else {
+            Issue.record("refused")
+            return
+        }
+        #expect(
+            access.clientID == "c1" && access.subject == "u1" && access.scopes == ["read", "write"]
+                && access.expiresAt == 1_800_000_100
+        )
         _ = auth.authenticate(authorization: "Bearer good-token")
-        #expect(server.requests == 1)                              // cached
-        guard case .challenge(let scoped) = auth.authenticate(authorization: "Bearer good-token", requiredScopes: ["admin"]) else { Issue.record("accepted"); return }
+        #expect(server.requests == 1)  // cached
+        guard
+            case .challenge(let scoped) = auth.authenticate(
+                authorization: "Bearer good-token",
+                requiredScopes: ["admin"]
+            )
+        else {
+            Issue.record("accepted")
+            return
+        }
         #expect(scoped.status == 403)
-        guard case .challenge(let inactive) = auth.authenticate(authorization: "Bearer other") else { Issue.record("accepted"); return }
+        guard case .challenge(let inactive) = auth.authenticate(authorization: "Bearer other") else {
+            Issue.record("accepted")
+            return
+        }
         #expect(inactive.status == 401 && inactive.headers["WWW-Authenticate"]!.contains("invalid_token"))
         _ = auth.authenticate(authorization: "Bearer other")
-        #expect(server.requests == 2)                              // a refused token is remembered briefly too
+        #expect(server.requests == 2)  // a refused token is remembered briefly too
         clock.advance(101)
-        guard case .challenge(let expired) = auth.authenticate(authorization: "Bearer good-token") else { Issue.record("accepted after exp"); return }
-        #expect(expired.status == 401)                              // the cache never outlives exp
-        let wrongSecret = try AuthFacade(json: ["provider": "introspection", "base_url": "http://127.0.0.1:8000",
-                                                "introspection_url": .string(server.baseURL + "/introspect"), "client_id": "rs-client",
-                                                "client_secret": "nope"], clock: clock.function)
-        guard case .challenge(let unavailable) = wrongSecret.authenticate(authorization: "Bearer good-token") else { Issue.record("accepted"); return }
+        guard case .challenge(let expired) = auth.authenticate(authorization: "Bearer good-token") else {
+            Issue.record("accepted after exp")
+            return
+        }
+        #expect(expired.status == 401)  // the cache never outlives exp
+        let wrongSecret = try AuthFacade(
+            json: [
+                "provider": "introspection", "base_url": "http://127.0.0.1:8000",
+                "introspection_url": .string(server.baseURL + "/introspect"), "client_id": "rs-client",
+                "client_secret": "nope",
+            ],
+            clock: clock.function
+        )
+        guard case .challenge(let unavailable) = wrongSecret.authenticate(authorization: "Bearer good-token") else {
+            Issue.record("accepted")
+            return
+        }
         #expect(unavailable.status == 401)
-        #expect(outcome { try AuthFacade(json: ["provider": "introspection", "base_url": "http://x", "introspection_url": "http://example.com/i",
-                                                "client_id": "a", "client_secret": "b"]) } == .invalidConfig)   // http only on loopback
+        #expect(
+            outcome {
+                try AuthFacade(json: [
+                    "provider": "introspection", "base_url": "http://x", "introspection_url": "http://example.com/i",
+                    "client_id": "a", "client_secret": "b",
+                ])
+            } == .invalidConfig
+        )  // http only on loopback
     }
 
     @Test func workOSUserinfo() throws {
-        let token = try JWT.sign(claims: ["sub": "user_1", "scope": "openid profile", "exp": 1_800_000_300],
-                                 key: JSONWebKey.generate(.RS256), algorithm: .RS256)
+        let token = try JWT.sign(
+            claims: ["sub": "user_1", "scope": "openid profile", "exp": 1_800_000_300],
+            key: JSONWebKey.generate(.RS256),
+            algorithm: .RS256
+        )
         let server = try LocalHTTPServer(requestHandler: { request in
             guard request.path == "/oauth2/userinfo", request.headers["authorization"] == "Bearer " + token else {
                 return LocalHTTPServer.Response(status: 401)
@@ -66,17 +108,39 @@ import Testing
             return LocalHTTPServer.Response(body: Array(#"{"sub":"user_1","email":"u@example.com"}"#.utf8))
         })
         defer { server.stop() }
-        let auth = try AuthFacade(json: ["provider": "workos-userinfo", "authkit_domain": .string(server.baseURL), "base_url": "http://127.0.0.1:8000",
-                                         "required_scopes": ["openid"]], clock: clock.function)
-        guard case .authenticated(let access) = auth.authenticate(authorization: "Bearer " + token) else { Issue.record("refused"); return }
-        #expect(access.subject == "user_1" && access.claims["email"] == "u@example.com" && access.scopes == ["openid", "profile"])
+        let auth = try AuthFacade(
+            json: [
+                "provider": "workos-userinfo", "authkit_domain": .string(server.baseURL),
+                "base_url": "http://127.0.0.1:8000",
+                "required_scopes": ["openid"],
+            ],
+            clock: clock.function
+        )
+        guard case .authenticated(let access) = auth.authenticate(authorization: "Bearer " + token) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(
+            access.subject == "user_1" && access.claims["email"] == "u@example.com"
+                && access.scopes == ["openid", "profile"]
+        )
         #expect(access.expiresAt == 1_800_000_300)
-        guard case .challenge(let scoped) = auth.authenticate(authorization: "Bearer " + token, requiredScopes: ["admin"]) else { Issue.record("accepted"); return }
+        guard
+            case .challenge(let scoped) = auth.authenticate(authorization: "Bearer " + token, requiredScopes: ["admin"])
+        else {
+            Issue.record("accepted")
+            return
+        }
         #expect(scoped.status == 403)
-        guard case .challenge(let refused) = auth.authenticate(authorization: "Bearer forged") else { Issue.record("accepted"); return }
+        guard case .challenge(let refused) = auth.authenticate(authorization: "Bearer forged") else {
+            Issue.record("accepted")
+            return
+        }
         #expect(refused.status == 401)
         #expect(server.requests == 2)
-        let metadata = try #require(auth.handle(AuthRequest(method: "GET", target: "/.well-known/oauth-protected-resource/mcp")))
+        let metadata = try #require(
+            auth.handle(AuthRequest(method: "GET", target: "/.well-known/oauth-protected-resource/mcp"))
+        )
         #expect(try JSONValue.parse(metadata.body)["authorization_servers"] == .array([.string(server.baseURL)]))
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import FastMCPAuth
 
 /// The store's contract, run against each backend: memory, SQLite, and a real redis-server.
@@ -21,9 +22,16 @@ import Testing
             directory = NSTemporaryDirectory() + "fma-store-" + UUID().uuidString
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             switch backend {
-            case .memory: redis = nil; url = "memory://"
-            case .sqlite: redis = nil; url = "sqlite:///" + directory + "/store.db"
-            case .redis: let server = try RedisServer(); redis = server; url = server.url
+            case .memory:
+                redis = nil
+                url = "memory://"
+            case .sqlite:
+                redis = nil
+                url = "sqlite:///" + directory + "/store.db"
+            case .redis:
+                let server = try RedisServer()
+                redis = server
+                url = server.url
             }
         }
 
@@ -35,7 +43,9 @@ import Testing
 
         /// The backend under the store, to see exactly what is stored.
         func rawBackend() throws -> StoreBackend {
-            if url.hasPrefix("redis://") { return RedisBackend(endpoint: try RedisBackend.endpoint(from: url), timeout: 2) }
+            if url.hasPrefix("redis://") {
+                return RedisBackend(endpoint: try RedisBackend.endpoint(from: url), timeout: 2)
+            }
             return try SQLiteBackend(path: String(url.dropFirst("sqlite:///".count)), busyTimeoutMilliseconds: 2000)
         }
 
@@ -56,7 +66,11 @@ import Testing
         #expect(try store.keys("c") == ["k", "other"])
         #expect(try store.ttl("c", "k") == .never)
         #expect(try store.ttl("c", "missing") == .missing)
-        if case .seconds(let left) = try store.ttl("c", "other") { #expect(left > 59 && left <= 60) } else { Issue.record("no ttl") }
+        if case .seconds(let left) = try store.ttl("c", "other") {
+            #expect(left > 59 && left <= 60)
+        } else {
+            Issue.record("no ttl")
+        }
         #expect(try store.delete("c", "k"))
         #expect(try !store.delete("c", "k"))
         #expect(try store.deleteCollection("c") == 1)
@@ -79,7 +93,7 @@ import Testing
         #expect(try store.keys("c").isEmpty)
         #expect(try store.ttl("c", "k") == .missing)
         #expect(try store.take("c", "k") == nil)
-        #expect(try store.putIfAbsent("c", "k", ["v": 2], ttl: 10))   // an expired entry is absent
+        #expect(try store.putIfAbsent("c", "k", ["v": 2], ttl: 10))  // an expired entry is absent
         #expect(try store.get("c", "k") == ["v": 2])
     }
 
@@ -110,12 +124,18 @@ import Testing
         let fixture = try Fixture(backend)
         let store = try fixture.store { $0.encryptionKeys = [try! Fernet.generateKey()] }
         for index in 0..<40 { try store.put("codes", "code\(index)", ["n": .int(Int64(index))]) }
-        let taken = Mutex([Int64]()), winners = Mutex(0), failures = Mutex(0)
+        let taken = Mutex([Int64]())
+        let winners = Mutex(0)
+        let failures = Mutex(0)
         DispatchQueue.concurrentPerform(iterations: 8) { thread in
             for index in 0..<40 {
                 do {
-                    if let value = try store.take("codes", "code\(index)") { taken.withLock { $0.append(value["n"]!.numberValue.map { Int64($0) }!) } }
-                    if try store.putIfAbsent("race", "key\(index)", ["thread": .int(Int64(thread))]) { winners.withLock { $0 += 1 } }
+                    if let value = try store.take("codes", "code\(index)") {
+                        taken.withLock { $0.append(value["n"]!.numberValue.map { Int64($0) }!) }
+                    }
+                    if try store.putIfAbsent("race", "key\(index)", ["thread": .int(Int64(thread))]) {
+                        winners.withLock { $0 += 1 }
+                    }
                 } catch { failures.withLock { $0 += 1 } }
             }
         }
@@ -127,35 +147,74 @@ import Testing
     @Test(arguments: Backend.allCases)
     func encryptionAtRestAndItsFailures(backend: Backend) throws {
         let fixture = try Fixture(backend)
-        let key = try Fernet.generateKey(), otherKey = try Fernet.generateKey()
+        let key = try Fernet.generateKey()
+        let otherKey = try Fernet.generateKey()
         let sealed = try fixture.store { $0.encryptionKeys = [key] }
         try sealed.put("tokens", "t", ["access_token": "secret-upstream-token"])
         #expect(try sealed.get("tokens", "t") == ["access_token": "secret-upstream-token"])
         // What is stored is only the envelope (memory stores are per handle, so not for memory).
         if backend != .memory {
-            #expect(outcome { try fixture.store().get("tokens", "t") } == .undecryptableValue)   // a store without keys
+            #expect(outcome { try fixture.store().get("tokens", "t") } == .undecryptableValue)  // a store without keys
             let raw = try #require(try fixture.rawBackend().get("tokens", "t", now: fixture.clock.now)).value
             #expect(raw["__encryption_version__"] == 1)
             #expect(raw["__encrypted_data__"]?.stringValue?.contains("secret") == false)
             #expect(raw.count == 2)
             // Wrong key: undecryptable (error by default, or a miss).
-            #expect(outcome { try fixture.store { $0.encryptionKeys = [otherKey] }.get("tokens", "t") } == .undecryptableValue)
-            #expect(try fixture.store { $0.encryptionKeys = [otherKey]; $0.onUndecryptable = .miss }.get("tokens", "t") == nil)
+            #expect(
+                outcome { try fixture.store { $0.encryptionKeys = [otherKey] }.get("tokens", "t") }
+                    == .undecryptableValue
+            )
+            #expect(
+                try fixture.store {
+                    $0.encryptionKeys = [otherKey]
+                    $0.onUndecryptable = .miss
+                }.get("tokens", "t") == nil
+            )
             // Rotation: new key first, old key still decrypts.
-            #expect(try fixture.store { $0.encryptionKeys = [otherKey, key] }.get("tokens", "t") == ["access_token": "secret-upstream-token"])
+            #expect(
+                try fixture.store { $0.encryptionKeys = [otherKey, key] }.get("tokens", "t") == [
+                    "access_token": "secret-upstream-token"
+                ]
+            )
             // A plaintext entry under an encrypting store.
             try fixture.store().put("tokens", "plain", ["access_token": "x"])
             #expect(outcome { try sealed.get("tokens", "plain") } == .plaintextValue)
-            #expect(try fixture.store { $0.encryptionKeys = [key]; $0.onPlaintext = .miss }.get("tokens", "plain") == nil)
+            #expect(
+                try fixture.store {
+                    $0.encryptionKeys = [key]
+                    $0.onPlaintext = .miss
+                }.get("tokens", "plain") == nil
+            )
             // A damaged envelope.
-            try fixture.store().put("tokens", "bad", ["__encrypted_data__": "!!not base64!!", "__encryption_version__": 1])
+            try fixture.store().put(
+                "tokens",
+                "bad",
+                ["__encrypted_data__": "!!not base64!!", "__encryption_version__": 1]
+            )
             #expect(outcome { try sealed.get("tokens", "bad") } == .corruptedValue)
             try fixture.store().put("tokens", "bad2", ["__encrypted_data__": 7, "__encryption_version__": 1])
             #expect(outcome { try sealed.get("tokens", "bad2") } == .corruptedValue)
         }
-        let small = try fixture.store { $0.encryptionKeys = [key]; $0.maxValueBytes = 256 }
-        #expect(outcome { try small.put("tokens", "big", ["blob": .string(String(repeating: "x", count: 300))]) } == .tooLarge)
-        #expect(outcome { try Store(url: "memory://", options: { var o = Store.Options(); o.encryptionKeys = ["nope"]; return o }()) } == .invalidConfig)
+        let small = try fixture.store {
+            $0.encryptionKeys = [key]
+            $0.maxValueBytes = 256
+        }
+        #expect(
+            outcome { try small.put("tokens", "big", ["blob": .string(String(repeating: "x", count: 300))]) }
+                == .tooLarge
+        )
+        #expect(
+            outcome {
+                try Store(
+                    url: "memory://",
+                    options: {
+                        var o = Store.Options()
+                        o.encryptionKeys = ["nope"]
+                        return o
+                    }()
+                )
+            } == .invalidConfig
+        )
     }
 
     @Test func memoryIsBoundedPerCollection() throws {
@@ -165,13 +224,13 @@ import Testing
         let store = try Store(url: "memory://", options: options, clock: clock.function)
         try store.put("c", "short", ["n": 0], ttl: 5)
         for index in 1...3 { try store.put("c", "k\(index)", ["n": .int(Int64(index))]) }
-        #expect(try store.keys("c") == ["k1", "k2", "k3"])           // the oldest went first
+        #expect(try store.keys("c") == ["k1", "k2", "k3"])  // the oldest went first
         clock.advance(10)
         try store.put("c", "k4", ["n": 4])
         #expect(try store.keys("c") == ["k2", "k3", "k4"])
-        try store.put("other", "x", ["n": 9])                         // another collection has its own bound
+        try store.put("other", "x", ["n": 9])  // another collection has its own bound
         #expect(try store.keys("c").count == 3 && store.keys("other") == ["x"])
-        try store.put("c", "k4", ["n": 44])                            // overwriting never evicts
+        try store.put("c", "k4", ["n": 44])  // overwriting never evicts
         #expect(try store.keys("c") == ["k2", "k3", "k4"])
     }
 
@@ -181,9 +240,9 @@ import Testing
         for index in 0..<300 { try store.put("c", "k\(index)", ["n": .int(Int64(index))], ttl: 1) }
         try store.put("c", "keep", ["n": -1])
         fixture.clock.advance(2)
-        for index in 0..<300 { try store.put("d", "k\(index)", ["n": 1]) }   // passes a purge point
+        for index in 0..<300 { try store.put("d", "k\(index)", ["n": 1]) }  // passes a purge point
         let raw = try fixture.rawBackend()
-        #expect(try raw.keys("c", now: 0) == ["keep"])                   // even at time 0: the expired rows are gone
+        #expect(try raw.keys("c", now: 0) == ["keep"])  // even at time 0: the expired rows are gone
         #expect(try fixture.store().get("c", "keep") == ["n": -1])
     }
 
@@ -194,10 +253,14 @@ import Testing
     }
 
     @Test func redisURLParts() throws {
-        #expect(try RedisBackend.endpoint(from: "redis://:p%40ss@10.0.0.1:6380/3") ==
-                RedisBackend.Endpoint(host: "10.0.0.1", port: 6380, database: 3, username: nil, password: "p@ss"))
-        #expect(try RedisBackend.endpoint(from: "redis://user:pw@localhost") ==
-                RedisBackend.Endpoint(host: "localhost", port: 6379, database: 0, username: "user", password: "pw"))
+        #expect(
+            try RedisBackend.endpoint(from: "redis://:p%40ss@10.0.0.1:6380/3")
+                == RedisBackend.Endpoint(host: "10.0.0.1", port: 6380, database: 3, username: nil, password: "p@ss")
+        )
+        #expect(
+            try RedisBackend.endpoint(from: "redis://user:pw@localhost")
+                == RedisBackend.Endpoint(host: "localhost", port: 6379, database: 0, username: "user", password: "pw")
+        )
         #expect(try RedisBackend.endpoint(from: "redis://[::1]:7000/1").host == "::1")
     }
 
@@ -208,7 +271,10 @@ import Testing
         try store.put("mcp-oauth-transactions", "txn1", ["client_id": "abc", "n": 1.5], ttl: 900)
         let raw = try RedisBackend(endpoint: RedisBackend.endpoint(from: fixture.url), timeout: 2)
         let entry = try #require(try raw.get("mcp-oauth-transactions", "txn1", now: 1_800_000_000))
-        #expect(entry.raw == #"{"collection": "mcp-oauth-transactions", "created_at": "2027-01-15T08:00:00.250000+00:00", "expires_at": "2027-01-15T08:15:00.250000+00:00", "key": "txn1", "value": {"client_id": "abc", "n": 1.5}, "version": 1}"#)
+        #expect(
+            entry.raw
+                == #"{"collection": "mcp-oauth-transactions", "created_at": "2027-01-15T08:00:00.250000+00:00", "expires_at": "2027-01-15T08:15:00.250000+00:00", "key": "txn1", "value": {"client_id": "abc", "n": 1.5}, "version": 1}"#
+        )
     }
 
     @Test func redisServerDownAndBack() throws {
@@ -219,7 +285,7 @@ import Testing
         #expect(outcome { try store.get("c", "k") } == .storeUnavailable)
         #expect(outcome { try store.put("c", "k2", ["v": 2]) } == .storeUnavailable)
         try fixture.redis!.start()
-        #expect(try store.get("c", "k") == ["v": 1])    // reconnected; the append-only file kept the data
+        #expect(try store.get("c", "k") == ["v": 1])  // reconnected; the append-only file kept the data
         try store.put("c", "k2", ["v": 2])
         #expect(try store.keys("c") == ["k", "k2"])
     }

@@ -1,11 +1,13 @@
 import Foundation
 import Synchronization
+
 @testable import FastMCPAuth
 
 /// ../shared/vectors beside the repository (or FASTMCPAUTH_VECTORS).
 let vectorsDirectory: String = {
     if let explicit = ProcessInfo.processInfo.environment["FASTMCPAUTH_VECTORS"] { return explicit }
-    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     return repo.deletingLastPathComponent().appendingPathComponent("shared/vectors").path
 }()
 
@@ -46,7 +48,6 @@ func rawToken(header: String, claims: String, sign: ([UInt8]) throws -> [UInt8])
     let input = Base64URL.encode(header) + "." + Base64URL.encode(claims)
     return input + "." + Base64URL.encode(try sign(Array(input.utf8)))
 }
-
 
 /// The status a verification ends with (.ok when it succeeds).
 func outcome(_ body: () throws -> Any) -> ErrorCode {

@@ -2,29 +2,42 @@ import COpenSSL
 import Foundation
 import Synchronization
 import Testing
+
 @testable import FastMCPAuth
 
 @Suite struct VerifierConfigTests {
     @Test func exactlyOneKeySource() {
         #expect(outcome { try JWTVerifier(json: [:]) } == .invalidConfig)
-        #expect(outcome { try JWTVerifier(json: ["jwks_uri": "https://a.example/j", "jwks": ["keys": []]]) } == .invalidConfig)
+        #expect(
+            outcome { try JWTVerifier(json: ["jwks_uri": "https://a.example/j", "jwks": ["keys": []]]) }
+                == .invalidConfig
+        )
         #expect(outcome { try JWTVerifier(json: "not an object") } == .invalidConfig)
     }
 
     @Test func algorithmSelection() throws {
         let uri: JSONValue = "https://idp.example/jwks"
-        #expect(try JWTVerifier(json: ["jwks_uri": uri]).config.algorithms == [.RS256])       // FastMCP's default
+        #expect(try JWTVerifier(json: ["jwks_uri": uri]).config.algorithms == [.RS256])  // FastMCP's default
         #expect(try JWTVerifier(json: ["jwks_uri": uri, "algorithm": "ES256"]).config.algorithms == [.ES256])
-        #expect(try JWTVerifier(json: ["jwks_uri": uri, "algorithms": "ES256, PS256"]).config.algorithms == [.ES256, .PS256])
+        #expect(
+            try JWTVerifier(json: ["jwks_uri": uri, "algorithms": "ES256, PS256"]).config.algorithms == [
+                .ES256, .PS256,
+            ]
+        )
         #expect(try JWTVerifier(json: ["jwks_uri": uri, "algorithms": #"["EdDSA"]"#]).config.algorithms == [.EdDSA])
-        #expect(outcome { try JWTVerifier(json: ["jwks_uri": uri, "algorithm": "ES256", "algorithms": ["ES256"]]) } == .invalidConfig)
+        #expect(
+            outcome { try JWTVerifier(json: ["jwks_uri": uri, "algorithm": "ES256", "algorithms": ["ES256"]]) }
+                == .invalidConfig
+        )
         #expect(outcome { try JWTVerifier(json: ["jwks_uri": uri, "algorithms": ["none"]]) } == .invalidConfig)
         #expect(outcome { try JWTVerifier(json: ["jwks_uri": uri, "algorithms": []]) } == .invalidConfig)
     }
 
     @Test func badValuesNameTheirKey() {
-        let cases: [(String, JSONValue)] = [("leeway", -1), ("leeway", "soon"), ("cache_size", -5), ("max_token_bytes", .double(1.5)),
-                                            ("issuer", 7), ("required_scopes", ["a", 1]), ("require_exp", "yes"), ("spelled_wrong", 1)]
+        let cases: [(String, JSONValue)] = [
+            ("leeway", -1), ("leeway", "soon"), ("cache_size", -5), ("max_token_bytes", .double(1.5)),
+            ("issuer", 7), ("required_scopes", ["a", 1]), ("require_exp", "yes"), ("spelled_wrong", 1),
+        ]
         for (key, value) in cases {
             do {
                 _ = try JWTVerifier(json: .object(["jwks_uri": "https://idp.example/jwks", key: value]))
@@ -52,8 +65,14 @@ import Testing
         }
         // FastMCP passes an HS secret as public_key.
         let secret = String(repeating: "s", count: 64)
-        let hsToken = try JWT.sign(claims: ["sub": "b", "exp": 4_000_000_000], key: try JSONWebKey(sharedSecret: Array(secret.utf8)), algorithm: .HS512)
-        #expect(try JWTVerifier(json: ["public_key": .string(secret), "algorithm": "HS512"]).verify(hsToken).subject == "b")
+        let hsToken = try JWT.sign(
+            claims: ["sub": "b", "exp": 4_000_000_000],
+            key: try JSONWebKey(sharedSecret: Array(secret.utf8)),
+            algorithm: .HS512
+        )
+        #expect(
+            try JWTVerifier(json: ["public_key": .string(secret), "algorithm": "HS512"]).verify(hsToken).subject == "b"
+        )
     }
 }
 
@@ -78,14 +97,18 @@ import Testing
         let token = try JWT.sign(claims: ["sub": "p", "exp": 4_000_000_000], key: Self.rsa, algorithm: .RS256)
         let verifier = try JWTVerifier(json: ["public_key": .string(try rsaPublicPEM(Self.rsa))])
         #expect(try verifier.verify(token).subject == "p")
-        #expect(outcome { try JSONWebKey.parse(pem: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n") } == .invalidKey)
+        #expect(
+            outcome { try JSONWebKey.parse(pem: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n") }
+                == .invalidKey
+        )
         #expect(outcome { try JWTVerifier(json: ["public_key": "not a pem"]) } == .invalidConfig)
     }
 }
 
 /// PEM_write_bio_RSAPublicKey needs an RSA*; go through the EVP encoder for PKCS#1 instead.
 func PEM_write_bio_RSAPublicKey_fromEVP(_ bio: OpaquePointer, _ pkey: OpaquePointer) -> Int32 {
-    guard let encoder = OSSL_ENCODER_CTX_new_for_pkey(pkey, fma_evp_selection_public_key(), "PEM", "type-specific", nil) else { return 0 }
+    guard let encoder = OSSL_ENCODER_CTX_new_for_pkey(pkey, fma_evp_selection_public_key(), "PEM", "type-specific", nil)
+    else { return 0 }
     defer { OSSL_ENCODER_CTX_free(encoder) }
     return OSSL_ENCODER_to_bio(encoder, bio)
 }
@@ -104,12 +127,21 @@ func pem(_ key: JSONWebKey, _ write: (OpaquePointer, OpaquePointer) -> Int32) th
 
     @Test func servesWithinLifetimeAndNeverPastExp() throws {
         let clock = TestClock(1_800_000_000)
-        let verifier = try JWTVerifier(json: ["jwks": ["keys": [try Self.key.publicJWK()]], "algorithms": ["ES256"], "cache_size": 4, "cache_ttl": 60],
-                                       clock: clock.function)
-        let token = try JWT.sign(claims: ["sub": "a", "exp": .int(1_800_000_030), "scope": "read"], key: Self.key, algorithm: .ES256)
+        let verifier = try JWTVerifier(
+            json: [
+                "jwks": ["keys": [try Self.key.publicJWK()]], "algorithms": ["ES256"], "cache_size": 4, "cache_ttl": 60,
+            ],
+            clock: clock.function
+        )
+        let token = try JWT.sign(
+            claims: ["sub": "a", "exp": .int(1_800_000_030), "scope": "read"],
+            key: Self.key,
+            algorithm: .ES256
+        )
         #expect(try verifier.verify(token).subject == "a")
         #expect(try verifier.verify(token).subject == "a")
-        #expect(outcome { try verifier.verify(token, requiredScopes: ["write"]) } == .insufficientScope)   // per-call scopes still apply
+        // per-call scopes still apply
+        #expect(outcome { try verifier.verify(token, requiredScopes: ["write"]) } == .insufficientScope)
         clock.advance(30)
         #expect(outcome { try verifier.verify(token) } == .expired)
     }
@@ -125,7 +157,7 @@ func pem(_ key: JSONWebKey, _ write: (OpaquePointer, OpaquePointer) -> Int32) th
         for index in 0..<10 { cache.store([UInt8(index + 10)], token, now: 200, expiresBy: nil) }
         let live = (0..<10).filter { cache.lookup([UInt8($0 + 10)], now: 201) != nil }
         #expect(live.count == 3)
-        cache.store([3], token, now: 300, expiresBy: 250)   // already past exp: not stored
+        cache.store([3], token, now: 300, expiresBy: 250)  // already past exp: not stored
         #expect(cache.lookup([3], now: 300) == nil)
     }
 }
@@ -135,15 +167,21 @@ func pem(_ key: JSONWebKey, _ write: (OpaquePointer, OpaquePointer) -> Int32) th
     @Test(arguments: [0, 100])
     func eightThreadsOneVerifier(cacheSize: Int64) throws {
         let key = try JSONWebKey.generate(.PS256)
-        let verifier = try JWTVerifier(json: ["jwks": ["keys": [try key.publicJWK()]], "algorithms": ["PS256"], "cache_size": .int(cacheSize)])
-        let good = (0..<4).map { try! JWT.sign(claims: ["sub": .string("user\($0)"), "exp": 4_000_000_000], key: key, algorithm: .PS256) }
+        let verifier = try JWTVerifier(json: [
+            "jwks": ["keys": [try key.publicJWK()]], "algorithms": ["PS256"], "cache_size": .int(cacheSize),
+        ])
+        let good = (0..<4).map {
+            try! JWT.sign(claims: ["sub": .string("user\($0)"), "exp": 4_000_000_000], key: key, algorithm: .PS256)
+        }
         let expired = try JWT.sign(claims: ["sub": "old", "exp": 1_000], key: key, algorithm: .PS256)
         let wrong = Mutex(0)
         DispatchQueue.concurrentPerform(iterations: 8) { thread in
             for round in 0..<40 {
                 let index = (thread + round) % 4
                 if (try? verifier.verify(good[index]).subject) != "user\(index)" { wrong.withLock { $0 += 1 } }
-                if outcome({ try verifier.verify(good[index].dropLast(3) + "AAA") }) != .badSignature { wrong.withLock { $0 += 1 } }
+                if outcome({ try verifier.verify(good[index].dropLast(3) + "AAA") }) != .badSignature {
+                    wrong.withLock { $0 += 1 }
+                }
                 if outcome({ try verifier.verify(expired) }) != .expired { wrong.withLock { $0 += 1 } }
             }
         }

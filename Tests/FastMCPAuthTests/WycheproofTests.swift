@@ -1,4 +1,6 @@
+import Foundation
 import Testing
+
 @testable import FastMCPAuth
 
 /// Every Wycheproof file in ../shared/vectors/wycheproof through our JWS verify path, with JWS
@@ -58,19 +60,26 @@ import Testing
         }
         let key = group["publicKey"]!
         if let modulus = key["modulus"]?.stringValue, let exponent = key["publicExponent"]?.stringValue {
-            let n = Array(hexBytes(modulus).drop { $0 == 0 }), e = Array(hexBytes(exponent).drop { $0 == 0 })
-            return try JSONWebKey(jwk: ["kty": "RSA", "n": .string(Base64URL.encode(n)), "e": .string(Base64URL.encode(e))])
+            let n = Array(hexBytes(modulus).drop { $0 == 0 })
+            let e = Array(hexBytes(exponent).drop { $0 == 0 })
+            return try JSONWebKey(jwk: [
+                "kty": "RSA", "n": .string(Base64URL.encode(n)), "e": .string(Base64URL.encode(e)),
+            ])
         }
         let curve = key["curve"]!.stringValue!
-        let jwkCurve = ["secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521", "secp256k1": "secp256k1"][curve]!
+        let jwkCurve = ["secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521", "secp256k1": "secp256k1"][
+            curve
+        ]!
         let length = ECCurve(jwkName: jwkCurve)!.coordinateLength
         func coordinate(_ hex: String) -> [UInt8] {
             let bytes = Array(hexBytes(hex).drop { $0 == 0 })
             return [UInt8](repeating: 0, count: max(0, length - bytes.count)) + bytes
         }
-        return try JSONWebKey(jwk: ["kty": "EC", "crv": .string(jwkCurve),
-                                    "x": .string(Base64URL.encode(coordinate(key["wx"]!.stringValue!))),
-                                    "y": .string(Base64URL.encode(coordinate(key["wy"]!.stringValue!)))])
+        return try JSONWebKey(jwk: [
+            "kty": "EC", "crv": .string(jwkCurve),
+            "x": .string(Base64URL.encode(coordinate(key["wx"]!.stringValue!))),
+            "y": .string(Base64URL.encode(coordinate(key["wy"]!.stringValue!))),
+        ])
     }
 
     @Test(arguments: signatureFiles)
@@ -92,13 +101,20 @@ import Testing
             for test in group["tests"]!.arrayValue! {
                 let id = test["tcId"]!.numberValue!
                 let result = test["result"]!.stringValue!
-                let accepted = try key.verify(alg, input: hexBytes(test["msg"]!.stringValue!), signature: hexBytes(test["sig"]!.stringValue!))
+                let accepted = try key.verify(
+                    alg,
+                    input: hexBytes(test["msg"]!.stringValue!),
+                    signature: hexBytes(test["sig"]!.stringValue!)
+                )
                 tally.checked += 1
                 if saltZero {
                     // Here the one signature with the JWS salt length (the digest length) is the
                     // vector Wycheproof made by changing s_len to it; every other must fail.
                     let jwsForm = test["comment"]?.stringValue == "s_len changed to \(alg.digestLength)"
-                    #expect(accepted == jwsForm, "\(file) #\(id): only salt length \(alg.digestLength) verifies as \(alg.rawValue)")
+                    #expect(
+                        accepted == jwsForm,
+                        "\(file) #\(id): only salt length \(alg.digestLength) verifies as \(alg.rawValue)"
+                    )
                     if result == "valid" { tally.rejectedByJWSRule += 1 }
                 } else if result == "valid" {
                     #expect(accepted, "\(file) #\(id) (\(test["comment"]?.stringValue ?? "")) should verify")
@@ -117,14 +133,19 @@ import Testing
         let alg: JWSAlgorithm = file.contains("256") ? .HS256 : file.contains("384") ? .HS384 : .HS512
         var tally = Tally()
         for group in document["testGroups"]!.arrayValue! {
-            let keyBits = Int(group["keySize"]!.numberValue!), tagBits = Int(group["tagSize"]!.numberValue!)
+            let keyBits = Int(group["keySize"]!.numberValue!)
+            let tagBits = Int(group["tagSize"]!.numberValue!)
             for test in group["tests"]!.arrayValue! {
                 let id = test["tcId"]!.numberValue!
                 let key = try JSONWebKey(sharedSecret: hexBytes(test["key"]!.stringValue!))
-                let msg = hexBytes(test["msg"]!.stringValue!), tag = hexBytes(test["tag"]!.stringValue!)
+                let msg = hexBytes(test["msg"]!.stringValue!)
+                let tag = hexBytes(test["tag"]!.stringValue!)
                 tally.checked += 1
                 if keyBits < alg.digestLength * 8 {
-                    #expect(outcome { try key.verify(alg, input: msg, signature: tag) } == .weakKey, "\(file) #\(id): short key must be refused")
+                    #expect(
+                        outcome { try key.verify(alg, input: msg, signature: tag) } == .weakKey,
+                        "\(file) #\(id): short key must be refused"
+                    )
                     tally.rejectedByJWSRule += 1
                     continue
                 }
@@ -143,8 +164,6 @@ import Testing
         #expect(tally.rejectedByJWSRule < tally.checked)
     }
 }
-
-import Foundation
 
 enum FileManagerListing {
     static func jsonFiles(in directory: String) throws -> [String] {

@@ -16,8 +16,12 @@ public struct CurlHTTPClient: HTTPClient {
     }
 
     public func send(_ request: HTTPRequest) throws -> HTTPResponse {
-        guard let scheme = urlScheme(request.url), scheme == "http" || scheme == "https" else { throw HTTPClientError.invalidURL }
-        guard let handle = curl_easy_init() else { throw HTTPClientError.connectionFailed("cannot create a curl handle") }
+        guard let scheme = urlScheme(request.url), scheme == "http" || scheme == "https" else {
+            throw HTTPClientError.invalidURL
+        }
+        guard let handle = curl_easy_init() else {
+            throw HTTPClientError.connectionFailed("cannot create a curl handle")
+        }
         defer { curl_easy_cleanup(handle) }
         let transfer = Transfer(maxBytes: request.maxResponseBytes)
         let context = Unmanaged.passRetained(transfer)
@@ -34,7 +38,10 @@ public struct CurlHTTPClient: HTTPClient {
         _ = fma_curl_setopt_write_fn(handle, CURLOPT_WRITEFUNCTION) { data, size, count, user in
             let transfer = Unmanaged<Transfer>.fromOpaque(user!).takeUnretainedValue()
             let length = size * count
-            if transfer.body.count + length > transfer.maxBytes { transfer.overflow = true; return 0 }
+            if transfer.body.count + length > transfer.maxBytes {
+                transfer.overflow = true
+                return 0
+            }
             data!.withMemoryRebound(to: UInt8.self, capacity: length) {
                 transfer.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
             }
@@ -68,7 +75,9 @@ public struct CurlHTTPClient: HTTPClient {
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
         defer { curl_slist_free_all(headerList) }
         for header in request.headers { headerList = curl_slist_append(headerList, "\(header.name): \(header.value)") }
-        if headerList != nil { _ = fma_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)) }
+        if headerList != nil {
+            _ = fma_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList))
+        }
 
         let body = request.body
         if request.method == "POST" {
@@ -79,7 +88,11 @@ public struct CurlHTTPClient: HTTPClient {
         }
         let code: CURLcode = body.withUnsafeBytes { bytes in
             if request.method == "POST" {
-                _ = fma_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+                _ = fma_curl_setopt_pointer(
+                    handle,
+                    CURLOPT_POSTFIELDS,
+                    UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)
+                )
             }
             return curl_easy_perform(handle)
         }

@@ -29,8 +29,14 @@ public struct HTTPRequest: Sendable {
     /// an SSRF check approved; TLS still verifies the host name).
     public var pinnedAddress: String? = nil
 
-    public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
-                body: [UInt8] = [], timeout: Double = 10, maxResponseBytes: Int = 1 << 20) {
+    public init(
+        method: String = "GET",
+        url: String,
+        headers: [(name: String, value: String)] = [],
+        body: [UInt8] = [],
+        timeout: Double = 10,
+        maxResponseBytes: Int = 1 << 20
+    ) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -63,7 +69,8 @@ func isLoopbackURL(_ url: String) -> Bool {
 private func splitScheme(_ url: String) -> (scheme: Substring, rest: Substring)? {
     let chars = Array(url.utf8)
     guard chars.count >= 3 else { return nil }
-    for i in 0..<(chars.count - 2) where chars[i] == UInt8(ascii: ":") && chars[i + 1] == UInt8(ascii: "/") && chars[i + 2] == UInt8(ascii: "/") {
+    for i in 0..<(chars.count - 2)
+    where chars[i] == UInt8(ascii: ":") && chars[i + 1] == UInt8(ascii: "/") && chars[i + 2] == UInt8(ascii: "/") {
         let start = url.utf8.index(url.utf8.startIndex, offsetBy: i)
         let after = url.utf8.index(start, offsetBy: 3)
         return (url[..<start], url[after...])

@@ -27,7 +27,10 @@ public enum Base64 {
             if count > 0, chars[count - 1] == UInt8(ascii: "=") { count -= 1 }
             if count > 0, chars[count - 1] == UInt8(ascii: "=") { count -= 1 }
             let body = UnsafeBufferPointer(rebasing: chars[0..<count])
-            return Base64URL.decode(buffer: body, table: alphabet == .standard ? standardDecodeTable : Base64URL.decodeTable)
+            return Base64URL.decode(
+                buffer: body,
+                table: alphabet == .standard ? standardDecodeTable : Base64URL.decodeTable
+            )
         }
     }
 }

@@ -44,7 +44,9 @@ public enum Base64URL {
     /// Decodes strictly; returns nil for padding, characters outside the alphabet, an
     /// impossible length or non-zero trailing bits.
     public static func decode<Chars: Collection>(_ text: Chars) -> [UInt8]? where Chars.Element == UInt8 {
-        if let decoded = text.withContiguousStorageIfAvailable({ decode(buffer: $0, table: decodeTable) }) { return decoded }
+        if let decoded = text.withContiguousStorageIfAvailable({ decode(buffer: $0, table: decodeTable) }) {
+            return decoded
+        }
         return Array(text).withUnsafeBufferPointer { decode(buffer: $0, table: decodeTable) }
     }
 
@@ -59,7 +61,10 @@ public enum Base64URL {
                 var written = 0
                 for char in buffer {
                     let value = table[Int(char)]
-                    if value == 0xFF { valid = false; break }
+                    if value == 0xFF {
+                        valid = false
+                        break
+                    }
                     accumulator = accumulator << 6 | UInt32(value)
                     bits += 6
                     if bits >= 8 {

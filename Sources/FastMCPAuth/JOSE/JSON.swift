@@ -69,9 +69,11 @@ public enum JSONValue: Equatable, Sendable {
         case JSON_STRING:
             let length = json_string_length(node)
             let pointer = json_string_value(node)!
-            return .string(pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
-                String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
-            })
+            return .string(
+                pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
+                    String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+                }
+            )
         case JSON_INTEGER:
             return .int(Int64(json_integer_value(node)))
         case JSON_REAL:
@@ -87,10 +89,22 @@ public enum JSONValue: Equatable, Sendable {
 
     // MARK: - Accessors
 
-    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
-    public var objectValue: [String: JSONValue]? { if case .object(let o) = self { return o }; return nil }
-    public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
-    public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+    public var objectValue: [String: JSONValue]? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
+    public var arrayValue: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+    public var boolValue: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
 
     /// A JSON number as Double (integers included).
     public var numberValue: Double? {
@@ -147,7 +161,13 @@ public enum JSONValue: Equatable, Sendable {
         case .int(let i): out += String(i)
         case .double(let d):
             // Integral doubles keep their ".0" (as Python's repr) so a float stays a float.
-            if d.isFinite, d == d.rounded(), abs(d) < 1e16 { out += String(Int64(d)) + ".0" } else if d.isFinite { out += "\(d)" } else { out += "null" }
+            if d.isFinite, d == d.rounded(), abs(d) < 1e16 {
+                out += String(Int64(d)) + ".0"
+            } else if d.isFinite {
+                out += "\(d)"
+            } else {
+                out += "null"
+            }
         case .string(let s): JSONValue.writeString(s, into: &out, asciiOnly: style.asciiOnly)
         case .array(let items):
             out += "["

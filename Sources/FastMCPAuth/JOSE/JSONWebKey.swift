@@ -28,8 +28,16 @@ public final class JSONWebKey: @unchecked Sendable {
     /// The smallest RSA modulus accepted.
     public static let minimumRSABits = 2048
 
-    init(keyType: KeyType, pkey: OpaquePointer?, secret: [UInt8], isPrivate: Bool,
-         keyID: String?, algorithm: String?, use: String?, keyOperations: [String]?) {
+    init(
+        keyType: KeyType,
+        pkey: OpaquePointer?,
+        secret: [UInt8],
+        isPrivate: Bool,
+        keyID: String?,
+        algorithm: String?,
+        use: String?,
+        keyOperations: [String]?
+    ) {
         self.keyType = keyType
         self.pkey = pkey
         self.secret = secret
@@ -42,15 +50,23 @@ public final class JSONWebKey: @unchecked Sendable {
 
     deinit {
         OpenSSL.wipe(&secret)
-        verifyContexts.withLock { pools in pools.values.forEach { $0.forEach { EVP_PKEY_CTX_free($0) } } }
+        verifyContexts.withLock { pools in for context in pools.values.joined() { EVP_PKEY_CTX_free(context) } }
         if let pkey { EVP_PKEY_free(pkey) }
     }
 
     /// A shared secret (HS*), as FastMCP accepts it through `public_key`.
     public convenience init(sharedSecret: [UInt8], keyID: String? = nil, algorithm: String? = nil) throws {
         guard !sharedSecret.isEmpty else { throw AuthError(.invalidKey, "the shared secret is empty") }
-        self.init(keyType: .oct, pkey: nil, secret: sharedSecret, isPrivate: true,
-                  keyID: keyID, algorithm: algorithm, use: nil, keyOperations: nil)
+        self.init(
+            keyType: .oct,
+            pkey: nil,
+            secret: sharedSecret,
+            isPrivate: true,
+            keyID: keyID,
+            algorithm: algorithm,
+            use: nil,
+            keyOperations: nil
+        )
     }
 
     // MARK: - JWK import
@@ -65,7 +81,9 @@ public final class JSONWebKey: @unchecked Sendable {
         guard let object = jwk.objectValue else { throw AuthError(.invalidKey, "a JWK must be a JSON object") }
         func string(_ name: String) throws -> String? {
             guard let value = object[name] else { return nil }
-            guard let s = value.stringValue else { throw AuthError(.invalidKey, "JWK member \"\(name)\" must be a string") }
+            guard let s = value.stringValue else {
+                throw AuthError(.invalidKey, "JWK member \"\(name)\" must be a string")
+            }
             return s
         }
         func bytes(_ name: String) throws -> [UInt8]? {
@@ -93,13 +111,16 @@ public final class JSONWebKey: @unchecked Sendable {
 
         switch kty {
         case "RSA":
-            let n = try required("n"), e = try required("e")
+            let n = try required("n")
+            let e = try required("e")
             var parameters: [OpenSSL.Parameter] = [.bignum("n", n), .bignum("e", e)]
             let d = try bytes("d")
             if let d {
                 parameters.append(.bignum("d", d))
-                let crt = [("p", "rsa-factor1"), ("q", "rsa-factor2"), ("dp", "rsa-exponent1"),
-                           ("dq", "rsa-exponent2"), ("qi", "rsa-coefficient1")]
+                let crt = [
+                    ("p", "rsa-factor1"), ("q", "rsa-factor2"), ("dp", "rsa-exponent1"),
+                    ("dq", "rsa-exponent2"), ("qi", "rsa-coefficient1"),
+                ]
                 let values = try crt.map { try bytes($0.0) }
                 if values.allSatisfy({ $0 != nil }) {
                     for (index, value) in values.enumerated() { parameters.append(.bignum(crt[index].1, value!)) }
@@ -108,53 +129,96 @@ public final class JSONWebKey: @unchecked Sendable {
             guard let pkey = OpenSSL.keyFromParameters(type: "RSA", parameters: parameters, privateKey: d != nil) else {
                 throw AuthError(.invalidKey, "the RSA JWK is not a valid key")
             }
-            self.init(keyType: .rsa, pkey: pkey, secret: [], isPrivate: d != nil,
-                      keyID: keyID, algorithm: algorithm, use: use, keyOperations: keyOperations)
+            self.init(
+                keyType: .rsa,
+                pkey: pkey,
+                secret: [],
+                isPrivate: d != nil,
+                keyID: keyID,
+                algorithm: algorithm,
+                use: use,
+                keyOperations: keyOperations
+            )
             try checkStrength()
         case "EC":
             guard let crv = try string("crv"), let info = ECCurve(jwkName: crv) else {
                 throw AuthError(.invalidKey, "unsupported or missing EC curve")
             }
-            let x = try required("x"), y = try required("y")
+            let x = try required("x")
+            let y = try required("y")
             guard x.count == info.coordinateLength, y.count == info.coordinateLength else {
                 throw AuthError(.invalidKey, "EC coordinates must be exactly \(info.coordinateLength) bytes for \(crv)")
             }
             var parameters: [OpenSSL.Parameter] = [.utf8("group", info.opensslName), .octets("pub", [4] + x + y)]
             let d = try bytes("d")
             if let d {
-                guard d.count == info.coordinateLength else { throw AuthError(.invalidKey, "EC private scalar has the wrong length") }
+                guard d.count == info.coordinateLength else {
+                    throw AuthError(.invalidKey, "EC private scalar has the wrong length")
+                }
                 parameters.append(.bignum("priv", d))
             }
             guard let pkey = OpenSSL.keyFromParameters(type: "EC", parameters: parameters, privateKey: d != nil),
-                  OpenSSL.publicCheck(pkey) else {
+                OpenSSL.publicCheck(pkey)
+            else {
                 throw AuthError(.invalidKey, "the EC JWK is not a valid point on \(crv)")
             }
-            self.init(keyType: .ec(curve: crv), pkey: pkey, secret: [], isPrivate: d != nil,
-                      keyID: keyID, algorithm: algorithm, use: use, keyOperations: keyOperations)
+            self.init(
+                keyType: .ec(curve: crv),
+                pkey: pkey,
+                secret: [],
+                isPrivate: d != nil,
+                keyID: keyID,
+                algorithm: algorithm,
+                use: use,
+                keyOperations: keyOperations
+            )
         case "OKP":
             guard let crv = try string("crv"), let info = EdwardsCurve(jwkName: crv) else {
                 throw AuthError(.invalidKey, "unsupported or missing OKP curve (Ed25519 and Ed448 are supported)")
             }
             let x = try required("x")
-            guard x.count == info.keyLength else { throw AuthError(.invalidKey, "\(crv) public key must be \(info.keyLength) bytes") }
+            guard x.count == info.keyLength else {
+                throw AuthError(.invalidKey, "\(crv) public key must be \(info.keyLength) bytes")
+            }
             let pkey: OpaquePointer?
             let d = try bytes("d")
             if let d {
-                guard d.count == info.keyLength else { throw AuthError(.invalidKey, "\(crv) private key must be \(info.keyLength) bytes") }
+                guard d.count == info.keyLength else {
+                    throw AuthError(.invalidKey, "\(crv) private key must be \(info.keyLength) bytes")
+                }
                 pkey = EVP_PKEY_new_raw_private_key_ex(nil, OpenSSL.name(info.opensslName), nil, d, d.count)
             } else {
                 pkey = EVP_PKEY_new_raw_public_key_ex(nil, OpenSSL.name(info.opensslName), nil, x, x.count)
             }
-            guard let pkey else { OpenSSL.clearErrors(); throw AuthError(.invalidKey, "the \(crv) JWK is not a valid key") }
-            self.init(keyType: .okp(curve: crv), pkey: pkey, secret: [], isPrivate: d != nil,
-                      keyID: keyID, algorithm: algorithm, use: use, keyOperations: keyOperations)
+            guard let pkey else {
+                OpenSSL.clearErrors()
+                throw AuthError(.invalidKey, "the \(crv) JWK is not a valid key")
+            }
+            self.init(
+                keyType: .okp(curve: crv),
+                pkey: pkey,
+                secret: [],
+                isPrivate: d != nil,
+                keyID: keyID,
+                algorithm: algorithm,
+                use: use,
+                keyOperations: keyOperations
+            )
             if d != nil, publicKeyBytesOKP() != x {
                 throw AuthError(.invalidKey, "the \(crv) private key does not match its public key")
             }
         case "oct":
             let k = try required("k")
-            self.init(keyType: .oct, pkey: nil, secret: k, isPrivate: true,
-                      keyID: keyID, algorithm: algorithm, use: use, keyOperations: keyOperations)
+            self.init(
+                keyType: .oct,
+                pkey: nil,
+                secret: k,
+                isPrivate: true,
+                keyID: keyID,
+                algorithm: algorithm,
+                use: use,
+                keyOperations: keyOperations
+            )
         default:
             throw AuthError(.invalidKey, "unsupported key type (kty)")
         }
@@ -189,14 +253,27 @@ public final class JSONWebKey: @unchecked Sendable {
             }
             var decoded: OpaquePointer? = nil
             let selection = isPrivate ? fma_evp_selection_keypair() : fma_evp_selection_public_key()
-            guard let decoder = OSSL_DECODER_CTX_new_for_pkey(&decoded, OpenSSL.name("PEM"), nil, nil, selection, nil, nil) else {
+            guard
+                let decoder = OSSL_DECODER_CTX_new_for_pkey(
+                    &decoded,
+                    OpenSSL.name("PEM"),
+                    nil,
+                    nil,
+                    selection,
+                    nil,
+                    nil
+                )
+            else {
                 OpenSSL.clearErrors()
                 throw AuthError(.internalError, "cannot create a PEM decoder")
             }
             defer { OSSL_DECODER_CTX_free(decoder) }
             return OSSL_DECODER_from_bio(decoder, bio) == 1 ? decoded : nil
         }
-        guard let pkey else { OpenSSL.clearErrors(); throw AuthError(.invalidKey, "the PEM text is not a supported key") }
+        guard let pkey else {
+            OpenSSL.clearErrors()
+            throw AuthError(.invalidKey, "the PEM text is not a supported key")
+        }
         let keyType: KeyType
         switch EVP_PKEY_get_base_id(pkey) {
         case EVP_PKEY_RSA:
@@ -213,8 +290,16 @@ public final class JSONWebKey: @unchecked Sendable {
             EVP_PKEY_free(pkey)
             throw AuthError(.invalidKey, "unsupported PEM key type")
         }
-        let key = JSONWebKey(keyType: keyType, pkey: pkey, secret: [], isPrivate: isPrivate,
-                             keyID: keyID, algorithm: nil, use: nil, keyOperations: nil)
+        let key = JSONWebKey(
+            keyType: keyType,
+            pkey: pkey,
+            secret: [],
+            isPrivate: isPrivate,
+            keyID: keyID,
+            algorithm: nil,
+            use: nil,
+            keyOperations: nil
+        )
         try key.checkStrength()
         return key
     }
@@ -222,12 +307,20 @@ public final class JSONWebKey: @unchecked Sendable {
     // MARK: - Export
 
     /// Raw OKP key bytes through EVP_PKEY_get_raw_public_key or _private_key (size, then bytes).
-    private func rawKeyBytes(_ get: (OpaquePointer, UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<Int>) -> Int32) -> [UInt8]? {
+    private func rawKeyBytes(
+        _ get: (OpaquePointer, UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<Int>) -> Int32
+    ) -> [UInt8]? {
         guard let pkey else { return nil }
         var length = 0
-        guard get(pkey, nil, &length) == 1 else { OpenSSL.clearErrors(); return nil }
+        guard get(pkey, nil, &length) == 1 else {
+            OpenSSL.clearErrors()
+            return nil
+        }
         var out = [UInt8](repeating: 0, count: length)
-        guard get(pkey, &out, &length) == 1 else { OpenSSL.clearErrors(); return nil }
+        guard get(pkey, &out, &length) == 1 else {
+            OpenSSL.clearErrors()
+            return nil
+        }
         return out
     }
 
@@ -238,17 +331,22 @@ public final class JSONWebKey: @unchecked Sendable {
     private func publicMembers() throws -> [String: JSONValue] {
         switch keyType {
         case .rsa:
-            guard let pkey, let n = OpenSSL.bignumParameter(pkey, "n"), let e = OpenSSL.bignumParameter(pkey, "e") else {
+            guard let pkey, let n = OpenSSL.bignumParameter(pkey, "n"), let e = OpenSSL.bignumParameter(pkey, "e")
+            else {
                 throw AuthError(.internalError, "cannot export the RSA key")
             }
             return ["kty": "RSA", "n": .string(Base64URL.encode(n)), "e": .string(Base64URL.encode(e))]
         case .ec(let curve):
             let length = ECCurve(jwkName: curve)!.coordinateLength
             guard let pkey, let x = OpenSSL.bignumParameter(pkey, "qx", paddedTo: length),
-                  let y = OpenSSL.bignumParameter(pkey, "qy", paddedTo: length) else {
+                let y = OpenSSL.bignumParameter(pkey, "qy", paddedTo: length)
+            else {
                 throw AuthError(.internalError, "cannot export the EC key")
             }
-            return ["kty": "EC", "crv": .string(curve), "x": .string(Base64URL.encode(x)), "y": .string(Base64URL.encode(y))]
+            return [
+                "kty": "EC", "crv": .string(curve), "x": .string(Base64URL.encode(x)),
+                "y": .string(Base64URL.encode(y)),
+            ]
         case .okp(let curve):
             guard let x = publicKeyBytesOKP() else { throw AuthError(.internalError, "cannot export the OKP key") }
             return ["kty": "OKP", "crv": .string(curve), "x": .string(Base64URL.encode(x))]
@@ -290,14 +388,20 @@ public final class JSONWebKey: @unchecked Sendable {
         guard isPrivate else { return .object(members) }
         switch keyType {
         case .rsa:
-            let names = [("d", "d"), ("p", "rsa-factor1"), ("q", "rsa-factor2"), ("dp", "rsa-exponent1"),
-                         ("dq", "rsa-exponent2"), ("qi", "rsa-coefficient1")]
+            let names = [
+                ("d", "d"), ("p", "rsa-factor1"), ("q", "rsa-factor2"), ("dp", "rsa-exponent1"),
+                ("dq", "rsa-exponent2"), ("qi", "rsa-coefficient1"),
+            ]
             for (jwkName, paramName) in names {
-                if let pkey, let value = OpenSSL.bignumParameter(pkey, paramName) { members[jwkName] = .string(Base64URL.encode(value)) }
+                if let pkey, let value = OpenSSL.bignumParameter(pkey, paramName) {
+                    members[jwkName] = .string(Base64URL.encode(value))
+                }
             }
         case .ec(let curve):
             let length = ECCurve(jwkName: curve)!.coordinateLength
-            if let pkey, let d = OpenSSL.bignumParameter(pkey, "priv", paddedTo: length) { members["d"] = .string(Base64URL.encode(d)) }
+            if let pkey, let d = OpenSSL.bignumParameter(pkey, "priv", paddedTo: length) {
+                members["d"] = .string(Base64URL.encode(d))
+            }
         case .okp:
             if let d = privateKeyBytesOKP() { members["d"] = .string(Base64URL.encode(d)) }
         case .oct:
@@ -335,7 +439,10 @@ public final class JSONWebKey: @unchecked Sendable {
         guard let context else { return nil }
         let result = body(context)
         let kept = verifyContexts.withLock { pools -> Bool in
-            if pools[alg, default: []].count < 16 { pools[alg, default: []].append(context); return true }
+            if pools[alg, default: []].count < 16 {
+                pools[alg, default: []].append(context)
+                return true
+            }
             return false
         }
         if !kept { EVP_PKEY_CTX_free(context) }
@@ -409,8 +516,14 @@ struct EdwardsCurve {
 
     init?(jwkName: String) {
         switch jwkName {
-        case "Ed25519": self.opensslName = "ED25519"; self.keyLength = 32; self.signatureLength = 64
-        case "Ed448": self.opensslName = "ED448"; self.keyLength = 57; self.signatureLength = 114
+        case "Ed25519":
+            self.opensslName = "ED25519"
+            self.keyLength = 32
+            self.signatureLength = 64
+        case "Ed448":
+            self.opensslName = "ED448"
+            self.keyLength = 57
+            self.signatureLength = 114
         default: return nil
         }
     }

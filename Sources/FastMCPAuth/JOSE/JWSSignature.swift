@@ -23,13 +23,15 @@ extension JSONWebKey {
             return verifyDigest(alg, input: input, signature: signature)
         case .ecdsa:
             guard let curve = alg.curve, let info = ECCurve(jwkName: curve),
-                  let der = OpenSSL.derSignature(fromRawSignature: signature, coordinateLength: info.coordinateLength) else {
+                let der = OpenSSL.derSignature(fromRawSignature: signature, coordinateLength: info.coordinateLength)
+            else {
                 return false
             }
             return verifyDigest(alg, input: input, signature: der)
         case .eddsa:
             guard case .okp(let curve) = keyType, let info = EdwardsCurve(jwkName: curve),
-                  signature.count == info.signatureLength, let pkey else { return false }
+                signature.count == info.signatureLength, let pkey
+            else { return false }
             guard let md = EVP_MD_CTX_new() else { return false }
             defer { EVP_MD_CTX_free(md) }
             guard EVP_DigestVerifyInit_ex(md, nil, nil, nil, nil, pkey, nil) == 1 else { return false }
@@ -50,7 +52,10 @@ extension JSONWebKey {
         guard fits(alg) else { throw AuthError(.keyTypeMismatch, "the key type does not fit \(alg.rawValue)") }
         guard isPrivate else { throw AuthError(.invalidKey, "signing needs a private key") }
         guard permits(alg, operation: "sign") else {
-            throw AuthError(.keyTypeMismatch, "the key's alg, use or key_ops do not permit signing with \(alg.rawValue)")
+            throw AuthError(
+                .keyTypeMismatch,
+                "the key's alg, use or key_ops do not permit signing with \(alg.rawValue)"
+            )
         }
         defer { OpenSSL.clearErrors() }
         switch alg.family {
@@ -79,22 +84,30 @@ extension JSONWebKey {
             signature.removeLast(signature.count - length)
             if alg.family == .ecdsa {
                 let info = ECCurve(jwkName: alg.curve!)!
-                guard let raw = OpenSSL.rawSignature(fromDERSignature: signature, coordinateLength: info.coordinateLength) else {
+                guard
+                    let raw = OpenSSL.rawSignature(fromDERSignature: signature, coordinateLength: info.coordinateLength)
+                else {
                     throw AuthError(.internalError, "cannot convert the ECDSA signature")
                 }
                 return raw
             }
             return signature
         case .eddsa:
-            guard let pkey, let md = EVP_MD_CTX_new() else { throw AuthError(.internalError, "cannot create a signing context") }
+            guard let pkey, let md = EVP_MD_CTX_new() else {
+                throw AuthError(.internalError, "cannot create a signing context")
+            }
             defer { EVP_MD_CTX_free(md) }
             guard EVP_DigestSignInit_ex(md, nil, nil, nil, nil, pkey, nil) == 1 else {
                 throw AuthError(.internalError, "cannot initialise signing")
             }
             var length = 0
-            guard EVP_DigestSign(md, nil, &length, input, input.count) == 1 else { throw AuthError(.internalError, "signing failed") }
+            guard EVP_DigestSign(md, nil, &length, input, input.count) == 1 else {
+                throw AuthError(.internalError, "signing failed")
+            }
             var signature = [UInt8](repeating: 0, count: length)
-            guard EVP_DigestSign(md, &signature, &length, input, input.count) == 1 else { throw AuthError(.internalError, "signing failed") }
+            guard EVP_DigestSign(md, &signature, &length, input, input.count) == 1 else {
+                throw AuthError(.internalError, "signing failed")
+            }
             return Array(signature.prefix(length))
         }
     }
@@ -104,40 +117,95 @@ extension JSONWebKey {
     /// Generates a private key for `alg`: RSA (2048 bits unless `rsaBits`), the curve bound to
     /// an ES algorithm, Ed25519 for EdDSA unless `curve` is "Ed448", or a random secret of the
     /// digest length for HS. The JWK carries `alg` and a `kid` (the RFC 7638 thumbprint unless given).
-    public static func generate(_ alg: JWSAlgorithm, curve: String? = nil, rsaBits: Int? = nil, keyID: String? = nil) throws -> JSONWebKey {
+    public static func generate(
+        _ alg: JWSAlgorithm,
+        curve: String? = nil,
+        rsaBits: Int? = nil,
+        keyID: String? = nil
+    ) throws -> JSONWebKey {
         defer { OpenSSL.clearErrors() }
         let generated: JSONWebKey
         switch alg.family {
         case .hmac:
-            generated = JSONWebKey(keyType: .oct, pkey: nil, secret: try OpenSSL.randomBytes(alg.digestLength), isPrivate: true,
-                                   keyID: keyID, algorithm: alg.rawValue, use: nil, keyOperations: nil)
+            generated = JSONWebKey(
+                keyType: .oct,
+                pkey: nil,
+                secret: try OpenSSL.randomBytes(alg.digestLength),
+                isPrivate: true,
+                keyID: keyID,
+                algorithm: alg.rawValue,
+                use: nil,
+                keyOperations: nil
+            )
         case .rsaPKCS1, .rsaPSS:
             let bits = rsaBits ?? 2048
-            guard bits >= minimumRSABits, bits <= 16384 else { throw AuthError(.weakKey, "RSA keys must have 2048 to 16384 bits") }
+            guard bits >= minimumRSABits, bits <= 16384 else {
+                throw AuthError(.weakKey, "RSA keys must have 2048 to 16384 bits")
+            }
             let pkey = try generatePKey("RSA") { EVP_PKEY_CTX_set_rsa_keygen_bits($0, Int32(bits)) > 0 }
-            generated = JSONWebKey(keyType: .rsa, pkey: pkey, secret: [], isPrivate: true,
-                                   keyID: keyID, algorithm: alg.rawValue, use: nil, keyOperations: nil)
+            generated = JSONWebKey(
+                keyType: .rsa,
+                pkey: pkey,
+                secret: [],
+                isPrivate: true,
+                keyID: keyID,
+                algorithm: alg.rawValue,
+                use: nil,
+                keyOperations: nil
+            )
         case .ecdsa:
             let info = ECCurve(jwkName: alg.curve!)!
-            if let curve, curve != info.jwkName { throw AuthError(.invalidArgument, "\(alg.rawValue) uses curve \(info.jwkName)") }
+            if let curve, curve != info.jwkName {
+                throw AuthError(.invalidArgument, "\(alg.rawValue) uses curve \(info.jwkName)")
+            }
             let pkey = try generatePKey("EC") { EVP_PKEY_CTX_set_group_name($0, info.opensslName) > 0 }
-            generated = JSONWebKey(keyType: .ec(curve: info.jwkName), pkey: pkey, secret: [], isPrivate: true,
-                                   keyID: keyID, algorithm: alg.rawValue, use: nil, keyOperations: nil)
+            generated = JSONWebKey(
+                keyType: .ec(curve: info.jwkName),
+                pkey: pkey,
+                secret: [],
+                isPrivate: true,
+                keyID: keyID,
+                algorithm: alg.rawValue,
+                use: nil,
+                keyOperations: nil
+            )
         case .eddsa:
-            if let bound = alg.curve, let curve, curve != bound { throw AuthError(.invalidArgument, "\(alg.rawValue) uses curve \(bound)") }
+            if let bound = alg.curve, let curve, curve != bound {
+                throw AuthError(.invalidArgument, "\(alg.rawValue) uses curve \(bound)")
+            }
             let name = alg.curve ?? curve ?? "Ed25519"
-            guard let info = EdwardsCurve(jwkName: name) else { throw AuthError(.invalidArgument, "EdDSA curves are Ed25519 and Ed448") }
+            guard let info = EdwardsCurve(jwkName: name) else {
+                throw AuthError(.invalidArgument, "EdDSA curves are Ed25519 and Ed448")
+            }
             let pkey = try generatePKey(info.opensslName) { _ in true }
-            generated = JSONWebKey(keyType: .okp(curve: name), pkey: pkey, secret: [], isPrivate: true,
-                                   keyID: keyID, algorithm: alg.rawValue, use: nil, keyOperations: nil)
+            generated = JSONWebKey(
+                keyType: .okp(curve: name),
+                pkey: pkey,
+                secret: [],
+                isPrivate: true,
+                keyID: keyID,
+                algorithm: alg.rawValue,
+                use: nil,
+                keyOperations: nil
+            )
         }
         if keyID != nil { return generated }
-        return JSONWebKey(keyType: generated.keyType, pkey: generated.takePKey(), secret: generated.secret, isPrivate: true,
-                          keyID: try generated.thumbprint(), algorithm: alg.rawValue, use: nil, keyOperations: nil)
+        return JSONWebKey(
+            keyType: generated.keyType,
+            pkey: generated.takePKey(),
+            secret: generated.secret,
+            isPrivate: true,
+            keyID: try generated.thumbprint(),
+            algorithm: alg.rawValue,
+            use: nil,
+            keyOperations: nil
+        )
     }
 
     private static func generatePKey(_ type: String, configure: (OpaquePointer) -> Bool) throws -> OpaquePointer {
-        guard let ctx = EVP_PKEY_CTX_new_from_name(nil, OpenSSL.name(type), nil) else { throw AuthError(.internalError, "cannot create a key generator") }
+        guard let ctx = EVP_PKEY_CTX_new_from_name(nil, OpenSSL.name(type), nil) else {
+            throw AuthError(.internalError, "cannot create a key generator")
+        }
         defer { EVP_PKEY_CTX_free(ctx) }
         var pkey: OpaquePointer? = nil
         guard EVP_PKEY_keygen_init(ctx) == 1, configure(ctx), EVP_PKEY_generate(ctx, &pkey) == 1, let pkey else {

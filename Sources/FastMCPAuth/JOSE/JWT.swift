@@ -3,13 +3,18 @@
 public enum JWT {
     /// Signs `claims` with `key`. The header is `{"alg", "typ": "JWT", "kid"}` (kid when the key
     /// has one) merged with `extraHeaders`, which cannot override `alg`.
-    public static func sign(claims: JSONValue, key: JSONWebKey, algorithm: JWSAlgorithm,
-                            extraHeaders: [String: JSONValue] = [:]) throws -> String {
+    public static func sign(
+        claims: JSONValue,
+        key: JSONWebKey,
+        algorithm: JWSAlgorithm,
+        extraHeaders: [String: JSONValue] = [:]
+    ) throws -> String {
         guard case .object = claims else { throw AuthError(.invalidArgument, "claims must be a JSON object") }
         var header: [String: JSONValue] = ["alg": .string(algorithm.rawValue), "typ": "JWT"]
         if let kid = key.keyID { header["kid"] = .string(kid) }
         for (name, value) in extraHeaders where name != "alg" { header[name] = value }
-        let signingInput = Base64URL.encode(JSONValue.object(header).serialized()) + "." + Base64URL.encode(claims.serialized())
+        let signingInput =
+            Base64URL.encode(JSONValue.object(header).serialized()) + "." + Base64URL.encode(claims.serialized())
         let signature = try key.sign(algorithm, input: Array(signingInput.utf8))
         return signingInput + "." + Base64URL.encode(signature)
     }
@@ -27,9 +32,15 @@ public enum JWT {
         let dot = UInt8(ascii: ".")
         let parts = token.split(separator: dot, maxSplits: 3, omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw AuthError(.malformedToken, "a JWT has exactly three dot-separated parts") }
-        guard let headerBytes = Base64URL.decode(parts[0]) else { throw AuthError(.malformedBase64, "the header is not canonical base64url") }
-        guard let payload = Base64URL.decode(parts[1]) else { throw AuthError(.malformedBase64, "the payload is not canonical base64url") }
-        guard let signature = Base64URL.decode(parts[2]) else { throw AuthError(.malformedBase64, "the signature is not canonical base64url") }
+        guard let headerBytes = Base64URL.decode(parts[0]) else {
+            throw AuthError(.malformedBase64, "the header is not canonical base64url")
+        }
+        guard let payload = Base64URL.decode(parts[1]) else {
+            throw AuthError(.malformedBase64, "the payload is not canonical base64url")
+        }
+        guard let signature = Base64URL.decode(parts[2]) else {
+            throw AuthError(.malformedBase64, "the signature is not canonical base64url")
+        }
         let header = try JSONValue.parseObject(headerBytes, code: .malformedHeader, what: "header members")
         let signingInput = Array(token[token.startIndex..<parts[1].endIndex])
         return Decoded(header: header, payload: payload, signature: signature, signingInput: signingInput)

@@ -4,7 +4,10 @@ public enum KeyTools {
     public static func algorithm(named name: String) throws -> JWSAlgorithm {
         guard let alg = JWSAlgorithm(name: name) else {
             if name.lowercased() == "none" { throw AuthError(.unsupportedAlgorithm, "alg none is never supported") }
-            throw AuthError(.unsupportedAlgorithm, "unsupported algorithm; use one of \(JWSAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw AuthError(
+                .unsupportedAlgorithm,
+                "unsupported algorithm; use one of \(JWSAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         return alg
     }
@@ -17,7 +20,12 @@ public enum KeyTools {
     }
 
     /// Signs `claimsJSON` with the private JWK `jwkJSON`; returns the compact JWS.
-    public static func sign(claimsJSON: String, jwkJSON: String, algorithm name: String, headersJSON: String? = nil) throws -> String {
+    public static func sign(
+        claimsJSON: String,
+        jwkJSON: String,
+        algorithm name: String,
+        headersJSON: String? = nil
+    ) throws -> String {
         let alg = try algorithm(named: name)
         let claims = try object(claimsJSON, what: "claims")
         let headers = try headersJSON.map { try object($0, what: "headers").objectValue! } ?? [:]
@@ -28,7 +36,9 @@ public enum KeyTools {
     /// Generates a private JWK; `optionsJSON` may set "crv", "bits" and "kid".
     public static func generate(algorithm name: String, optionsJSON: String? = nil) throws -> String {
         let alg = try algorithm(named: name)
-        var curve: String? = nil, bits: Int? = nil, kid: String? = nil
+        var curve: String? = nil
+        var bits: Int? = nil
+        var kid: String? = nil
         if let optionsJSON {
             let options = try object(optionsJSON, what: "options").objectValue!
             for key in options.keys where !["crv", "bits", "kid"].contains(key) {

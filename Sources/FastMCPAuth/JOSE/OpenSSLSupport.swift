@@ -1,5 +1,6 @@
 import COpenSSL
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,7 +46,10 @@ enum OpenSSL {
     /// A BIGNUM parameter of a key ("n", "e", "d", "priv", "qx", …).
     static func bignumParameter(_ pkey: OpaquePointer, _ name: String, paddedTo length: Int? = nil) -> [UInt8]? {
         var bn: OpaquePointer? = nil
-        guard EVP_PKEY_get_bn_param(pkey, name, &bn) == 1, let bn else { clearErrors(); return nil }
+        guard EVP_PKEY_get_bn_param(pkey, name, &bn) == 1, let bn else {
+            clearErrors()
+            return nil
+        }
         defer { BN_clear_free(bn) }
         return bytes(of: bn, paddedTo: length)
     }
@@ -75,8 +79,8 @@ enum OpenSSL {
         var bignums = [OpaquePointer]()
         var cStrings = [UnsafeMutablePointer<CChar>]()
         defer {
-            bignums.forEach { BN_clear_free($0) }
-            cStrings.forEach { free($0) }
+            for bignum in bignums { BN_clear_free(bignum) }
+            for string in cStrings { free(string) }
         }
         func cString(_ text: String) -> UnsafeMutablePointer<CChar> {
             let copy = strdup(text)!
@@ -87,7 +91,10 @@ enum OpenSSL {
         for parameter in parameters {
             switch parameter {
             case .bignum(let name, let value):
-                guard let bn = bignum(value) else { ok = false; break }
+                guard let bn = bignum(value) else {
+                    ok = false
+                    break
+                }
                 bignums.append(bn)
                 ok = ok && OSSL_PARAM_BLD_push_BN(builder, cString(name), bn) == 1
             case .utf8(let name, let value):
@@ -96,13 +103,23 @@ enum OpenSSL {
                 // push_octet_string copies the bytes only at to_param: keep them alive too.
                 let copy = malloc(max(value.count, 1))!.assumingMemoryBound(to: CChar.self)
                 cStrings.append(copy)
-                value.withUnsafeBytes { if let base = $0.baseAddress { UnsafeMutableRawPointer(copy).copyMemory(from: base, byteCount: $0.count) } }
+                value.withUnsafeBytes {
+                    if let base = $0.baseAddress {
+                        UnsafeMutableRawPointer(copy).copyMemory(from: base, byteCount: $0.count)
+                    }
+                }
                 ok = ok && OSSL_PARAM_BLD_push_octet_string(builder, cString(name), copy, value.count) == 1
             }
         }
-        guard ok, let params = OSSL_PARAM_BLD_to_param(builder) else { clearErrors(); return nil }
+        guard ok, let params = OSSL_PARAM_BLD_to_param(builder) else {
+            clearErrors()
+            return nil
+        }
         defer { OSSL_PARAM_free(params) }
-        guard let ctx = EVP_PKEY_CTX_new_from_name(nil, name(type), nil) else { clearErrors(); return nil }
+        guard let ctx = EVP_PKEY_CTX_new_from_name(nil, name(type), nil) else {
+            clearErrors()
+            return nil
+        }
         defer { EVP_PKEY_CTX_free(ctx) }
         var pkey: OpaquePointer? = nil
         let selection = privateKey ? fma_evp_selection_keypair() : fma_evp_selection_public_key()
@@ -138,7 +155,10 @@ enum OpenSSL {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(64)
-        for byte in sha256(Array(text.utf8)) { out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 15)]) }
+        for byte in sha256(Array(text.utf8)) {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 15)])
+        }
         return String(decoding: out, as: UTF8.self)
     }
 
@@ -157,7 +177,10 @@ enum OpenSSL {
                 && EVP_MAC_update(ctx, data.baseAddress, data.count) == 1
                 && EVP_MAC_final(ctx, &out, &length, out.count) == 1
         }
-        guard ok else { clearErrors(); return [] }
+        guard ok else {
+            clearErrors()
+            return []
+        }
         return Array(out.prefix(length))
     }
 
@@ -165,7 +188,9 @@ enum OpenSSL {
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         if a.isEmpty { return true }
-        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 } }
+        return a.withUnsafeBytes { x in
+            b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 }
+        }
     }
 
     static func randomBytes(_ count: Int) throws -> [UInt8] {
@@ -187,13 +212,25 @@ enum OpenSSL {
     /// JWS r||s (each exactly `coordinateLength` bytes) to the DER form OpenSSL verifies.
     static func derSignature(fromRawSignature raw: [UInt8], coordinateLength: Int) -> [UInt8]? {
         guard raw.count == 2 * coordinateLength,
-              let r = bignum(Array(raw[0..<coordinateLength])),
-              let s = bignum(Array(raw[coordinateLength...])) else { return nil }
-        guard let sig = ECDSA_SIG_new() else { BN_free(r); BN_free(s); return nil }
+            let r = bignum(Array(raw[0..<coordinateLength])),
+            let s = bignum(Array(raw[coordinateLength...]))
+        else { return nil }
+        guard let sig = ECDSA_SIG_new() else {
+            BN_free(r)
+            BN_free(s)
+            return nil
+        }
         defer { ECDSA_SIG_free(sig) }
-        guard ECDSA_SIG_set0(sig, r, s) == 1 else { BN_free(r); BN_free(s); return nil }
+        guard ECDSA_SIG_set0(sig, r, s) == 1 else {
+            BN_free(r)
+            BN_free(s)
+            return nil
+        }
         let length = i2d_ECDSA_SIG(sig, nil)
-        guard length > 0 else { clearErrors(); return nil }
+        guard length > 0 else {
+            clearErrors()
+            return nil
+        }
         var der = [UInt8](repeating: 0, count: Int(length))
         der.withUnsafeMutableBufferPointer { buffer in
             var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
@@ -207,10 +244,14 @@ enum OpenSSL {
             var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
             return d2i_ECDSA_SIG(nil, &cursor, buffer.count)
         }
-        guard let sig else { clearErrors(); return nil }
+        guard let sig else {
+            clearErrors()
+            return nil
+        }
         defer { ECDSA_SIG_free(sig) }
         guard let r = bytes(of: ECDSA_SIG_get0_r(sig), paddedTo: coordinateLength),
-              let s = bytes(of: ECDSA_SIG_get0_s(sig), paddedTo: coordinateLength) else { return nil }
+            let s = bytes(of: ECDSA_SIG_get0_s(sig), paddedTo: coordinateLength)
+        else { return nil }
         return r + s
     }
 }

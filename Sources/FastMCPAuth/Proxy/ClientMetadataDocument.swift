@@ -15,7 +15,11 @@ struct ClientMetadataDocuments {
     /// no dot segments.
     func isClientIDURL(_ text: String) -> Bool {
         guard text.utf8.count <= 2048, let scheme = urlScheme(text), let host = urlHost(text) else { return false }
-        guard scheme == "https" || (allowLoopback && scheme == "http" && AddressPolicy.isLoopback(host == "localhost" ? "127.0.0.1" : host)) else {
+        guard
+            scheme == "https"
+                || (allowLoopback && scheme == "http"
+                    && AddressPolicy.isLoopback(host == "localhost" ? "127.0.0.1" : host))
+        else {
             return false
         }
         guard !text.contains("#"), let parts = RedirectURIs.parts(text), parts.host != nil else { return false }
@@ -29,19 +33,32 @@ struct ClientMetadataDocuments {
     /// The validated document and how long it may be reused (from Cache-Control).
     func fetch(_ url: String) throws -> (document: [String: JSONValue], lifetime: Double) {
         guard let host = urlHost(url) else { throw Failure.refused("no host") }
-        var request = HTTPRequest(url: url, headers: [("Accept", "application/json")], timeout: Self.timeout, maxResponseBytes: Self.maxBytes)
+        var request = HTTPRequest(
+            url: url,
+            headers: [("Accept", "application/json")],
+            timeout: Self.timeout,
+            maxResponseBytes: Self.maxBytes
+        )
         let literal = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
-        let addresses = AddressPolicy.ipv4Bytes(literal) != nil || AddressPolicy.ipv6Bytes(literal) != nil ? [literal] : AddressPolicy.resolve(host)
+        let addresses =
+            AddressPolicy.ipv4Bytes(literal) != nil || AddressPolicy.ipv6Bytes(literal) != nil
+            ? [literal] : AddressPolicy.resolve(host)
         guard !addresses.isEmpty else { throw Failure.refused("the host does not resolve") }
         let allowed = addresses.filter { AddressPolicy.isPublic($0) || (allowLoopback && AddressPolicy.isLoopback($0)) }
         // Every address must be acceptable: one private answer means the name is not safe to use.
-        guard allowed.count == addresses.count, let address = allowed.first else { throw Failure.refused("the host resolves to a non-public address") }
+        guard allowed.count == addresses.count, let address = allowed.first else {
+            throw Failure.refused("the host resolves to a non-public address")
+        }
         request.pinnedAddress = address
         let response: HTTPResponse
         do { response = try http.send(request) } catch { throw Failure.refused("the document could not be fetched") }
         guard response.status == 200 else { throw Failure.refused("the document URL answered HTTP \(response.status)") }
-        guard let document = (try? JSONValue.parse(response.body))?.objectValue else { throw Failure.refused("the document is not a JSON object") }
-        guard document["client_id"]?.stringValue == url else { throw Failure.refused("the document's client_id is not its URL") }
+        guard let document = (try? JSONValue.parse(response.body))?.objectValue else {
+            throw Failure.refused("the document is not a JSON object")
+        }
+        guard document["client_id"]?.stringValue == url else {
+            throw Failure.refused("the document's client_id is not its URL")
+        }
         if document["client_secret"] != nil || document["client_secret_expires_at"] != nil {
             throw Failure.refused("a metadata document must not carry a client secret")
         }

@@ -25,8 +25,12 @@ public final class DevelopmentIdentityProvider: @unchecked Sendable {
 
     /// `baseURL` is the server's public base URL; the provider lives under `prefix` there and
     /// accepts exactly one client, the proxy, whose callback is `callbackURL`.
-    public init(baseURL: String, prefix: String = "/dev-idp", callbackURL: String,
-                clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock) throws {
+    public init(
+        baseURL: String,
+        prefix: String = "/dev-idp",
+        callbackURL: String,
+        clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock
+    ) throws {
         self.baseURL = baseURL.trimmingSuffix("/")
         self.prefix = prefix
         self.callbackURL = callbackURL
@@ -58,7 +62,8 @@ public final class DevelopmentIdentityProvider: @unchecked Sendable {
 
     private func loginPage(_ request: AuthRequest) -> AuthResponse {
         let query = Parameters(Form.decode(request.queryString ?? "") ?? [])
-        guard query["client_id"] == clientID, query["redirect_uri"] == callbackURL, query["response_type"] == "code" else {
+        guard query["client_id"] == clientID, query["redirect_uri"] == callbackURL, query["response_type"] == "code"
+        else {
             return Responses.errorPage(400, "This development identity provider serves only its own proxy.")
         }
         let e = Responses.escape
@@ -82,15 +87,24 @@ public final class DevelopmentIdentityProvider: @unchecked Sendable {
         let form = Parameters(Form.decode(String(decoding: request.body, as: UTF8.self)) ?? [])
         guard form["redirect_uri"] == callbackURL else { return Responses.errorPage(400, "Unknown redirect URI.") }
         guard let user = form["username"]?.trimmingCharacters(), (1...64).contains(user.count),
-              user.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+            user.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
+        else {
             return Responses.errorPage(400, "Enter a user name of 1 to 64 characters.")
         }
-        guard let code = try? Base64URL.encode(OpenSSL.randomBytes(24)) else { return Responses.errorPage(500, "No randomness.") }
+        guard let code = try? Base64URL.encode(OpenSSL.randomBytes(24)) else {
+            return Responses.errorPage(500, "No randomness.")
+        }
         let now = clock()
         codes.withLock { table in
             table = table.filter { $0.value.expiresAt > now }
             if table.count < Self.maxEntries {
-                table[code] = Grant(user: user, scope: form["scope"] ?? "", redirectURI: callbackURL, challenge: form["code_challenge"], expiresAt: now + 120)
+                table[code] = Grant(
+                    user: user,
+                    scope: form["scope"] ?? "",
+                    redirectURI: callbackURL,
+                    challenge: form["code_challenge"],
+                    expiresAt: now + 120
+                )
             }
         }
         var pairs = [("code", code)]
@@ -99,8 +113,12 @@ public final class DevelopmentIdentityProvider: @unchecked Sendable {
     }
 
     private func token(_ request: AuthRequest) -> AuthResponse {
-        let expected = "Basic " + Base64.encode(Array((Form.encode(clientID) + ":" + Form.encode(clientSecret)).utf8), alphabet: .standard)
-        guard let presented = request.header("Authorization"), OpenSSL.constantTimeEqual(Array(presented.utf8), Array(expected.utf8)) else {
+        let expected =
+            "Basic "
+            + Base64.encode(Array((Form.encode(clientID) + ":" + Form.encode(clientSecret)).utf8), alphabet: .standard)
+        guard let presented = request.header("Authorization"),
+            OpenSSL.constantTimeEqual(Array(presented.utf8), Array(expected.utf8))
+        else {
             return Responses.oauthError(401, "invalid_client", "Client authentication failed.")
         }
         let form = Parameters(Form.decode(String(decoding: request.body, as: UTF8.self)) ?? [])
@@ -108,26 +126,33 @@ public final class DevelopmentIdentityProvider: @unchecked Sendable {
         let grant: Grant
         switch form["grant_type"] {
         case "authorization_code":
-            guard let code = form["code"], let found = codes.withLock({ $0.removeValue(forKey: code) }), found.expiresAt > now,
-                  form["redirect_uri"] == found.redirectURI else {
+            guard let code = form["code"], let found = codes.withLock({ $0.removeValue(forKey: code) }),
+                found.expiresAt > now,
+                form["redirect_uri"] == found.redirectURI
+            else {
                 return Responses.oauthError(400, "invalid_grant", "The code is invalid or expired.")
             }
             if let challenge = found.challenge {
                 guard let verifier = form["code_verifier"],
-                      Base64URL.encode(OpenSSL.sha256(Array(verifier.utf8))) == challenge else {
+                    Base64URL.encode(OpenSSL.sha256(Array(verifier.utf8))) == challenge
+                else {
                     return Responses.oauthError(400, "invalid_grant", "PKCE verification failed.")
                 }
             }
             grant = found
         case "refresh_token":
-            guard let refresh = form["refresh_token"], let found = tokens.withLock({ $0.removeValue(forKey: "r:" + refresh) }) else {
+            guard let refresh = form["refresh_token"],
+                let found = tokens.withLock({ $0.removeValue(forKey: "r:" + refresh) })
+            else {
                 return Responses.oauthError(400, "invalid_grant", "The refresh token is invalid.")
             }
             grant = found
         default:
             return Responses.oauthError(400, "unsupported_grant_type", "authorization_code or refresh_token.")
         }
-        guard let access = try? Base64URL.encode(OpenSSL.randomBytes(24)), let refresh = try? Base64URL.encode(OpenSSL.randomBytes(24)) else {
+        guard let access = try? Base64URL.encode(OpenSSL.randomBytes(24)),
+            let refresh = try? Base64URL.encode(OpenSSL.randomBytes(24))
+        else {
             return Responses.oauthError(500, "server_error", "No randomness.")
         }
         tokens.withLock { table in
@@ -139,15 +164,28 @@ public final class DevelopmentIdentityProvider: @unchecked Sendable {
             issued.expiresAt = now + 30 * 86400
             table["r:" + refresh] = issued
         }
-        return Responses.json(200, ["access_token": .string(access), "token_type": "Bearer", "expires_in": .int(Int64(Self.tokenLifetime)),
-                                    "refresh_token": .string(refresh), "scope": .string(grant.scope)])
+        return Responses.json(
+            200,
+            [
+                "access_token": .string(access), "token_type": "Bearer", "expires_in": .int(Int64(Self.tokenLifetime)),
+                "refresh_token": .string(refresh), "scope": .string(grant.scope),
+            ]
+        )
     }
 
     private func userinfo(_ request: AuthRequest) -> AuthResponse {
         guard let header = request.header("Authorization"), header.hasPrefix("Bearer "),
-              let grant = tokens.withLock({ $0["a:" + String(header.dropFirst(7))] }), grant.expiresAt > clock() else {
-            return Responses.json(401, ["error": "invalid_token"], headers: ["WWW-Authenticate": "Bearer error=\"invalid_token\""])
+            let grant = tokens.withLock({ $0["a:" + String(header.dropFirst(7))] }), grant.expiresAt > clock()
+        else {
+            return Responses.json(
+                401,
+                ["error": "invalid_token"],
+                headers: ["WWW-Authenticate": "Bearer error=\"invalid_token\""]
+            )
         }
-        return Responses.json(200, ["sub": .string(grant.user), "name": .string(grant.user), "preferred_username": .string(grant.user)])
+        return Responses.json(
+            200,
+            ["sub": .string(grant.user), "name": .string(grant.user), "preferred_username": .string(grant.user)]
+        )
     }
 }

@@ -9,21 +9,46 @@ public enum ProxyKeys {
 
     /// The HS256 key: the 44-byte base64url text of PBKDF2-HMAC-SHA256(jwt_signing_key) when one
     /// is given (a low-entropy secret), else of HKDF-SHA256(upstream client secret).
-    public static func signingKey(jwtSigningKey: String?, upstreamClientSecret: String?, iterations: Int = pbkdf2Iterations) throws -> [UInt8] {
+    public static func signingKey(
+        jwtSigningKey: String?,
+        upstreamClientSecret: String?,
+        iterations: Int = pbkdf2Iterations
+    ) throws -> [UInt8] {
         if let jwtSigningKey {
-            return Array(Base64.encode(try pbkdf2SHA256(password: Array(jwtSigningKey.utf8), salt: Array(signingSalt.utf8),
-                                                         iterations: iterations, length: 32), alphabet: .urlSafe).utf8)
+            return Array(
+                Base64.encode(
+                    try pbkdf2SHA256(
+                        password: Array(jwtSigningKey.utf8),
+                        salt: Array(signingSalt.utf8),
+                        iterations: iterations,
+                        length: 32
+                    ),
+                    alphabet: .urlSafe
+                ).utf8
+            )
         }
         guard let upstreamClientSecret, !upstreamClientSecret.isEmpty else {
             throw AuthError(.invalidConfig, "jwt_signing_key: is required when the upstream client has no secret")
         }
-        return Array(Base64.encode(hkdfSHA256(key: Array(upstreamClientSecret.utf8), salt: Array(signingSalt.utf8),
-                                              info: Array("Fernet".utf8), length: 32), alphabet: .urlSafe).utf8)
+        return Array(
+            Base64.encode(
+                hkdfSHA256(
+                    key: Array(upstreamClientSecret.utf8),
+                    salt: Array(signingSalt.utf8),
+                    info: Array("Fernet".utf8),
+                    length: 32
+                ),
+                alphabet: .urlSafe
+            ).utf8
+        )
     }
 
     /// The Fernet key for stored state when none is configured: HKDF-SHA256 of the signing key text.
     public static func storageKey(signingKey: [UInt8]) -> String {
-        Base64.encode(hkdfSHA256(key: signingKey, salt: Array(storageSalt.utf8), info: Array("Fernet".utf8), length: 32), alphabet: .urlSafe)
+        Base64.encode(
+            hkdfSHA256(key: signingKey, salt: Array(storageSalt.utf8), info: Array("Fernet".utf8), length: 32),
+            alphabet: .urlSafe
+        )
     }
 
     static func pbkdf2SHA256(password: [UInt8], salt: [UInt8], iterations: Int, length: Int) throws -> [UInt8] {
@@ -31,8 +56,16 @@ public enum ProxyKeys {
         let ok = password.withUnsafeBufferPointer { passwordBytes in
             salt.withUnsafeBufferPointer { saltBytes in
                 passwordBytes.withMemoryRebound(to: CChar.self) { passwordChars in
-                    PKCS5_PBKDF2_HMAC(passwordChars.baseAddress, Int32(password.count), saltBytes.baseAddress, Int32(salt.count),
-                                      Int32(iterations), EVP_sha256(), Int32(length), &out)
+                    PKCS5_PBKDF2_HMAC(
+                        passwordChars.baseAddress,
+                        Int32(password.count),
+                        saltBytes.baseAddress,
+                        Int32(salt.count),
+                        Int32(iterations),
+                        EVP_sha256(),
+                        Int32(length),
+                        &out
+                    )
                 }
             }
         }
@@ -45,8 +78,11 @@ public enum ProxyKeys {
 
     /// RFC 5869 with SHA-256.
     static func hkdfSHA256(key: [UInt8], salt: [UInt8], info: [UInt8], length: Int) -> [UInt8] {
-        let prk = key.withUnsafeBytes { OpenSSL.hmac(digestName: "SHA256", key: salt.isEmpty ? [UInt8](repeating: 0, count: 32) : salt, data: $0) }
-        var output = [UInt8](), previous = [UInt8]()
+        let prk = key.withUnsafeBytes {
+            OpenSSL.hmac(digestName: "SHA256", key: salt.isEmpty ? [UInt8](repeating: 0, count: 32) : salt, data: $0)
+        }
+        var output = [UInt8]()
+        var previous = [UInt8]()
         var counter: UInt8 = 1
         while output.count < length {
             let block = previous + info + [counter]

@@ -1,7 +1,11 @@
 /// The OAuth proxy's configuration: FastMCP's OAuthProxy / OIDCProxy / WorkOSProvider arguments,
 /// with every lifetime and limit of DESIGN.md as a default.
 public struct OAuthProxyConfig: Sendable {
-    public enum ClientAuthMethod: String, Sendable { case clientSecretBasic = "client_secret_basic", clientSecretPost = "client_secret_post", none }
+    public enum ClientAuthMethod: String, Sendable {
+        case clientSecretBasic = "client_secret_basic"
+        case clientSecretPost = "client_secret_post"
+        case none
+    }
 
     /// How the upstream access token is checked when a client presents one of our tokens.
     public enum UpstreamValidation: Sendable {
@@ -56,8 +60,14 @@ public struct OAuthProxyConfig: Sendable {
     /// Seconds before the upstream token's expiry at which it is refreshed.
     public var upstreamRefreshMargin: Double = 60
 
-    public init(baseURL: String, resourceURL: String, upstreamAuthorizationEndpoint: String, upstreamTokenEndpoint: String,
-                upstreamClientID: String, signingKey: [UInt8]) {
+    public init(
+        baseURL: String,
+        resourceURL: String,
+        upstreamAuthorizationEndpoint: String,
+        upstreamTokenEndpoint: String,
+        upstreamClientID: String,
+        signingKey: [UInt8]
+    ) {
         self.baseURL = baseURL
         self.issuer = baseURL.trimmingSuffix("/") + "/"
         self.resourceURL = resourceURL
@@ -80,30 +90,52 @@ public struct OAuthProxyConfig: Sendable {
     func url(_ route: String) -> String { baseURL.trimmingSuffix("/") + route }
 
     static let proxyKeys: Set<String> = [
-        "upstream_authorization_endpoint", "upstream_token_endpoint", "upstream_revocation_endpoint", "upstream_client_id",
-        "upstream_client_secret", "token_endpoint_auth_method", "extra_authorize_params", "extra_token_params", "valid_scopes",
-        "allowed_client_redirect_uris", "jwt_signing_key", "storage", "storage_encryption_keys", "issuer_url", "redirect_path",
-        "token_verifier", "userinfo_endpoint", "access_token_lifetime", "refresh_token_lifetime", "refresh_grace_period",
-        "transaction_lifetime", "code_lifetime", "client_lifetime", "registration_rate_limit", "require_authorization_consent",
+        "upstream_authorization_endpoint", "upstream_token_endpoint", "upstream_revocation_endpoint",
+        "upstream_client_id",
+        "upstream_client_secret", "token_endpoint_auth_method", "extra_authorize_params", "extra_token_params",
+        "valid_scopes",
+        "allowed_client_redirect_uris", "jwt_signing_key", "storage", "storage_encryption_keys", "issuer_url",
+        "redirect_path",
+        "token_verifier", "userinfo_endpoint", "access_token_lifetime", "refresh_token_lifetime",
+        "refresh_grace_period",
+        "transaction_lifetime", "code_lifetime", "client_lifetime", "registration_rate_limit",
+        "require_authorization_consent",
         "timeout_seconds", "pbkdf2_iterations", "client_id_metadata_documents", "cimd_test_allow_loopback",
     ]
-    static let oidcKeys: Set<String> = proxyKeys.subtracting(["upstream_authorization_endpoint", "upstream_token_endpoint",
-                                                               "upstream_client_id", "upstream_client_secret"])
-        .union(["config_url", "client_id", "client_secret"])
+    static let oidcKeys: Set<String> = proxyKeys.subtracting([
+        "upstream_authorization_endpoint", "upstream_token_endpoint",
+        "upstream_client_id", "upstream_client_secret",
+    ])
+    .union(["config_url", "client_id", "client_secret"])
     static let workosKeys: Set<String> = oidcKeys.subtracting(["config_url"]).union(["authkit_domain"])
 
     /// From the facade's JSON configuration (keys as the Python keyword names).
-    static func parse(provider: AuthFacade.Provider, reader: ConfigReader, values: [String: JSONValue], baseURL: String,
-                      resourceURL: String, requiredScopes: [String], http: HTTPClient) throws -> OAuthProxyConfig {
+    static func parse(
+        provider: AuthFacade.Provider,
+        reader: ConfigReader,
+        values: [String: JSONValue],
+        baseURL: String,
+        resourceURL: String,
+        requiredScopes: [String],
+        http: HTTPClient
+    ) throws -> OAuthProxyConfig {
         let timeout = try reader.seconds("timeout_seconds") ?? 10
-        var authorize: String, token: String, clientID: String, secret: String?
+        var authorize: String
+        var token: String
+        var clientID: String
+        var secret: String?
         var revocation = try reader.string("upstream_revocation_endpoint")
         var validation = UpstreamValidation.exchangeOnly
         switch provider {
         case .oauthProxy:
-            guard let a = try reader.string("upstream_authorization_endpoint"), let t = try reader.string("upstream_token_endpoint"),
-                  let c = try reader.string("upstream_client_id") else {
-                throw AuthError(.invalidConfig, "upstream_authorization_endpoint, upstream_token_endpoint and upstream_client_id: are required")
+            guard let a = try reader.string("upstream_authorization_endpoint"),
+                let t = try reader.string("upstream_token_endpoint"),
+                let c = try reader.string("upstream_client_id")
+            else {
+                throw AuthError(
+                    .invalidConfig,
+                    "upstream_authorization_endpoint, upstream_token_endpoint and upstream_client_id: are required"
+                )
             }
             (authorize, token, clientID, secret) = (a, t, c, try reader.string("upstream_client_secret"))
         case .oidcProxy:
@@ -111,23 +143,36 @@ public struct OAuthProxyConfig: Sendable {
                 throw AuthError(.invalidConfig, "config_url and client_id: are required")
             }
             let discovery = try OAuthProxyConfig.discover(configURL, http: http, timeout: timeout)
-            guard let a = discovery["authorization_endpoint"]?.stringValue, let t = discovery["token_endpoint"]?.stringValue else {
-                throw AuthError(.invalidConfig, "config_url: the discovery document names no authorization or token endpoint")
+            guard let a = discovery["authorization_endpoint"]?.stringValue,
+                let t = discovery["token_endpoint"]?.stringValue
+            else {
+                throw AuthError(
+                    .invalidConfig,
+                    "config_url: the discovery document names no authorization or token endpoint"
+                )
             }
             (authorize, token, clientID, secret) = (a, t, c, try reader.string("client_secret"))
             revocation = revocation ?? discovery["revocation_endpoint"]?.stringValue
             if let userinfo = discovery["userinfo_endpoint"]?.stringValue { validation = .userinfo(url: userinfo) }
         case .workos:
             guard let text = try reader.string("authkit_domain"), let domain = AuthFacade.origin(of: text),
-                  let c = try reader.string("client_id") else {
-                throw AuthError(.invalidConfig, "authkit_domain (a URL such as https://your-app.authkit.app) and client_id: are required")
+                let c = try reader.string("client_id")
+            else {
+                throw AuthError(
+                    .invalidConfig,
+                    "authkit_domain (a URL such as https://your-app.authkit.app) and client_id: are required"
+                )
             }
-            (authorize, token, clientID, secret) = (domain + "/oauth2/authorize", domain + "/oauth2/token", c, try reader.string("client_secret"))
+            (authorize, token, clientID, secret) = (
+                domain + "/oauth2/authorize", domain + "/oauth2/token", c, try reader.string("client_secret")
+            )
             validation = .userinfo(url: domain + "/oauth2/userinfo")
         default:
             throw AuthError(.internalError, "not a proxy provider")
         }
-        for (name, url) in [("authorization endpoint", authorize), ("token endpoint", token)] + (revocation.map { [("revocation endpoint", $0)] } ?? []) {
+        for (name, url) in [("authorization endpoint", authorize), ("token endpoint", token)]
+            + (revocation.map { [("revocation endpoint", $0)] } ?? [])
+        {
             guard let scheme = urlScheme(url), scheme == "https" || (scheme == "http" && isLoopbackURL(url)) else {
                 throw AuthError(.invalidConfig, "the upstream \(name) must be https (plain http only on loopback)")
             }
@@ -139,10 +184,19 @@ public struct OAuthProxyConfig: Sendable {
             throw AuthError(.invalidConfig, "token_verifier: must be a JWTVerifier configuration object")
         }
         let iterations = try reader.count("pbkdf2_iterations", minimum: 1) ?? ProxyKeys.pbkdf2Iterations
-        let signingKey = try ProxyKeys.signingKey(jwtSigningKey: try reader.string("jwt_signing_key"), upstreamClientSecret: secret,
-                                                  iterations: iterations)
-        var config = OAuthProxyConfig(baseURL: baseURL, resourceURL: resourceURL, upstreamAuthorizationEndpoint: authorize,
-                                      upstreamTokenEndpoint: token, upstreamClientID: clientID, signingKey: signingKey)
+        let signingKey = try ProxyKeys.signingKey(
+            jwtSigningKey: try reader.string("jwt_signing_key"),
+            upstreamClientSecret: secret,
+            iterations: iterations
+        )
+        var config = OAuthProxyConfig(
+            baseURL: baseURL,
+            resourceURL: resourceURL,
+            upstreamAuthorizationEndpoint: authorize,
+            upstreamTokenEndpoint: token,
+            upstreamClientID: clientID,
+            signingKey: signingKey
+        )
         config.upstreamClientSecret = secret
         config.upstreamRevocationEndpoint = revocation
         config.upstreamValidation = validation
@@ -155,12 +209,18 @@ public struct OAuthProxyConfig: Sendable {
         }
         if let method = try reader.string("token_endpoint_auth_method") {
             guard let parsed = ClientAuthMethod(rawValue: method) else {
-                throw AuthError(.invalidConfig, "token_endpoint_auth_method: client_secret_basic, client_secret_post or none")
+                throw AuthError(
+                    .invalidConfig,
+                    "token_endpoint_auth_method: client_secret_basic, client_secret_post or none"
+                )
             }
             config.upstreamClientAuth = parsed
         }
         if config.upstreamClientAuth != .none, (secret ?? "").isEmpty {
-            throw AuthError(.invalidConfig, "upstream client secret: is required unless token_endpoint_auth_method is none")
+            throw AuthError(
+                .invalidConfig,
+                "upstream client secret: is required unless token_endpoint_auth_method is none"
+            )
         }
         config.extraAuthorizeParams = try stringPairs(values["extra_authorize_params"], "extra_authorize_params")
         config.extraTokenParams = try stringPairs(values["extra_token_params"], "extra_token_params")
@@ -170,24 +230,35 @@ public struct OAuthProxyConfig: Sendable {
         config.clientMetadataDocuments = try reader.bool("client_id_metadata_documents") ?? true
         config.clientMetadataTestAllowLoopback = try reader.bool("cimd_test_allow_loopback") ?? false
         config.storeURL = try reader.string("storage") ?? "memory://"
-        config.storeEncryptionKeys = try reader.stringList("storage_encryption_keys") ?? [ProxyKeys.storageKey(signingKey: signingKey)]
-        for (key, keyPath) in [("access_token_lifetime", \OAuthProxyConfig.accessTokenLifetime), ("refresh_token_lifetime", \.refreshTokenLifetime),
-                               ("refresh_grace_period", \.refreshGracePeriod), ("transaction_lifetime", \.transactionLifetime),
-                               ("code_lifetime", \.codeLifetime), ("client_lifetime", \.clientLifetime)] {
+        config.storeEncryptionKeys =
+            try reader.stringList("storage_encryption_keys") ?? [ProxyKeys.storageKey(signingKey: signingKey)]
+        for (key, keyPath) in [
+            ("access_token_lifetime", \OAuthProxyConfig.accessTokenLifetime),
+            ("refresh_token_lifetime", \.refreshTokenLifetime),
+            ("refresh_grace_period", \.refreshGracePeriod), ("transaction_lifetime", \.transactionLifetime),
+            ("code_lifetime", \.codeLifetime), ("client_lifetime", \.clientLifetime),
+        ] {
             if let value = try reader.seconds(key) {
-                guard value > 0 || key == "refresh_grace_period" else { throw AuthError(.invalidConfig, "\(key): must be positive") }
+                guard value > 0 || key == "refresh_grace_period" else {
+                    throw AuthError(.invalidConfig, "\(key): must be positive")
+                }
                 config[keyPath: keyPath] = value
             }
         }
-        config.registrationsPerHour = try reader.count("registration_rate_limit", minimum: 1) ?? config.registrationsPerHour
+        config.registrationsPerHour =
+            try reader.count("registration_rate_limit", minimum: 1) ?? config.registrationsPerHour
         return config
     }
 
     static func stringPairs(_ value: JSONValue?, _ key: String) throws -> [(String, String)] {
         guard let value, value != .null else { return [] }
-        guard case .object(let object) = value else { throw AuthError(.invalidConfig, "\(key): must be an object of strings") }
+        guard case .object(let object) = value else {
+            throw AuthError(.invalidConfig, "\(key): must be an object of strings")
+        }
         return try object.keys.sorted().map { name in
-            guard let text = object[name]?.stringValue else { throw AuthError(.invalidConfig, "\(key): must be an object of strings") }
+            guard let text = object[name]?.stringValue else {
+                throw AuthError(.invalidConfig, "\(key): must be an object of strings")
+            }
             return (name, text)
         }
     }
@@ -197,8 +268,17 @@ public struct OAuthProxyConfig: Sendable {
         guard let scheme = urlScheme(url), scheme == "https" || (scheme == "http" && isLoopbackURL(url)) else {
             throw AuthError(.invalidConfig, "config_url: must be https (plain http only on loopback)")
         }
-        guard let response = try? http.send(HTTPRequest(url: url, headers: [("Accept", "application/json")], timeout: timeout, maxResponseBytes: 256 * 1024)),
-              response.status == 200, let document = (try? JSONValue.parse(response.body))?.objectValue else {
+        guard
+            let response = try? http.send(
+                HTTPRequest(
+                    url: url,
+                    headers: [("Accept", "application/json")],
+                    timeout: timeout,
+                    maxResponseBytes: 256 * 1024
+                )
+            ),
+            response.status == 200, let document = (try? JSONValue.parse(response.body))?.objectValue
+        else {
             throw AuthError(.invalidConfig, "config_url: the OpenID configuration could not be fetched")
         }
         return document

@@ -2,7 +2,9 @@
 enum RedirectURIs {
     static let maxLength = 2048
     /// Schemes that run code or read local data in a browser: never a redirect target.
-    static let unsafeSchemes: Set<String> = ["javascript", "data", "file", "vbscript", "blob", "about", "filesystem", "view-source", "ws", "wss"]
+    static let unsafeSchemes: Set<String> = [
+        "javascript", "data", "file", "vbscript", "blob", "about", "filesystem", "view-source", "ws", "wss",
+    ]
 
     struct Parts: Equatable {
         var scheme: String
@@ -14,14 +16,19 @@ enum RedirectURIs {
     /// Splits an absolute URI without a fragment; nil when it is not one.
     static func parts(_ uri: String) -> Parts? {
         guard !uri.isEmpty, uri.utf8.count <= maxLength, !uri.contains("#"),
-              !uri.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }),
-              let colon = uri.firstIndex(of: ":") else { return nil }
+            !uri.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }),
+            let colon = uri.firstIndex(of: ":")
+        else { return nil }
         let scheme = uri[..<colon].lowercased()
         guard let first = scheme.unicodeScalars.first, ("a"..."z").contains(first),
-              scheme.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || "+-.".unicodeScalars.contains($0) })
+            scheme.unicodeScalars.allSatisfy({
+                ("a"..."z").contains($0) || ("0"..."9").contains($0) || "+-.".unicodeScalars.contains($0)
+            })
         else { return nil }
         let rest = uri[uri.index(after: colon)...]
-        guard rest.hasPrefix("//") else { return Parts(scheme: scheme, host: nil, port: nil, pathAndQuery: String(rest)) }
+        guard rest.hasPrefix("//") else {
+            return Parts(scheme: scheme, host: nil, port: nil, pathAndQuery: String(rest))
+        }
         let authorityAndPath = rest.dropFirst(2)
         let end = authorityAndPath.firstIndex { $0 == "/" || $0 == "?" } ?? authorityAndPath.endIndex
         var authority = authorityAndPath[..<end]
@@ -38,7 +45,12 @@ enum RedirectURIs {
         }
         if let port, !port.isEmpty, !port.allSatisfy(\.isNumber) { return nil }
         guard !authority.isEmpty else { return nil }
-        return Parts(scheme: scheme, host: authority.lowercased(), port: port, pathAndQuery: String(authorityAndPath[end...]))
+        return Parts(
+            scheme: scheme,
+            host: authority.lowercased(),
+            port: port,
+            pathAndQuery: String(authorityAndPath[end...])
+        )
     }
 
     static func isLoopback(_ parts: Parts) -> Bool {
@@ -65,7 +77,9 @@ enum RedirectURIs {
     /// Exact match, except that a loopback redirect URI may use any port (RFC 8252 §7.3).
     static func matches(requested: String, registered: String) -> Bool {
         if requested == registered { return true }
-        guard var asked = parts(requested), var known = parts(registered), isLoopback(asked), isLoopback(known) else { return false }
+        guard var asked = parts(requested), var known = parts(registered), isLoopback(asked), isLoopback(known) else {
+            return false
+        }
         asked.port = nil
         known.port = nil
         return asked == known
@@ -73,13 +87,27 @@ enum RedirectURIs {
 
     /// Shell-style pattern where `*` matches any run of characters (as FastMCP's allowed patterns).
     static func glob(_ pattern: String, matches text: String) -> Bool {
-        let p = Array(pattern.unicodeScalars), t = Array(text.unicodeScalars)
-        var pi = 0, ti = 0, star = -1, mark = 0
+        let p = Array(pattern.unicodeScalars)
+        let t = Array(text.unicodeScalars)
+        var pi = 0
+        var ti = 0
+        var star = -1
+        var mark = 0
         while ti < t.count {
-            if pi < p.count, p[pi] != "*", p[pi] == t[ti] { pi += 1; ti += 1 }
-            else if pi < p.count, p[pi] == "*" { star = pi; mark = ti; pi += 1 }
-            else if star >= 0 { pi = star + 1; mark += 1; ti = mark }
-            else { return false }
+            if pi < p.count, p[pi] != "*", p[pi] == t[ti] {
+                pi += 1
+                ti += 1
+            } else if pi < p.count, p[pi] == "*" {
+                star = pi
+                mark = ti
+                pi += 1
+            } else if star >= 0 {
+                pi = star + 1
+                mark += 1
+                ti = mark
+            } else {
+                return false
+            }
         }
         while pi < p.count, p[pi] == "*" { pi += 1 }
         return pi == p.count

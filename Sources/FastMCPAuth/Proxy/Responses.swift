@@ -8,7 +8,12 @@ enum Responses {
     }
 
     /// An OAuth error body (RFC 6749 §5.2). Descriptions are ours, never echoed input.
-    static func oauthError(_ status: Int, _ error: String, _ description: String, headers: [String: String] = [:]) -> AuthResponse {
+    static func oauthError(
+        _ status: Int,
+        _ error: String,
+        _ description: String,
+        headers: [String: String] = [:]
+    ) -> AuthResponse {
         var all = ["Access-Control-Allow-Origin": "*", "Pragma": "no-cache"]
         all.merge(headers) { _, new in new }
         return json(status, ["error": .string(error), "error_description": .string(description)], headers: all)
@@ -25,27 +30,41 @@ enum Responses {
     }
 
     static func preflight() -> AuthResponse {
-        AuthResponse(status: 204, headers: ["Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, OPTIONS",
-                                            "Access-Control-Allow-Headers": "Content-Type, Authorization, MCP-Protocol-Version",
-                                            "Access-Control-Max-Age": "86400"], body: [])
+        AuthResponse(
+            status: 204,
+            headers: [
+                "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type, Authorization, MCP-Protocol-Version",
+                "Access-Control-Max-Age": "86400",
+            ],
+            body: []
+        )
     }
 
     /// An HTML page with the headers that keep it from being framed or scripted.
     static func html(_ status: Int, _ page: String, formTargets: [String] = []) -> AuthResponse {
         let origins = formTargets.compactMap { AuthFacade.origin(of: $0) }
         let formAction = (["'self'"] + origins).joined(separator: " ")
-        return AuthResponse(status: status, headers: [
-            "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "X-Frame-Options": "DENY",
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action \(formAction); frame-ancestors 'none'; base-uri 'none'",
-            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-        ], body: Array(page.utf8))
+        return AuthResponse(
+            status: status,
+            headers: [
+                "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                "Content-Security-Policy":
+                    "default-src 'none'; style-src 'unsafe-inline'; form-action \(formAction); frame-ancestors 'none'; base-uri 'none'",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+            ],
+            body: Array(page.utf8)
+        )
     }
 
     static func errorPage(_ status: Int, _ message: String) -> AuthResponse {
-        html(status, """
+        html(
+            status,
+            """
             <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Authorization error</title></head>
             <body style="font-family: sans-serif; max-width: 40em; margin: 4em auto"><h1>Authorization error</h1><p>\(escape(message))</p></body></html>
-            """)
+            """
+        )
     }
 
     /// HTML text and attribute escaping.
@@ -92,7 +111,8 @@ struct ConsentPage {
 
     func render() -> String {
         let e = Responses.escape
-        let scopeList = scopes.isEmpty ? "<li>(no specific scope)</li>" : scopes.map { "<li><code>\(e($0))</code></li>" }.joined()
+        let scopeList =
+            scopes.isEmpty ? "<li>(no specific scope)</li>" : scopes.map { "<li><code>\(e($0))</code></li>" }.joined()
         return """
             <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Authorize \(e(clientName))</title></head>
             <body style="font-family: sans-serif; max-width: 40em; margin: 4em auto">

@@ -8,15 +8,23 @@ extension AuthFacade {
     ///  "required_scopes", "resource_name", …provider keys}. jwt: the JWTVerifier keys; remote:
     /// "token_verifier" (a JWTVerifier configuration) and "authorization_servers"; authkit:
     /// "authkit_domain"; static: "tokens" ({token: {client_id, scopes, expires_at, sub}}).
-    public convenience init(json: JSONValue, http: HTTPClient = CurlHTTPClient(),
-                            clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock,
-                            log: @escaping @Sendable (String) -> Void = { _ in }) throws {
-        guard let object = json.objectValue else { throw AuthError(.invalidConfig, "the auth configuration must be a JSON object") }
+    public convenience init(
+        json: JSONValue,
+        http: HTTPClient = CurlHTTPClient(),
+        clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock,
+        log: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws {
+        guard let object = json.objectValue else {
+            throw AuthError(.invalidConfig, "the auth configuration must be a JSON object")
+        }
         let values = object.filter { $0.value != .null }
         let reader = ConfigReader(values: values)
         guard let name = try reader.string("provider") else { throw AuthError(.invalidConfig, "provider: is required") }
         guard let provider = Provider(rawValue: name) else {
-            throw AuthError(.invalidConfig, "provider: \"\(name)\" is not available (jwt, remote, authkit, static, introspection, workos-userinfo)")
+            throw AuthError(
+                .invalidConfig,
+                "provider: \"\(name)\" is not available (jwt, remote, authkit, static, introspection, workos-userinfo)"
+            )
         }
         let specific: Set<String>
         switch provider {
@@ -24,18 +32,27 @@ extension AuthFacade {
         case .remote: specific = ["token_verifier", "authorization_servers"]
         case .authkit: specific = ["authkit_domain"]
         case .static: specific = ["tokens"]
-        case .introspection: specific = ["introspection_url", "client_id", "client_secret", "timeout_seconds", "authorization_servers", "cache_ttl"]
+        case .introspection:
+            specific = [
+                "introspection_url", "client_id", "client_secret", "timeout_seconds", "authorization_servers",
+                "cache_ttl",
+            ]
         case .workosUserinfo: specific = ["authkit_domain", "timeout_seconds", "cache_ttl"]
         case .oauthProxy: specific = OAuthProxyConfig.proxyKeys
         case .oidcProxy: specific = OAuthProxyConfig.oidcKeys
         case .workos: specific = OAuthProxyConfig.workosKeys
         }
-        if let unknown = values.keys.sorted().first(where: { !AuthFacade.commonKeys.contains($0) && !specific.contains($0) }) {
+        if let unknown = values.keys.sorted().first(where: {
+            !AuthFacade.commonKeys.contains($0) && !specific.contains($0)
+        }) {
             throw AuthError(.invalidConfig, "unknown configuration key \"\(unknown)\" for provider \(name)")
         }
         let baseURL = try reader.string("base_url")
         if baseURL == nil, [.authkit, .remote, .workosUserinfo, .oauthProxy, .oidcProxy, .workos].contains(provider) {
-            throw AuthError(.invalidConfig, "base_url: is required for provider \(name) (it names the protected resource)")
+            throw AuthError(
+                .invalidConfig,
+                "base_url: is required for provider \(name) (it names the protected resource)"
+            )
         }
         let mcpPath = try reader.string("mcp_path") ?? "/mcp"
         let scopes = try reader.stringList("required_scopes") ?? []
@@ -58,10 +75,14 @@ extension AuthFacade {
             guard case .object(let config)? = values["token_verifier"] else {
                 throw AuthError(.invalidConfig, "token_verifier: must be a JWTVerifier configuration object")
             }
-            if config["required_scopes"] != nil { throw AuthError(.invalidConfig, "token_verifier: give required_scopes on the provider") }
+            if config["required_scopes"] != nil {
+                throw AuthError(.invalidConfig, "token_verifier: give required_scopes on the provider")
+            }
             let verifier = try jwtVerifier(config)
             servers = try reader.stringList("authorization_servers") ?? []
-            guard !servers.isEmpty else { throw AuthError(.invalidConfig, "authorization_servers: at least one is required") }
+            guard !servers.isEmpty else {
+                throw AuthError(.invalidConfig, "authorization_servers: at least one is required")
+            }
             verify = { token, needed in try verifier.verify(token, requiredScopes: needed) }
         case .authkit:
             guard let text = try reader.string("authkit_domain"), let origin = AuthFacade.origin(of: text) else {
@@ -70,36 +91,59 @@ extension AuthFacade {
             domain = origin
             servers = [origin]
             let base = baseURL ?? ""
-            let resource = (AuthFacade.origin(of: base) ?? "") + String(base.dropFirst((AuthFacade.origin(of: base) ?? "").count)).trimmingSuffix("/") + mcpPath
+            let resource =
+                (AuthFacade.origin(of: base) ?? "")
+                + String(base.dropFirst((AuthFacade.origin(of: base) ?? "").count)).trimmingSuffix("/") + mcpPath
             // AuthKit: JWKS at {domain}/oauth2/jwks, issuer = domain, audience = the resource.
-            let verifier = try jwtVerifier([:], defaults: ["jwks_uri": .string(origin + "/oauth2/jwks"), "issuer": .string(origin),
-                                                           "audience": .string(resource), "algorithms": ["RS256"]])
+            let verifier = try jwtVerifier(
+                [:],
+                defaults: [
+                    "jwks_uri": .string(origin + "/oauth2/jwks"), "issuer": .string(origin),
+                    "audience": .string(resource), "algorithms": ["RS256"],
+                ]
+            )
             verify = { token, needed in try verifier.verify(token, requiredScopes: needed) }
         case .introspection:
             guard let url = try reader.string("introspection_url"), let clientID = try reader.string("client_id"),
-                  let secret = try reader.string("client_secret") else {
+                let secret = try reader.string("client_secret")
+            else {
                 throw AuthError(.invalidConfig, "introspection_url, client_id and client_secret: are required")
             }
             servers = try reader.stringList("authorization_servers") ?? []
-            let checker = try RemoteTokenVerifier(method: .introspection(url: url, clientID: clientID, clientSecret: secret),
-                                                  timeout: try reader.seconds("timeout_seconds") ?? 10,
-                                                  cacheLifetime: try reader.seconds("cache_ttl") ?? 60, http: http, clock: clock)
+            let checker = try RemoteTokenVerifier(
+                method: .introspection(url: url, clientID: clientID, clientSecret: secret),
+                timeout: try reader.seconds("timeout_seconds") ?? 10,
+                cacheLifetime: try reader.seconds("cache_ttl") ?? 60,
+                http: http,
+                clock: clock
+            )
             verify = { token, needed in try checker.verify(token, requiredScopes: needed) }
         case .workosUserinfo:
             guard let text = try reader.string("authkit_domain"), let origin = AuthFacade.origin(of: text) else {
                 throw AuthError(.invalidConfig, "authkit_domain: must be a URL such as https://your-app.authkit.app")
             }
             servers = [origin]
-            let checker = try RemoteTokenVerifier(method: .userinfo(url: origin + "/oauth2/userinfo"),
-                                                  timeout: try reader.seconds("timeout_seconds") ?? 10,
-                                                  cacheLifetime: try reader.seconds("cache_ttl") ?? 60, http: http, clock: clock)
+            let checker = try RemoteTokenVerifier(
+                method: .userinfo(url: origin + "/oauth2/userinfo"),
+                timeout: try reader.seconds("timeout_seconds") ?? 10,
+                cacheLifetime: try reader.seconds("cache_ttl") ?? 60,
+                http: http,
+                clock: clock
+            )
             verify = { token, needed in try checker.verify(token, requiredScopes: needed) }
         case .oauthProxy, .oidcProxy, .workos:
             let base = baseURL ?? ""
             let origin = AuthFacade.origin(of: base) ?? ""
             let resource = origin + String(base.dropFirst(origin.count)).trimmingSuffix("/") + mcpPath
-            let config = try OAuthProxyConfig.parse(provider: provider, reader: reader, values: values, baseURL: base,
-                                                    resourceURL: resource, requiredScopes: scopes, http: http)
+            let config = try OAuthProxyConfig.parse(
+                provider: provider,
+                reader: reader,
+                values: values,
+                baseURL: base,
+                resourceURL: resource,
+                requiredScopes: scopes,
+                http: http
+            )
             let built = try OAuthProxy(config: config, http: http, clock: clock, log: log)
             proxy = built
             servers = [config.issuer]
@@ -109,9 +153,13 @@ extension AuthFacade {
                 throw AuthError(.invalidConfig, "tokens: must map each token to {client_id, scopes, expires_at}")
             }
             let table: [(token: [UInt8], claims: [String: JSONValue])] = try tokens.map { token, entry in
-                guard case .object(var claims) = entry else { throw AuthError(.invalidConfig, "tokens: each entry must be an object") }
+                guard case .object(var claims) = entry else {
+                    throw AuthError(.invalidConfig, "tokens: each entry must be an object")
+                }
                 if let scopes = claims.removeValue(forKey: "scopes") {
-                    guard let list = scopes.stringOrStringArray else { throw AuthError(.invalidConfig, "tokens: scopes must be a list of strings") }
+                    guard let list = scopes.stringOrStringArray else {
+                        throw AuthError(.invalidConfig, "tokens: scopes must be a list of strings")
+                    }
                     claims["scope"] = .string(list.joined(separator: " "))
                 }
                 if let expires = claims.removeValue(forKey: "expires_at") { claims["exp"] = expires }
@@ -129,25 +177,39 @@ extension AuthFacade {
                 return AccessToken(token: token, claims: claims)
             }
         }
-        try self.init(provider: provider, baseURL: baseURL, mcpPath: mcpPath, requiredScopes: scopes, authorizationServers: servers,
-                      resourceName: try reader.string("resource_name"), authKitDomain: domain, proxy: proxy, verify: verify, http: http, clock: clock)
+        try self.init(
+            provider: provider,
+            baseURL: baseURL,
+            mcpPath: mcpPath,
+            requiredScopes: scopes,
+            authorizationServers: servers,
+            resourceName: try reader.string("resource_name"),
+            authKitDomain: domain,
+            proxy: proxy,
+            verify: verify,
+            http: http,
+            clock: clock
+        )
     }
 
     // MARK: - Environment
 
     static let providerNames: [String: Provider] = [
         "jwt": .jwt, "jwtverifier": .jwt, "fastmcp.server.auth.providers.jwt.jwtverifier": .jwt,
-        "authkit": .authkit, "authkitprovider": .authkit, "fastmcp.server.auth.providers.workos.authkitprovider": .authkit,
+        "authkit": .authkit, "authkitprovider": .authkit,
+        "fastmcp.server.auth.providers.workos.authkitprovider": .authkit,
         "remote": .remote, "remoteauthprovider": .remote, "fastmcp.server.auth.auth.remoteauthprovider": .remote,
         "fastmcp.server.auth.remoteauthprovider": .remote,
-        "static": .static, "statictokenverifier": .static, "fastmcp.server.auth.providers.jwt.statictokenverifier": .static,
+        "static": .static, "statictokenverifier": .static,
+        "fastmcp.server.auth.providers.jwt.statictokenverifier": .static,
         "introspection": .introspection, "introspectiontokenverifier": .introspection,
         "fastmcp.server.auth.providers.introspection.introspectiontokenverifier": .introspection,
         "workos-userinfo": .workosUserinfo, "workostokenverifier": .workosUserinfo,
         "fastmcp.server.auth.providers.workos.workostokenverifier": .workosUserinfo,
         "workos": .workos, "workosprovider": .workos, "fastmcp.server.auth.providers.workos.workosprovider": .workos,
         "oidc_proxy": .oidcProxy, "oidcproxy": .oidcProxy, "fastmcp.server.auth.oidc_proxy.oidcproxy": .oidcProxy,
-        "oauth_proxy": .oauthProxy, "oauthproxy": .oauthProxy, "fastmcp.server.auth.oauth_proxy.oauthproxy": .oauthProxy,
+        "oauth_proxy": .oauthProxy, "oauthproxy": .oauthProxy,
+        "fastmcp.server.auth.oauth_proxy.oauthproxy": .oauthProxy,
         "fastmcp.server.auth.oauthproxy": .oauthProxy,
     ]
 
@@ -155,8 +217,11 @@ extension AuthFacade {
     /// FASTMCP_SERVER_AUTH_JWT_*, FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_*, …_REMOTE_* and
     /// …_STATIC_TOKENS give its settings. `overrides` (explicit arguments) win; `defaults` lose.
     /// Returns nil when FASTMCP_SERVER_AUTH is unset and `overrides` names no provider.
-    public static func configuration(environment: [String: String], overrides: [String: JSONValue] = [:],
-                                     defaults: [String: JSONValue] = [:]) throws -> JSONValue? {
+    public static func configuration(
+        environment: [String: String],
+        overrides: [String: JSONValue] = [:],
+        defaults: [String: JSONValue] = [:]
+    ) throws -> JSONValue? {
         var config = defaults
         var variableOf = [String: String]()
         if let named = environment["FASTMCP_SERVER_AUTH"], !named.trimmingCharacters().isEmpty {
@@ -181,7 +246,9 @@ extension AuthFacade {
                 guard let prefix = prefixes.first(where: { variable.hasPrefix($0) }) else { continue }
                 let key = variable.dropFirst(prefix.count).lowercased()
                 let parsed = try environmentValue(value, key: key, variable: variable)
-                if provider == .remote, prefix == "FASTMCP_SERVER_AUTH_JWT_", key != "base_url", key != "required_scopes" {
+                if provider == .remote, prefix == "FASTMCP_SERVER_AUTH_JWT_", key != "base_url",
+                    key != "required_scopes"
+                {
                     verifier[key] = parsed
                 } else {
                     config[key] = parsed
@@ -196,8 +263,11 @@ extension AuthFacade {
         do {
             _ = try AuthFacade(json: .object(config))
         } catch let error as AuthError {
-            if let key = variableOf.keys.sorted(by: { $0.count > $1.count }).first(where: { error.message.hasPrefix($0 + ":") || error.message.contains("\"\($0)\"") }),
-               let variable = variableOf[key], overrides[key] == nil {
+            if let key = variableOf.keys.sorted(by: { $0.count > $1.count }).first(where: {
+                error.message.hasPrefix($0 + ":") || error.message.contains("\"\($0)\"")
+            }),
+                let variable = variableOf[key], overrides[key] == nil
+            {
                 throw AuthError(error.code, "\(variable): \(error.message)")
             }
             throw error
@@ -209,7 +279,9 @@ extension AuthFacade {
     static func environmentValue(_ text: String, key: String, variable: String) throws -> JSONValue {
         let trimmed = text.trimmingCharacters()
         if trimmed.hasPrefix("{") || trimmed.hasPrefix("[") {
-            guard let parsed = try? JSONValue.parse(trimmed) else { throw AuthError(.invalidConfig, "\(variable): not valid JSON") }
+            guard let parsed = try? JSONValue.parse(trimmed) else {
+                throw AuthError(.invalidConfig, "\(variable): not valid JSON")
+            }
             return parsed
         }
         switch trimmed.lowercased() {
@@ -217,10 +289,14 @@ extension AuthFacade {
         case "false": return false
         default: break
         }
-        if ["leeway", "cache_size", "cache_ttl", "max_token_bytes", "jwks_timeout", "jwks_max_bytes", "jwks_refetch_cooldown",
+        if [
+            "leeway", "cache_size", "cache_ttl", "max_token_bytes", "jwks_timeout", "jwks_max_bytes",
+            "jwks_refetch_cooldown",
             "jwks_cache_ttl", "jwks_min_cache_ttl", "jwks_max_cache_ttl", "timeout_seconds", "access_token_lifetime",
-            "refresh_token_lifetime", "refresh_grace_period", "transaction_lifetime", "code_lifetime", "client_lifetime",
-            "registration_rate_limit", "pbkdf2_iterations"].contains(key) {
+            "refresh_token_lifetime", "refresh_grace_period", "transaction_lifetime", "code_lifetime",
+            "client_lifetime",
+            "registration_rate_limit", "pbkdf2_iterations",
+        ].contains(key) {
             if let integer = Int64(trimmed) { return .int(integer) }
             if let number = Double(trimmed) { return .double(number) }
             throw AuthError(.invalidConfig, "\(variable): must be a number")

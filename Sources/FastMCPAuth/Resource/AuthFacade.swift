@@ -10,8 +10,13 @@ public struct AuthRequest: Sendable {
     /// The peer's IP address as the host sees it (rate limits key on it); nil when unknown.
     public var clientAddress: String?
 
-    public init(method: String, target: String, headers: [(name: String, value: String)] = [], body: [UInt8] = [],
-                clientAddress: String? = nil) {
+    public init(
+        method: String,
+        target: String,
+        headers: [(name: String, value: String)] = [],
+        body: [UInt8] = [],
+        clientAddress: String? = nil
+    ) {
         self.method = method
         self.target = target
         self.headers = headers
@@ -56,8 +61,11 @@ public struct AuthResponse: Sendable, Equatable {
 /// MCP authorization spec requires. Immutable configuration; thread-safe.
 public final class AuthFacade: @unchecked Sendable {
     public enum Provider: String, Sendable {
-        case jwt, remote, authkit, `static`, introspection, workosUserinfo = "workos-userinfo"
-        case oauthProxy = "oauth_proxy", oidcProxy = "oidc_proxy", workos
+        case jwt, remote, authkit, `static`, introspection
+        case workosUserinfo = "workos-userinfo"
+        case oauthProxy = "oauth_proxy"
+        case oidcProxy = "oidc_proxy"
+        case workos
     }
 
     public let provider: Provider
@@ -81,10 +89,19 @@ public final class AuthFacade: @unchecked Sendable {
     public let metadataPath: String
     public let metadataURL: String?
 
-    public init(provider: Provider, baseURL: String?, mcpPath: String = "/mcp", requiredScopes: [String] = [],
-                authorizationServers: [String] = [], resourceName: String? = nil, authKitDomain: String? = nil,
-                proxy: OAuthProxy? = nil, verify: @escaping @Sendable (String, [String]) throws -> AccessToken,
-                http: HTTPClient = CurlHTTPClient(), clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock) throws {
+    public init(
+        provider: Provider,
+        baseURL: String?,
+        mcpPath: String = "/mcp",
+        requiredScopes: [String] = [],
+        authorizationServers: [String] = [],
+        resourceName: String? = nil,
+        authKitDomain: String? = nil,
+        proxy: OAuthProxy? = nil,
+        verify: @escaping @Sendable (String, [String]) throws -> AccessToken,
+        http: HTTPClient = CurlHTTPClient(),
+        clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock
+    ) throws {
         guard mcpPath.hasPrefix("/") else { throw AuthError(.invalidConfig, "mcp_path: must start with /") }
         if let baseURL {
             guard let origin = AuthFacade.origin(of: baseURL) else {
@@ -97,7 +114,10 @@ public final class AuthFacade: @unchecked Sendable {
         } else {
             // Without a base URL nothing can name the resource, so no metadata is advertised.
             guard authorizationServers.isEmpty else {
-                throw AuthError(.invalidConfig, "base_url: is required with authorization servers (it names the protected resource)")
+                throw AuthError(
+                    .invalidConfig,
+                    "base_url: is required with authorization servers (it names the protected resource)"
+                )
             }
             self.resourceURL = nil
             self.metadataPath = "/.well-known/oauth-protected-resource" + mcpPath
@@ -116,7 +136,9 @@ public final class AuthFacade: @unchecked Sendable {
 
     /// "https://host:port" of an http(s) URL, or nil.
     static func origin(of url: String) -> String? {
-        guard let scheme = urlScheme(url), scheme == "http" || scheme == "https", urlHost(url) != nil else { return nil }
+        guard let scheme = urlScheme(url), scheme == "http" || scheme == "https", urlHost(url) != nil else {
+            return nil
+        }
         let afterScheme = url.index(url.startIndex, offsetBy: scheme.count + 3)
         let end = url[afterScheme...].firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? url.endIndex
         return String(url[..<end])
@@ -127,7 +149,9 @@ public final class AuthFacade: @unchecked Sendable {
     /// The answer to a discovery route, or nil when the request is not one of ours.
     public func handle(_ request: AuthRequest) -> AuthResponse? {
         let path = request.path
-        if resourceURL != nil, !authorizationServers.isEmpty, path == metadataPath || path == "/.well-known/oauth-protected-resource" {
+        if resourceURL != nil, !authorizationServers.isEmpty,
+            path == metadataPath || path == "/.well-known/oauth-protected-resource"
+        {
             guard request.method == "GET" || request.method == "HEAD" || request.method == "OPTIONS" else {
                 return .json(405, ["error": "method_not_allowed"], extraHeaders: ["Allow": "GET, HEAD, OPTIONS"])
             }
@@ -144,7 +168,9 @@ public final class AuthFacade: @unchecked Sendable {
         var paths = [String]()
         if resourceURL != nil, !authorizationServers.isEmpty {
             paths.append(metadataPath)
-            if metadataPath != "/.well-known/oauth-protected-resource" { paths.append("/.well-known/oauth-protected-resource") }
+            if metadataPath != "/.well-known/oauth-protected-resource" {
+                paths.append("/.well-known/oauth-protected-resource")
+            }
         }
         if provider == .authkit { paths.append("/.well-known/oauth-authorization-server") }
         if let proxy { paths += proxy.routePaths.filter { !paths.contains($0) } }
@@ -184,15 +210,35 @@ public final class AuthFacade: @unchecked Sendable {
     private func authorizationServerMetadata() -> AuthResponse {
         let now = clock()
         if let cached = metadataCache.withLock({ $0 }), now < cached.expiresAt {
-            return AuthResponse(status: 200, headers: ["Content-Type": "application/json", "Access-Control-Allow-Origin": "*"], body: cached.document)
+            return AuthResponse(
+                status: 200,
+                headers: ["Content-Type": "application/json", "Access-Control-Allow-Origin": "*"],
+                body: cached.document
+            )
         }
         let url = (authKitDomain ?? "") + "/.well-known/oauth-authorization-server"
-        guard let response = try? http.send(HTTPRequest(url: url, headers: [("Accept", "application/json")], timeout: 10, maxResponseBytes: 256 * 1024)),
-              response.status == 200, (try? JSONValue.parse(response.body))?.objectValue != nil else {
-            return .json(502, ["error": "bad_gateway", "error_description": "the authorization server metadata could not be fetched"])
+        guard
+            let response = try? http.send(
+                HTTPRequest(
+                    url: url,
+                    headers: [("Accept", "application/json")],
+                    timeout: 10,
+                    maxResponseBytes: 256 * 1024
+                )
+            ),
+            response.status == 200, (try? JSONValue.parse(response.body))?.objectValue != nil
+        else {
+            return .json(
+                502,
+                ["error": "bad_gateway", "error_description": "the authorization server metadata could not be fetched"]
+            )
         }
         metadataCache.withLock { $0 = (response.body, now + Self.metadataLifetime) }
-        return AuthResponse(status: 200, headers: ["Content-Type": "application/json", "Access-Control-Allow-Origin": "*"], body: response.body)
+        return AuthResponse(
+            status: 200,
+            headers: ["Content-Type": "application/json", "Access-Control-Allow-Origin": "*"],
+            body: response.body
+        )
     }
 
     // MARK: - Authentication
@@ -205,29 +251,70 @@ public final class AuthFacade: @unchecked Sendable {
 
     /// Authenticates a request's Authorization header (nil when absent) for an operation that
     /// needs `requiredScopes` beyond the configured ones. Tokens in the query string are refused.
-    public func authenticate(authorization: String?, requiredScopes extra: [String] = [], query: String? = nil) -> Outcome {
+    public func authenticate(
+        authorization: String?,
+        requiredScopes extra: [String] = [],
+        query: String? = nil
+    ) -> Outcome {
         let needed = requiredScopes + extra.filter { !requiredScopes.contains($0) }
         if let query, query.split(separator: "&").contains(where: { $0.hasPrefix("access_token=") }) {
-            return .challenge(challenge(401, error: "invalid_request", description: "Access tokens are accepted only in the Authorization header.", scopes: needed))
+            return .challenge(
+                challenge(
+                    401,
+                    error: "invalid_request",
+                    description: "Access tokens are accepted only in the Authorization header.",
+                    scopes: needed
+                )
+            )
         }
         guard let authorization, !authorization.isEmpty else {
             return .challenge(challenge(401, error: nil, description: nil, scopes: needed))
         }
         let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].contains(" ") else {
-            return .challenge(challenge(401, error: "invalid_token", description: "The Authorization header must be: Bearer <token>.", scopes: needed))
+            return .challenge(
+                challenge(
+                    401,
+                    error: "invalid_token",
+                    description: "The Authorization header must be: Bearer <token>.",
+                    scopes: needed
+                )
+            )
         }
         do {
             return .authenticated(try verify(String(parts[1]), needed))
         } catch let error as AuthError where error.code == .insufficientScope {
-            return .challenge(challenge(403, error: "insufficient_scope", description: "The token lacks a required scope.", scopes: needed))
+            return .challenge(
+                challenge(
+                    403,
+                    error: "insufficient_scope",
+                    description: "The token lacks a required scope.",
+                    scopes: needed
+                )
+            )
         } catch let error as AuthError where error.code == .jwksUnavailable {
-            return .challenge(challenge(401, error: "invalid_token", description: "The token could not be verified right now.", scopes: needed))
+            return .challenge(
+                challenge(
+                    401,
+                    error: "invalid_token",
+                    description: "The token could not be verified right now.",
+                    scopes: needed
+                )
+            )
         } catch let error as AuthError {
             // The code names the reason without echoing any token bytes.
-            return .challenge(challenge(401, error: "invalid_token", description: "The token is not valid (\(error.code.name)).", scopes: needed))
+            return .challenge(
+                challenge(
+                    401,
+                    error: "invalid_token",
+                    description: "The token is not valid (\(error.code.name)).",
+                    scopes: needed
+                )
+            )
         } catch {
-            return .challenge(challenge(401, error: "invalid_token", description: "The token is not valid.", scopes: needed))
+            return .challenge(
+                challenge(401, error: "invalid_token", description: "The token is not valid.", scopes: needed)
+            )
         }
     }
 
@@ -238,8 +325,10 @@ public final class AuthFacade: @unchecked Sendable {
         if let description { parameters.append("error_description=\"\(description)\"") }
         if !authorizationServers.isEmpty, let metadataURL { parameters.append("resource_metadata=\"\(metadataURL)\"") }
         if !scopes.isEmpty { parameters.append("scope=\"\(scopes.joined(separator: " "))\"") }
-        var body: [String: JSONValue] = ["error": .string(error ?? "unauthorized"),
-                                         "error_description": .string(description ?? "Authentication required.")]
+        var body: [String: JSONValue] = [
+            "error": .string(error ?? "unauthorized"),
+            "error_description": .string(description ?? "Authentication required."),
+        ]
         if status == 403 { body["required_scopes"] = .array(scopes.map { .string($0) }) }
         let header = parameters.isEmpty ? "Bearer" : "Bearer " + parameters.joined(separator: ", ")
         return .json(status, .object(body), extraHeaders: ["WWW-Authenticate": header])

@@ -45,7 +45,8 @@ public final class Fernet: @unchecked Sendable {
     // MARK: - Encrypt
 
     /// Encrypts with the first key at `time` (seconds since the epoch). `iv` is for test vectors.
-    public func encrypt(_ plaintext: [UInt8], at time: Int64 = Fernet.currentTime, iv: [UInt8]? = nil) throws -> String {
+    public func encrypt(_ plaintext: [UInt8], at time: Int64 = Fernet.currentTime, iv: [UInt8]? = nil) throws -> String
+    {
         let iv = try iv ?? OpenSSL.randomBytes(16)
         guard iv.count == 16 else { throw AuthError(.invalidArgument, "a Fernet IV is 16 bytes") }
         let key = keys[0]
@@ -66,7 +67,9 @@ public final class Fernet: @unchecked Sendable {
         let (timestamp, data) = try Fernet.unverifiedData(token)
         if let ttl {
             if timestamp &+ ttl < now { throw AuthError(.expired, "the Fernet token is older than its TTL") }
-            if now &+ Fernet.maxClockSkew < timestamp { throw AuthError(.notYetValid, "the Fernet token's timestamp is in the future") }
+            if now &+ Fernet.maxClockSkew < timestamp {
+                throw AuthError(.notYetValid, "the Fernet token's timestamp is in the future")
+            }
         }
         let key = try verifiedKey(data)
         return try Fernet.decryptVerified(data, key: key)
@@ -92,7 +95,9 @@ public final class Fernet: @unchecked Sendable {
         guard let data = Base64.decode(token.trimmingASCIIWhitespace(), alphabet: .urlSafe) else {
             throw AuthError(.malformedBase64, "the Fernet token is not url-safe base64")
         }
-        guard data.count >= 9, data[0] == 0x80 else { throw AuthError(.malformedToken, "not a Fernet token (version byte or length)") }
+        guard data.count >= 9, data[0] == 0x80 else {
+            throw AuthError(.malformedToken, "not a Fernet token (version byte or length)")
+        }
         let timestamp = data[1..<9].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         return (Int64(bitPattern: timestamp), data)
     }
@@ -102,14 +107,21 @@ public final class Fernet: @unchecked Sendable {
         guard data.count >= 1 + 8 + 16 + 32 else { throw AuthError(.malformedToken, "the Fernet token is too short") }
         let mac = Array(data[(data.count - 32)...])
         for key in keys {
-            let expected = data.withUnsafeBytes { OpenSSL.hmac(digestName: "SHA256", key: key.signing, data: UnsafeRawBufferPointer(rebasing: $0[..<(data.count - 32)])) }
+            let expected = data.withUnsafeBytes {
+                OpenSSL.hmac(
+                    digestName: "SHA256",
+                    key: key.signing,
+                    data: UnsafeRawBufferPointer(rebasing: $0[..<(data.count - 32)])
+                )
+            }
             if OpenSSL.constantTimeEqual(expected, mac) { return key }
         }
         throw AuthError(.badSignature, "the Fernet token's MAC does not match any key")
     }
 
     private static func decryptVerified(_ data: [UInt8], key: Key) throws -> [UInt8] {
-        let iv = Array(data[9..<25]), ciphertext = Array(data[25..<(data.count - 32)])
+        let iv = Array(data[9..<25])
+        let ciphertext = Array(data[25..<(data.count - 32)])
         guard !ciphertext.isEmpty, ciphertext.count % 16 == 0 else {
             throw AuthError(.malformedToken, "the Fernet ciphertext is not a whole number of AES blocks")
         }
@@ -119,12 +131,17 @@ public final class Fernet: @unchecked Sendable {
     /// AES-128-CBC with PKCS#7 padding.
     private static func aes(encrypt: Bool, key: [UInt8], iv: [UInt8], input: [UInt8]) throws -> [UInt8] {
         guard let ctx = EVP_CIPHER_CTX_new() else { throw AuthError(.internalError, "cannot create a cipher context") }
-        defer { EVP_CIPHER_CTX_free(ctx); OpenSSL.clearErrors() }
+        defer {
+            EVP_CIPHER_CTX_free(ctx)
+            OpenSSL.clearErrors()
+        }
         var out = [UInt8](repeating: 0, count: input.count + 16)
-        var written: Int32 = 0, final: Int32 = 0
+        var written: Int32 = 0
+        var final: Int32 = 0
         let ok = out.withUnsafeMutableBufferPointer { buffer -> Bool in
             guard EVP_CipherInit_ex2(ctx, aes128CBC, key, iv, encrypt ? 1 : 0, nil) == 1,
-                  EVP_CipherUpdate(ctx, buffer.baseAddress, &written, input, Int32(input.count)) == 1 else { return false }
+                EVP_CipherUpdate(ctx, buffer.baseAddress, &written, input, Int32(input.count)) == 1
+            else { return false }
             return EVP_CipherFinal_ex(ctx, buffer.baseAddress! + Int(written), &final) == 1
         }
         guard ok else {

@@ -4,7 +4,10 @@ enum ISOTime {
     static func format(_ epoch: Double) -> String {
         var seconds = Int64(epoch.rounded(.down))
         var micros = Int64(((epoch - Double(seconds)) * 1_000_000).rounded())
-        if micros >= 1_000_000 { seconds += 1; micros -= 1_000_000 }
+        if micros >= 1_000_000 {
+            seconds += 1
+            micros -= 1_000_000
+        }
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = seconds - days * 86_400
         let (year, month, day) = civil(fromDays: days)
@@ -12,7 +15,8 @@ enum ISOTime {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
-        var text = "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2))"
+        var text =
+            "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2))"
         if micros > 0 { text += "." + pad(micros, 6) }
         return text + "+00:00"
     }
@@ -30,10 +34,12 @@ enum ISOTime {
             return value
         }
         guard chars.count >= 19, chars[4] == UInt8(ascii: "-"), chars[7] == UInt8(ascii: "-"),
-              chars[10] == UInt8(ascii: "T") || chars[10] == UInt8(ascii: " "), chars[13] == UInt8(ascii: ":"), chars[16] == UInt8(ascii: ":"),
-              let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
-              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+            chars[10] == UInt8(ascii: "T") || chars[10] == UInt8(ascii: " "), chars[13] == UInt8(ascii: ":"),
+            chars[16] == UInt8(ascii: ":"),
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
+            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+        else { return nil }
         var index = 19
         var fraction = 0.0
         if index < chars.count, chars[index] == UInt8(ascii: ".") {
@@ -52,7 +58,9 @@ enum ISOTime {
             if chars[index] == UInt8(ascii: "Z"), index + 1 == chars.count {
                 offset = 0
             } else if chars[index] == UInt8(ascii: "+") || chars[index] == UInt8(ascii: "-"), chars.count == index + 6,
-                      chars[index + 3] == UInt8(ascii: ":"), let h = number((index + 1)..<(index + 3)), let m = number((index + 4)..<(index + 6)) {
+                chars[index + 3] == UInt8(ascii: ":"), let h = number((index + 1)..<(index + 3)),
+                let m = number((index + 4)..<(index + 6))
+            {
                 offset = (h * 3600 + m * 60) * (chars[index] == UInt8(ascii: "-") ? -1 : 1)
             } else {
                 return nil

@@ -31,21 +31,37 @@ final class MemoryBackend: StoreBackend, @unchecked Sendable {
         StoredEntry(value: entry.value, expiresAt: entry.expiresAt, raw: entry.valueJSON)
     }
 
-    func put(_ collection: String, _ key: String, valueJSON: String, value: [String: JSONValue], ttl: Double?, onlyIfAbsent: Bool,
-             now: Double) throws -> Bool {
+    func put(
+        _ collection: String,
+        _ key: String,
+        valueJSON: String,
+        value: [String: JSONValue],
+        ttl: Double?,
+        onlyIfAbsent: Bool,
+        now: Double
+    ) throws -> Bool {
         state.withLock { state in
             // Modified in place: copying a collection out and back would cost O(entries) per put.
             if onlyIfAbsent, Self.live(state.collections[collection]?[key], now: now) != nil { return false }
-            if state.collections[collection]?[key] == nil, (state.collections[collection]?.count ?? 0) >= maxEntriesPerCollection {
-                state.collections[collection] = state.collections[collection]!.filter { Self.live($0.value, now: now) != nil }
+            if state.collections[collection]?[key] == nil,
+                (state.collections[collection]?.count ?? 0) >= maxEntriesPerCollection
+            {
+                state.collections[collection] = state.collections[collection]!.filter {
+                    Self.live($0.value, now: now) != nil
+                }
                 while state.collections[collection]!.count >= maxEntriesPerCollection,
-                      let oldest = state.collections[collection]!.min(by: { $0.value.sequence < $1.value.sequence }) {
+                    let oldest = state.collections[collection]!.min(by: { $0.value.sequence < $1.value.sequence })
+                {
                     state.collections[collection]![oldest.key] = nil
                 }
             }
             state.sequence += 1
-            state.collections[collection, default: [:]][key] = Entry(valueJSON: valueJSON, value: value, expiresAt: ttl.map { now + $0 },
-                                                                     sequence: state.sequence)
+            state.collections[collection, default: [:]][key] = Entry(
+                valueJSON: valueJSON,
+                value: value,
+                expiresAt: ttl.map { now + $0 },
+                sequence: state.sequence
+            )
             return true
         }
     }
@@ -76,7 +92,9 @@ final class MemoryBackend: StoreBackend, @unchecked Sendable {
     }
 
     func ttl(_ collection: String, _ key: String, now: Double) throws -> TimeToLive {
-        guard let entry = state.withLock({ Self.live($0.collections[collection]?[key], now: now) }) else { return .missing }
+        guard let entry = state.withLock({ Self.live($0.collections[collection]?[key], now: now) }) else {
+            return .missing
+        }
         return entry.expiresAt.map { .seconds($0 - now) } ?? .never
     }
 

@@ -23,7 +23,7 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
         self.timeout = timeout
     }
 
-    deinit { idle.withLock { contexts in contexts.forEach { redisFree($0) } } }
+    deinit { idle.withLock { contexts in for context in contexts { redisFree(context) } } }
 
     /// Parses the URL's parts (the scheme is already checked by the caller).
     static func endpoint(from url: String) throws -> Endpoint {
@@ -32,7 +32,9 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
         if let slash = rest.firstIndex(of: "/") {
             let db = rest[rest.index(after: slash)...]
             if !db.isEmpty {
-                guard let number = Int(db), number >= 0 else { throw AuthError(.invalidConfig, "store url: the Redis database must be a number") }
+                guard let number = Int(db), number >= 0 else {
+                    throw AuthError(.invalidConfig, "store url: the Redis database must be a number")
+                }
                 endpoint.database = number
             }
             rest = rest[..<slash]
@@ -65,7 +67,8 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
         var iterator = Array(text.utf8).makeIterator()
         while let byte = iterator.next() {
             if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
-               let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+            {
                 bytes.append(value)
             } else {
                 bytes.append(byte)
@@ -138,10 +141,14 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
         let utf8 = arguments.map { Array($0.utf8) }
         let pointers = utf8.map { bytes -> UnsafeMutablePointer<CChar> in
             let copy = UnsafeMutablePointer<CChar>.allocate(capacity: max(bytes.count, 1))
-            bytes.withUnsafeBytes { if let base = $0.baseAddress { UnsafeMutableRawPointer(copy).copyMemory(from: base, byteCount: bytes.count) } }
+            bytes.withUnsafeBytes {
+                if let base = $0.baseAddress {
+                    UnsafeMutableRawPointer(copy).copyMemory(from: base, byteCount: bytes.count)
+                }
+            }
             return copy
         }
-        defer { pointers.forEach { $0.deallocate() } }
+        defer { for pointer in pointers { pointer.deallocate() } }
         var argv = pointers.map { UnsafePointer<CChar>?(UnsafePointer($0)) }
         var lengths = utf8.map { $0.count }
         guard let raw = redisCommandArgv(context, Int32(arguments.count), &argv, &lengths) else {
@@ -180,7 +187,13 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
     static func redisKey(_ collection: String, _ key: String) -> String { "\(collection)::\(key)" }
 
     /// The envelope py-key-value writes (json.dumps(..., sort_keys=True)).
-    private static func envelope(_ collection: String, _ key: String, value: [String: JSONValue], createdAt: Double, expiresAt: Double?) -> String {
+    private static func envelope(
+        _ collection: String,
+        _ key: String,
+        value: [String: JSONValue],
+        createdAt: Double,
+        expiresAt: Double?
+    ) -> String {
         var document: [String: JSONValue] = [
             "collection": .string(collection), "key": .string(key), "version": 1,
             "created_at": .string(ISOTime.format(createdAt)), "value": .object(value),
@@ -213,8 +226,15 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
 
     // MARK: - Operations
 
-    func put(_ collection: String, _ key: String, valueJSON: String, value: [String: JSONValue], ttl: Double?, onlyIfAbsent: Bool,
-             now: Double) throws -> Bool {
+    func put(
+        _ collection: String,
+        _ key: String,
+        valueJSON: String,
+        value: [String: JSONValue],
+        ttl: Double?,
+        onlyIfAbsent: Bool,
+        now: Double
+    ) throws -> Bool {
         let document = Self.envelope(collection, key, value: value, createdAt: now, expiresAt: ttl.map { now + $0 })
         var arguments = ["SET", Self.redisKey(collection, key), document]
         if let ttl { arguments += ["PX", String(max(1, Int64((ttl * 1000).rounded(.up))))] }
@@ -228,11 +248,15 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
         return try Self.entry(raw: raw, now: now)
     }
 
-    private static let takeScript = "local v = redis.call('GET', KEYS[1]) if v then redis.call('DEL', KEYS[1]) end return v"
-    private static let compareAndDeleteScript = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
+    private static let takeScript =
+        "local v = redis.call('GET', KEYS[1]) if v then redis.call('DEL', KEYS[1]) end return v"
+    private static let compareAndDeleteScript =
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
 
     func take(_ collection: String, _ key: String, now: Double) throws -> StoredEntry? {
-        guard case .string(let raw) = try run(["EVAL", Self.takeScript, "1", Self.redisKey(collection, key)]) else { return nil }
+        guard case .string(let raw) = try run(["EVAL", Self.takeScript, "1", Self.redisKey(collection, key)]) else {
+            return nil
+        }
         return try Self.entry(raw: raw, now: now)
     }
 
@@ -242,7 +266,11 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
     }
 
     func compareAndDelete(_ collection: String, _ key: String, raw: String) throws -> Bool {
-        if case .integer(let count) = try run(["EVAL", Self.compareAndDeleteScript, "1", Self.redisKey(collection, key), raw]) { return count > 0 }
+        if case .integer(let count) = try run([
+            "EVAL", Self.compareAndDeleteScript, "1", Self.redisKey(collection, key), raw,
+        ]) {
+            return count > 0
+        }
         return false
     }
 
@@ -262,10 +290,15 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
     }
 
     private func scan(_ collection: String) throws -> [String] {
-        var cursor = "0", found = [String]()
+        var cursor = "0"
+        var found = [String]()
         repeat {
-            guard case .array(let parts) = try run(["SCAN", cursor, "MATCH", Self.globEscaped(collection) + "::*", "COUNT", "1000"]),
-                  parts.count == 2, case .string(let next) = parts[0], case .array(let keys) = parts[1] else {
+            guard
+                case .array(let parts) = try run([
+                    "SCAN", cursor, "MATCH", Self.globEscaped(collection) + "::*", "COUNT", "1000",
+                ]),
+                parts.count == 2, case .string(let next) = parts[0], case .array(let keys) = parts[1]
+            else {
                 throw AuthError(.storeUnavailable, "unexpected SCAN reply from Redis")
             }
             for case .string(let key) in keys { found.append(key) }
@@ -288,7 +321,9 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
         let keys = Array(Set(try scan(collection)))
         var deleted = 0
         for start in stride(from: 0, to: keys.count, by: 500) {
-            if case .integer(let count) = try run(["DEL"] + keys[start..<min(start + 500, keys.count)]) { deleted += Int(count) }
+            if case .integer(let count) = try run(["DEL"] + keys[start..<min(start + 500, keys.count)]) {
+                deleted += Int(count)
+            }
         }
         return deleted
     }

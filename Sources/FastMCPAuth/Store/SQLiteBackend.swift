@@ -21,18 +21,22 @@ final class SQLiteBackend: StoreBackend, @unchecked Sendable {
             if let handle { sqlite3_close_v2(handle) }
             throw AuthError(.storeUnavailable, "cannot open the SQLite database")
         }
-        if created { chmod(path, 0o600) }   // tokens live here: owner only
+        if created { chmod(path, 0o600) }  // tokens live here: owner only
         sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
         database = Mutex(handle)
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=FULL")
-        try execute("""
+        try execute(
+            """
             CREATE TABLE IF NOT EXISTS fastmcpauth_entries (
                 collection TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                 created_at REAL NOT NULL, expires_at REAL,
                 PRIMARY KEY (collection, key)) WITHOUT ROWID
-            """)
-        try execute("CREATE INDEX IF NOT EXISTS fastmcpauth_entries_expiry ON fastmcpauth_entries (expires_at) WHERE expires_at IS NOT NULL")
+            """
+        )
+        try execute(
+            "CREATE INDEX IF NOT EXISTS fastmcpauth_entries_expiry ON fastmcpauth_entries (expires_at) WHERE expires_at IS NOT NULL"
+        )
     }
 
     deinit { database.withLock { _ = sqlite3_close_v2($0) } }
@@ -72,7 +76,10 @@ final class SQLiteBackend: StoreBackend, @unchecked Sendable {
             }
             while true {
                 let step = sqlite3_step(statement)
-                if step == SQLITE_ROW { row?(statement); continue }
+                if step == SQLITE_ROW {
+                    row?(statement)
+                    continue
+                }
                 if step == SQLITE_DONE { break }
                 throw AuthError(.storeUnavailable, "SQLite: \(String(cString: sqlite3_errmsg(db)))")
             }
@@ -97,25 +104,40 @@ final class SQLiteBackend: StoreBackend, @unchecked Sendable {
             count += 1
             return count % 256 == 1
         }
-        if due { try run("DELETE FROM fastmcpauth_entries WHERE expires_at IS NOT NULL AND expires_at <= ?", [.real(now)]) }
+        if due {
+            try run("DELETE FROM fastmcpauth_entries WHERE expires_at IS NOT NULL AND expires_at <= ?", [.real(now)])
+        }
     }
 
-    func put(_ collection: String, _ key: String, valueJSON: String, value: [String: JSONValue], ttl: Double?, onlyIfAbsent: Bool,
-             now: Double) throws -> Bool {
+    func put(
+        _ collection: String,
+        _ key: String,
+        valueJSON: String,
+        value: [String: JSONValue],
+        ttl: Double?,
+        onlyIfAbsent: Bool,
+        now: Double
+    ) throws -> Bool {
         try purgeOccasionally(now: now)
         let expiresAt: Binding = ttl.map { .real(now + $0) } ?? .null
         let values: [Binding] = [.text(collection), .text(key), .text(valueJSON), .real(now), expiresAt]
         if onlyIfAbsent {
             // One statement: insert, or replace only a row that has already expired.
-            let changed = try run("""
+            let changed = try run(
+                """
                 INSERT INTO fastmcpauth_entries (collection, key, value, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value, created_at = excluded.created_at,
                     expires_at = excluded.expires_at
                 WHERE fastmcpauth_entries.expires_at IS NOT NULL AND fastmcpauth_entries.expires_at <= ?
-                """, values + [.real(now)])
+                """,
+                values + [.real(now)]
+            )
             return changed == 1
         }
-        try run("INSERT OR REPLACE INTO fastmcpauth_entries (collection, key, value, created_at, expires_at) VALUES (?, ?, ?, ?, ?)", values)
+        try run(
+            "INSERT OR REPLACE INTO fastmcpauth_entries (collection, key, value, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+            values
+        )
         return true
     }
 
@@ -131,23 +153,32 @@ final class SQLiteBackend: StoreBackend, @unchecked Sendable {
 
     func get(_ collection: String, _ key: String, now: Double) throws -> StoredEntry? {
         var found: (String?, Double?)? = nil
-        try run("SELECT value, expires_at FROM fastmcpauth_entries WHERE collection = ? AND key = ?", [.text(collection), .text(key)]) { found = self.entry($0) }
+        try run(
+            "SELECT value, expires_at FROM fastmcpauth_entries WHERE collection = ? AND key = ?",
+            [.text(collection), .text(key)]
+        ) { found = self.entry($0) }
         return try live(found, now: now)
     }
 
     func take(_ collection: String, _ key: String, now: Double) throws -> StoredEntry? {
         var found: (String?, Double?)? = nil
-        try run("DELETE FROM fastmcpauth_entries WHERE collection = ? AND key = ? RETURNING value, expires_at",
-                [.text(collection), .text(key)]) { found = self.entry($0) }
+        try run(
+            "DELETE FROM fastmcpauth_entries WHERE collection = ? AND key = ? RETURNING value, expires_at",
+            [.text(collection), .text(key)]
+        ) { found = self.entry($0) }
         return try live(found, now: now)
     }
 
     func delete(_ collection: String, _ key: String) throws -> Bool {
-        try run("DELETE FROM fastmcpauth_entries WHERE collection = ? AND key = ?", [.text(collection), .text(key)]) == 1
+        try run("DELETE FROM fastmcpauth_entries WHERE collection = ? AND key = ?", [.text(collection), .text(key)])
+            == 1
     }
 
     func compareAndDelete(_ collection: String, _ key: String, raw: String) throws -> Bool {
-        try run("DELETE FROM fastmcpauth_entries WHERE collection = ? AND key = ? AND value = ?", [.text(collection), .text(key), .text(raw)]) == 1
+        try run(
+            "DELETE FROM fastmcpauth_entries WHERE collection = ? AND key = ? AND value = ?",
+            [.text(collection), .text(key), .text(raw)]
+        ) == 1
     }
 
     func ttl(_ collection: String, _ key: String, now: Double) throws -> TimeToLive {
@@ -157,8 +188,10 @@ final class SQLiteBackend: StoreBackend, @unchecked Sendable {
 
     func keys(_ collection: String, now: Double) throws -> [String] {
         var keys = [String]()
-        try run("SELECT key FROM fastmcpauth_entries WHERE collection = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key",
-                [.text(collection), .real(now)]) { statement in
+        try run(
+            "SELECT key FROM fastmcpauth_entries WHERE collection = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key",
+            [.text(collection), .real(now)]
+        ) { statement in
             if let key = Self.text(statement, 0) { keys.append(key) }
         }
         return keys

@@ -22,21 +22,28 @@ public final class Store: @unchecked Sendable {
         public var timeout: Double = 5
         public init() {}
 
-        static let knownKeys: Set<String> = ["encryption_keys", "on_plaintext", "on_undecryptable", "max_value_bytes",
-                                             "max_entries_per_collection", "timeout"]
+        static let knownKeys: Set<String> = [
+            "encryption_keys", "on_plaintext", "on_undecryptable", "max_value_bytes",
+            "max_entries_per_collection", "timeout",
+        ]
 
         /// The JSON options of the C API and bindings (keys as the Python keyword names).
         public init(json: JSONValue) throws {
             let reader = try ConfigReader(json: json, known: Self.knownKeys, what: "store options")
             encryptionKeys = try reader.stringList("encryption_keys") ?? []
-            for (key, keyPath) in [("on_plaintext", \Options.onPlaintext), ("on_undecryptable", \Options.onUndecryptable)] {
+            for (key, keyPath) in [
+                ("on_plaintext", \Options.onPlaintext), ("on_undecryptable", \Options.onUndecryptable),
+            ] {
                 if let text = try reader.string(key) {
-                    guard let mode = Mode(rawValue: text) else { throw AuthError(.invalidConfig, "\(key): must be \"error\" or \"miss\"") }
+                    guard let mode = Mode(rawValue: text) else {
+                        throw AuthError(.invalidConfig, "\(key): must be \"error\" or \"miss\"")
+                    }
                     self[keyPath: keyPath] = mode
                 }
             }
             maxValueBytes = try reader.count("max_value_bytes", minimum: 64) ?? maxValueBytes
-            maxEntriesPerCollection = try reader.count("max_entries_per_collection", minimum: 1) ?? maxEntriesPerCollection
+            maxEntriesPerCollection =
+                try reader.count("max_entries_per_collection", minimum: 1) ?? maxEntriesPerCollection
             timeout = try reader.seconds("timeout") ?? timeout
             if timeout <= 0 { throw AuthError(.invalidConfig, "timeout: must be positive") }
         }
@@ -51,7 +58,11 @@ public final class Store: @unchecked Sendable {
     /// Collection holding leases; values are {"holder": token}.
     static let leaseCollection = "__fastmcpauth_leases__"
 
-    public init(url: String, options: Options = Options(), clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock) throws {
+    public init(
+        url: String,
+        options: Options = Options(),
+        clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock
+    ) throws {
         self.url = url
         self.options = options
         self.clock = clock
@@ -67,7 +78,10 @@ public final class Store: @unchecked Sendable {
             guard !path.isEmpty, !path.contains("\0"), !path.contains("?") else {
                 throw AuthError(.invalidConfig, "store url: sqlite:///relative/path.db or sqlite:////absolute/path.db")
             }
-            backend = try SQLiteBackend(path: path, busyTimeoutMilliseconds: Int32(min(options.timeout * 1000, 600_000)))
+            backend = try SQLiteBackend(
+                path: path,
+                busyTimeoutMilliseconds: Int32(min(options.timeout * 1000, 600_000))
+            )
         } else if url.hasPrefix("redis://") {
             backend = RedisBackend(endpoint: try RedisBackend.endpoint(from: url), timeout: options.timeout)
         } else {
@@ -82,7 +96,9 @@ public final class Store: @unchecked Sendable {
     }
 
     private static func checkTTL(_ ttl: Double?) throws {
-        if let ttl, !(ttl > 0 && ttl.isFinite) { throw AuthError(.invalidArgument, "ttl must be a positive number of seconds") }
+        if let ttl, !(ttl > 0 && ttl.isFinite) {
+            throw AuthError(.invalidArgument, "ttl must be a positive number of seconds")
+        }
     }
 
     // MARK: - Encryption wrapper
@@ -120,7 +136,9 @@ public final class Store: @unchecked Sendable {
     /// The value of a stored entry, decrypted; nil when a mode says "miss".
     private func value(of entry: StoredEntry) throws -> [String: JSONValue]? {
         let stored = entry.value
-        if fernet != nil, let data = stored["__encrypted_data__"]?.stringValue, let hit = decrypted.withLock({ $0[data] }) {
+        if fernet != nil, let data = stored["__encrypted_data__"]?.stringValue,
+            let hit = decrypted.withLock({ $0[data] })
+        {
             return hit
         }
         guard let encrypted = stored["__encrypted_data__"] else {
@@ -158,44 +176,76 @@ public final class Store: @unchecked Sendable {
     // MARK: - Operations
 
     public func put(_ collection: String, _ key: String, _ value: [String: JSONValue], ttl: Double? = nil) throws {
-        try Self.checkName(collection, "collection"); try Self.checkName(key, "key"); try Self.checkTTL(ttl)
+        try Self.checkName(collection, "collection")
+        try Self.checkName(key, "key")
+        try Self.checkTTL(ttl)
         let entry = try stored(value)
-        _ = try backend.put(collection, key, valueJSON: entry.text, value: entry.object, ttl: ttl, onlyIfAbsent: false, now: clock())
+        _ = try backend.put(
+            collection,
+            key,
+            valueJSON: entry.text,
+            value: entry.object,
+            ttl: ttl,
+            onlyIfAbsent: false,
+            now: clock()
+        )
     }
 
     /// Stores only when no live entry exists; returns whether it stored.
-    public func putIfAbsent(_ collection: String, _ key: String, _ value: [String: JSONValue], ttl: Double? = nil) throws -> Bool {
-        try Self.checkName(collection, "collection"); try Self.checkName(key, "key"); try Self.checkTTL(ttl)
+    public func putIfAbsent(
+        _ collection: String,
+        _ key: String,
+        _ value: [String: JSONValue],
+        ttl: Double? = nil
+    ) throws -> Bool {
+        try Self.checkName(collection, "collection")
+        try Self.checkName(key, "key")
+        try Self.checkTTL(ttl)
         let entry = try stored(value)
-        return try backend.put(collection, key, valueJSON: entry.text, value: entry.object, ttl: ttl, onlyIfAbsent: true, now: clock())
+        return try backend.put(
+            collection,
+            key,
+            valueJSON: entry.text,
+            value: entry.object,
+            ttl: ttl,
+            onlyIfAbsent: true,
+            now: clock()
+        )
     }
 
     public func get(_ collection: String, _ key: String) throws -> [String: JSONValue]? {
-        try Self.checkName(collection, "collection"); try Self.checkName(key, "key")
+        try Self.checkName(collection, "collection")
+        try Self.checkName(key, "key")
         return try backend.get(collection, key, now: clock()).flatMap(value(of:))
     }
 
     /// Get and delete in one atomic step (one-time codes): of concurrent callers, one gets it.
     public func take(_ collection: String, _ key: String) throws -> [String: JSONValue]? {
-        try Self.checkName(collection, "collection"); try Self.checkName(key, "key")
+        try Self.checkName(collection, "collection")
+        try Self.checkName(key, "key")
         return try backend.take(collection, key, now: clock()).flatMap(value(of:))
     }
 
     @discardableResult
     public func delete(_ collection: String, _ key: String) throws -> Bool {
-        try Self.checkName(collection, "collection"); try Self.checkName(key, "key")
+        try Self.checkName(collection, "collection")
+        try Self.checkName(key, "key")
         return try backend.delete(collection, key)
     }
 
     /// Deletes only if the entry still holds `expected` (as read before); returns whether it did.
     public func compareAndDelete(_ collection: String, _ key: String, expected: [String: JSONValue]) throws -> Bool {
-        try Self.checkName(collection, "collection"); try Self.checkName(key, "key")
-        guard let entry = try backend.get(collection, key, now: clock()), try value(of: entry) == expected else { return false }
+        try Self.checkName(collection, "collection")
+        try Self.checkName(key, "key")
+        guard let entry = try backend.get(collection, key, now: clock()), try value(of: entry) == expected else {
+            return false
+        }
         return try backend.compareAndDelete(collection, key, raw: entry.raw)
     }
 
     public func ttl(_ collection: String, _ key: String) throws -> TimeToLive {
-        try Self.checkName(collection, "collection"); try Self.checkName(key, "key")
+        try Self.checkName(collection, "collection")
+        try Self.checkName(key, "key")
         return try backend.ttl(collection, key, now: clock())
     }
 

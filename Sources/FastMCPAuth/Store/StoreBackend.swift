@@ -19,8 +19,15 @@ public enum TimeToLive: Equatable, Sendable {
 protocol StoreBackend: AnyObject, Sendable {
     /// Stores `valueJSON` (a JSON object's text); with `onlyIfAbsent`, only when no live entry
     /// exists. Returns whether it stored.
-    func put(_ collection: String, _ key: String, valueJSON: String, value: [String: JSONValue], ttl: Double?, onlyIfAbsent: Bool,
-             now: Double) throws -> Bool
+    func put(
+        _ collection: String,
+        _ key: String,
+        valueJSON: String,
+        value: [String: JSONValue],
+        ttl: Double?,
+        onlyIfAbsent: Bool,
+        now: Double
+    ) throws -> Bool
     func get(_ collection: String, _ key: String, now: Double) throws -> StoredEntry?
     /// Get and delete in one atomic step.
     func take(_ collection: String, _ key: String, now: Double) throws -> StoredEntry?

@@ -17,7 +17,8 @@ public struct AccessToken: Sendable {
         self.token = token
         self.claims = claims
         self.claimsJSON = claimsJSON ?? JSONValue.object(claims).serialized()
-        self.clientID = claims["client_id"]?.stringValue ?? claims["azp"]?.stringValue ?? claims["sub"]?.stringValue ?? "unknown"
+        self.clientID =
+            claims["client_id"]?.stringValue ?? claims["azp"]?.stringValue ?? claims["sub"]?.stringValue ?? "unknown"
         self.scopes = AccessToken.scopes(in: claims) ?? []
         self.expiresAt = claims["exp"]?.numberValue.map { Int64($0.rounded(.down)) }
         self.subject = claims["sub"]?.stringValue

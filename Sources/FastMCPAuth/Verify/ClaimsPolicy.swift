@@ -17,12 +17,15 @@ public struct ClaimsPolicy: Sendable {
     public init() {}
 
     /// Header names defined by JWS/JWA, which `crit` must not list (RFC 7515 §4.1.11).
-    static let registeredHeaderNames: Set<String> = ["alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit"]
+    static let registeredHeaderNames: Set<String> = [
+        "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit",
+    ]
 
     func checkHeader(_ header: [String: JSONValue]) throws {
         if let typ = header["typ"], typ.stringValue == nil { throw AuthError(.malformedHeader, "typ must be a string") }
         if let expectedType {
-            guard let typ = header["typ"]?.stringValue, Self.normalizedType(typ) == Self.normalizedType(expectedType) else {
+            guard let typ = header["typ"]?.stringValue, Self.normalizedType(typ) == Self.normalizedType(expectedType)
+            else {
                 throw AuthError(.invalidType, "the token type is not \(expectedType)")
             }
         }
@@ -32,9 +35,15 @@ public struct ClaimsPolicy: Sendable {
             }
             guard Set(names).count == names.count else { throw AuthError(.malformedHeader, "crit lists a name twice") }
             for name in names {
-                if Self.registeredHeaderNames.contains(name) { throw AuthError(.malformedHeader, "crit must not list registered header names") }
-                guard understoodCritical.contains(name) else { throw AuthError(.unsupportedCrit, "a critical header parameter is not understood") }
-                guard header[name] != nil else { throw AuthError(.malformedHeader, "a critical header parameter is absent") }
+                if Self.registeredHeaderNames.contains(name) {
+                    throw AuthError(.malformedHeader, "crit must not list registered header names")
+                }
+                guard understoodCritical.contains(name) else {
+                    throw AuthError(.unsupportedCrit, "a critical header parameter is not understood")
+                }
+                guard header[name] != nil else {
+                    throw AuthError(.malformedHeader, "a critical header parameter is absent")
+                }
             }
         }
     }
@@ -48,13 +57,19 @@ public struct ClaimsPolicy: Sendable {
     func checkClaims(_ claims: [String: JSONValue], now: Double, extraScopes: [String] = []) throws {
         func number(_ name: String) throws -> Double? {
             guard let value = claims[name] else { return nil }
-            guard let number = value.numberValue, number.isFinite else { throw AuthError(.invalidClaim, "\(name) must be a number") }
+            guard let number = value.numberValue, number.isFinite else {
+                throw AuthError(.invalidClaim, "\(name) must be a number")
+            }
             return number
         }
-        let exp = try number("exp"), nbf = try number("nbf"), iat = try number("iat")
+        let exp = try number("exp")
+        let nbf = try number("nbf")
+        let iat = try number("iat")
         if let sub = claims["sub"], sub.stringValue == nil { throw AuthError(.invalidClaim, "sub must be a string") }
         if let iss = claims["iss"], iss.stringValue == nil { throw AuthError(.invalidClaim, "iss must be a string") }
-        if let aud = claims["aud"], aud.stringOrStringArray == nil { throw AuthError(.invalidClaim, "aud must be a string or an array of strings") }
+        if let aud = claims["aud"], aud.stringOrStringArray == nil {
+            throw AuthError(.invalidClaim, "aud must be a string or an array of strings")
+        }
         if let scp = claims["scp"], scp.stringOrStringArray == nil {
             throw AuthError(.invalidClaim, "scp must be a string or an array of strings")
         }
@@ -75,7 +90,9 @@ public struct ClaimsPolicy: Sendable {
             guard issuers.contains(iss) else { throw AuthError(.invalidIssuer) }
         }
         if let audiences {
-            guard let aud = claims["aud"]?.stringOrStringArray else { throw AuthError(.missingClaim, "aud is required") }
+            guard let aud = claims["aud"]?.stringOrStringArray else {
+                throw AuthError(.missingClaim, "aud is required")
+            }
             guard aud.contains(where: audiences.contains) else { throw AuthError(.invalidAudience) }
         }
         for name in requiredClaims where claims[name] == nil {

@@ -16,13 +16,19 @@ public final class JWTVerifier: Sendable {
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
-    public convenience init(json: JSONValue, http: HTTPClient = CurlHTTPClient(),
-                            clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock) throws {
+    public convenience init(
+        json: JSONValue,
+        http: HTTPClient = CurlHTTPClient(),
+        clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock
+    ) throws {
         try self.init(config: JWTVerifierConfig(json: json), http: http, clock: clock)
     }
 
-    public init(config: JWTVerifierConfig, http: HTTPClient = CurlHTTPClient(),
-                clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock) throws {
+    public init(
+        config: JWTVerifierConfig,
+        http: HTTPClient = CurlHTTPClient(),
+        clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock
+    ) throws {
         self.config = config
         self.clock = clock
         let symmetric = config.algorithms.filter { $0.isSymmetric }
@@ -44,8 +50,13 @@ public final class JWTVerifier: Sendable {
                     throw AuthError(.invalidConfig, "public_key: a PEM key cannot be an HS shared secret")
                 }
                 let secret = Array(text.utf8)
-                if let strongest = symmetric.max(by: { $0.digestLength < $1.digestLength }), secret.count < strongest.digestLength {
-                    throw AuthError(.weakKey, "public_key: the shared secret is shorter than \(strongest.rawValue)'s \(strongest.digestLength) bytes")
+                if let strongest = symmetric.max(by: { $0.digestLength < $1.digestLength }),
+                    secret.count < strongest.digestLength
+                {
+                    throw AuthError(
+                        .weakKey,
+                        "public_key: the shared secret is shorter than \(strongest.rawValue)'s \(strongest.digestLength) bytes"
+                    )
                 }
                 staticKeys = KeySet(keys: [try JSONWebKey(sharedSecret: secret)])
             }
@@ -59,7 +70,10 @@ public final class JWTVerifier: Sendable {
             remoteKeys = nil
         case .jwksURI(let uri):
             if !symmetric.isEmpty {
-                throw AuthError(.invalidConfig, "algorithms: HS algorithms are never verified with keys from a remote jwks_uri")
+                throw AuthError(
+                    .invalidConfig,
+                    "algorithms: HS algorithms are never verified with keys from a remote jwks_uri"
+                )
             }
             let scheme = urlScheme(uri)
             guard scheme == "https" || (scheme == "http" && isLoopbackURL(uri)), urlHost(uri) != nil else {
@@ -68,7 +82,9 @@ public final class JWTVerifier: Sendable {
             staticKeys = nil
             remoteKeys = RemoteKeySet(uri: uri, settings: config.jwks, http: http, clock: clock)
         }
-        cache = config.cacheSize > 0 ? VerifiedTokenCache(capacity: config.cacheSize, maxLifetime: config.cacheLifetime) : nil
+        cache =
+            config.cacheSize > 0
+            ? VerifiedTokenCache(capacity: config.cacheSize, maxLifetime: config.cacheLifetime) : nil
     }
 
     /// Verifies `token` and returns its access token, or throws an AuthError with a specific
@@ -86,14 +102,18 @@ public final class JWTVerifier: Sendable {
             if let hit = cache.lookup(digest, now: now) {
                 if let exp = hit.expiresAt, now >= Double(exp) + config.policy.leeway { throw AuthError(.expired) }
                 let missing = requiredScopes.filter { !hit.scopes.contains($0) }
-                if !missing.isEmpty { throw AuthError(.insufficientScope, "missing scope(s): \(missing.joined(separator: " "))") }
+                if !missing.isEmpty {
+                    throw AuthError(.insufficientScope, "missing scope(s): \(missing.joined(separator: " "))")
+                }
                 return hit
             }
         }
 
         let decoded = try JWT.decode(bytes)
         let alg = try algorithm(in: decoded.header)
-        if let kid = decoded.header["kid"], kid.stringValue == nil { throw AuthError(.malformedHeader, "kid must be a string") }
+        if let kid = decoded.header["kid"], kid.stringValue == nil {
+            throw AuthError(.malformedHeader, "kid must be a string")
+        }
         try config.policy.checkHeader(decoded.header)
         let kid = decoded.header["kid"]?.stringValue
 
@@ -109,13 +129,19 @@ public final class JWTVerifier: Sendable {
         let claims = try JSONValue.parseObject(decoded.payload, code: .malformedClaims, what: "claims")
         // Scopes for this call are checked after caching so the entry serves every caller.
         try config.policy.checkClaims(claims, now: now)
-        let accessToken = AccessToken(token: token, claims: claims, claimsJSON: String(decoding: decoded.payload, as: UTF8.self))
+        let accessToken = AccessToken(
+            token: token,
+            claims: claims,
+            claimsJSON: String(decoding: decoded.payload, as: UTF8.self)
+        )
         if let cache {
             let deadline = claims["exp"]?.numberValue.map { $0 + config.policy.leeway }
             cache.store(digest, accessToken, now: now, expiresBy: deadline)
         }
         let missing = requiredScopes.filter { !accessToken.scopes.contains($0) }
-        if !missing.isEmpty { throw AuthError(.insufficientScope, "missing scope(s): \(missing.joined(separator: " "))") }
+        if !missing.isEmpty {
+            throw AuthError(.insufficientScope, "missing scope(s): \(missing.joined(separator: " "))")
+        }
         return accessToken
     }
 
@@ -124,9 +150,15 @@ public final class JWTVerifier: Sendable {
     private func algorithm(in header: [String: JSONValue]) throws -> JWSAlgorithm {
         guard let value = header["alg"] else { throw AuthError(.malformedHeader, "alg is missing") }
         guard let name = value.stringValue else { throw AuthError(.malformedHeader, "alg must be a string") }
-        if name.lowercased() == "none" { throw AuthError(.algNotAllowed, "unsigned tokens (alg none) are never accepted") }
-        guard let alg = JWSAlgorithm(name: name) else { throw AuthError(.algNotAllowed, "the token's algorithm is not supported") }
-        guard config.algorithms.contains(alg) else { throw AuthError(.algNotAllowed, "\(alg.rawValue) is not in the allowed algorithms") }
+        if name.lowercased() == "none" {
+            throw AuthError(.algNotAllowed, "unsigned tokens (alg none) are never accepted")
+        }
+        guard let alg = JWSAlgorithm(name: name) else {
+            throw AuthError(.algNotAllowed, "the token's algorithm is not supported")
+        }
+        guard config.algorithms.contains(alg) else {
+            throw AuthError(.algNotAllowed, "\(alg.rawValue) is not in the allowed algorithms")
+        }
         return alg
     }
 }

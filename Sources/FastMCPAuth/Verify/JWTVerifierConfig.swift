@@ -46,7 +46,9 @@ public struct JWTVerifierConfig: Sendable {
             switch present["jwks"]! {
             case .object: keySource = .jwks(present["jwks"]!)
             case .string(let text):
-                guard let parsed = try? JSONValue.parse(text) else { throw AuthError(.invalidConfig, "jwks: not valid JSON") }
+                guard let parsed = try? JSONValue.parse(text) else {
+                    throw AuthError(.invalidConfig, "jwks: not valid JSON")
+                }
                 keySource = .jwks(parsed)
             default: throw AuthError(.invalidConfig, "jwks: must be a JWKS object or its JSON text")
             }
@@ -61,7 +63,9 @@ public struct JWTVerifierConfig: Sendable {
         let algorithmKey = present["algorithm"] != nil ? "algorithm" : "algorithms"
         guard !names.isEmpty else { throw AuthError(.invalidConfig, "algorithms: the list is empty") }
         algorithms = try names.map { name in
-            guard let alg = JWSAlgorithm(name: name) else { throw AuthError(.invalidConfig, "\(algorithmKey): unsupported algorithm \"\(name)\"") }
+            guard let alg = JWSAlgorithm(name: name) else {
+                throw AuthError(.invalidConfig, "\(algorithmKey): unsupported algorithm \"\(name)\"")
+            }
             return alg
         }
 
@@ -83,7 +87,9 @@ public struct JWTVerifierConfig: Sendable {
         jwks.minLifetime = try reader.seconds("jwks_min_cache_ttl") ?? jwks.minLifetime
         jwks.maxLifetime = try reader.seconds("jwks_max_cache_ttl") ?? jwks.maxLifetime
         if jwks.timeout <= 0 { throw AuthError(.invalidConfig, "jwks_timeout: must be positive") }
-        if jwks.minLifetime > jwks.maxLifetime { throw AuthError(.invalidConfig, "jwks_min_cache_ttl: exceeds jwks_max_cache_ttl") }
+        if jwks.minLifetime > jwks.maxLifetime {
+            throw AuthError(.invalidConfig, "jwks_min_cache_ttl: exceeds jwks_max_cache_ttl")
+        }
     }
 }
 
@@ -122,7 +128,9 @@ struct ConfigReader {
     static func splitList(_ text: String, key: String) throws -> [String] {
         let trimmed = text.trimmingCharacters()
         if trimmed.hasPrefix("[") {
-            guard let parsed = try? JSONValue.parse(trimmed), case .array = parsed, let list = parsed.stringOrStringArray else {
+            guard let parsed = try? JSONValue.parse(trimmed), case .array = parsed,
+                let list = parsed.stringOrStringArray
+            else {
                 throw AuthError(.invalidConfig, "\(key): not a JSON array of strings")
             }
             return list
@@ -138,7 +146,9 @@ struct ConfigReader {
 
     func seconds(_ key: String) throws -> Double? {
         guard let value = values[key] else { return nil }
-        guard let n = value.numberValue, n.isFinite, n >= 0 else { throw AuthError(.invalidConfig, "\(key): must be a non-negative number of seconds") }
+        guard let n = value.numberValue, n.isFinite, n >= 0 else {
+            throw AuthError(.invalidConfig, "\(key): must be a non-negative number of seconds")
+        }
         return n
     }
 

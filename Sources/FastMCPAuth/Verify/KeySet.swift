@@ -7,7 +7,9 @@ public struct KeySet: Sendable {
     /// Parses a JWKS. Keys of unsupported types are skipped (a JWKS may carry encryption keys);
     /// a set with no usable key is an error.
     public init(jwks: JSONValue) throws {
-        guard let entries = jwks["keys"]?.arrayValue else { throw AuthError(.invalidKey, "a JWKS must be an object with a \"keys\" array") }
+        guard let entries = jwks["keys"]?.arrayValue else {
+            throw AuthError(.invalidKey, "a JWKS must be an object with a \"keys\" array")
+        }
         var keys = [JSONWebKey]()
         for entry in entries {
             if let key = try? JSONWebKey(jwk: entry) { keys.append(key) }
@@ -18,7 +20,9 @@ public struct KeySet: Sendable {
 
     public init(jwksText: String) throws {
         let value: JSONValue
-        do { value = try JSONValue.parse(jwksText) } catch { throw AuthError(.invalidKey, "the JWKS is not valid JSON") }
+        do { value = try JSONValue.parse(jwksText) } catch {
+            throw AuthError(.invalidKey, "the JWKS is not valid JSON")
+        }
         try self.init(jwks: value)
     }
 

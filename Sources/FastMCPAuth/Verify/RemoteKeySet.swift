@@ -42,7 +42,9 @@ public final class RemoteKeySet: @unchecked Sendable {
         let now = clock()
         let snapshot = state.withLock { $0 }
         if let set = snapshot.keySet, now < snapshot.expiresAt {
-            guard let kid, !set.contains(kid: kid), now - snapshot.lastAttempt >= settings.refetchCooldown else { return set }
+            guard let kid, !set.contains(kid: kid), now - snapshot.lastAttempt >= settings.refetchCooldown else {
+                return set
+            }
             return (try? refresh(after: snapshot.generation)) ?? set
         }
         if snapshot.keySet == nil, now - snapshot.lastAttempt < settings.refetchCooldown {
@@ -86,8 +88,14 @@ public final class RemoteKeySet: @unchecked Sendable {
     private func fetch() throws -> (KeySet, Double) {
         let response: HTTPResponse
         do {
-            response = try http.send(HTTPRequest(url: uri, headers: [("Accept", "application/json")],
-                                                 timeout: settings.timeout, maxResponseBytes: settings.maxBytes))
+            response = try http.send(
+                HTTPRequest(
+                    url: uri,
+                    headers: [("Accept", "application/json")],
+                    timeout: settings.timeout,
+                    maxResponseBytes: settings.maxBytes
+                )
+            )
         } catch HTTPClientError.timeout {
             throw AuthError(.jwksUnavailable, "fetching the JWKS timed out")
         } catch HTTPClientError.tooLarge {
@@ -95,14 +103,17 @@ public final class RemoteKeySet: @unchecked Sendable {
         } catch {
             throw AuthError(.jwksUnavailable, "the JWKS could not be fetched")
         }
-        guard response.status == 200 else { throw AuthError(.jwksUnavailable, "the JWKS endpoint answered HTTP \(response.status)") }
+        guard response.status == 200 else {
+            throw AuthError(.jwksUnavailable, "the JWKS endpoint answered HTTP \(response.status)")
+        }
         let set: KeySet
         do {
             set = try KeySet(jwks: try JSONValue.parse(response.body))
         } catch {
             throw AuthError(.jwksUnavailable, "the JWKS response is not a usable key set")
         }
-        let maxAge = response.header("cache-control").flatMap(RemoteKeySet.maxAge(cacheControl:)) ?? settings.defaultLifetime
+        let maxAge =
+            response.header("cache-control").flatMap(RemoteKeySet.maxAge(cacheControl:)) ?? settings.defaultLifetime
         return (set, min(max(maxAge, settings.minLifetime), settings.maxLifetime))
     }
 
@@ -111,7 +122,9 @@ public final class RemoteKeySet: @unchecked Sendable {
         for directive in cacheControl.split(separator: ",") {
             let part = directive.trimmingCharacters().lowercased()
             if part == "no-store" || part == "no-cache" { return 0 }
-            if part.hasPrefix("max-age="), let seconds = Int(String(part.dropFirst("max-age=".count)).trimmingCharacters(in: "\"")) {
+            if part.hasPrefix("max-age="),
+                let seconds = Int(String(part.dropFirst("max-age=".count)).trimmingCharacters(in: "\""))
+            {
                 return Double(max(0, seconds))
             }
         }

@@ -19,15 +19,24 @@ public final class RemoteTokenVerifier: @unchecked Sendable {
     private let cache: VerifiedTokenCache
     private let rejected: VerifiedTokenCache
 
-    public init(method: Method, timeout: Double = 10, cacheSize: Int = 10_000, cacheLifetime: Double = 60,
-                http: HTTPClient = CurlHTTPClient(), clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock) throws {
+    public init(
+        method: Method,
+        timeout: Double = 10,
+        cacheSize: Int = 10_000,
+        cacheLifetime: Double = 60,
+        http: HTTPClient = CurlHTTPClient(),
+        clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock
+    ) throws {
         let url: String
         switch method {
         case .introspection(let u, _, _), .userinfo(let u): url = u
         }
         let scheme = urlScheme(url)
         guard scheme == "https" || (scheme == "http" && isLoopbackURL(url)), urlHost(url) != nil else {
-            throw AuthError(.invalidConfig, "the introspection or userinfo URL must be https (plain http only on loopback)")
+            throw AuthError(
+                .invalidConfig,
+                "the introspection or userinfo URL must be https (plain http only on loopback)"
+            )
         }
         self.method = method
         self.timeout = timeout
@@ -40,7 +49,9 @@ public final class RemoteTokenVerifier: @unchecked Sendable {
 
     public func verify(_ token: String, requiredScopes: [String] = []) throws -> AccessToken {
         let bytes = Array(token.utf8)
-        guard !bytes.isEmpty, bytes.count <= 16 * 1024 else { throw AuthError(bytes.isEmpty ? .malformedToken : .tooLarge) }
+        guard !bytes.isEmpty, bytes.count <= 16 * 1024 else {
+            throw AuthError(bytes.isEmpty ? .malformedToken : .tooLarge)
+        }
         let digest = OpenSSL.sha256(bytes)
         let now = clock()
         let access: AccessToken
@@ -59,7 +70,9 @@ public final class RemoteTokenVerifier: @unchecked Sendable {
         }
         if let exp = access.expiresAt, now >= Double(exp) { throw AuthError(.expired) }
         let missing = requiredScopes.filter { !access.scopes.contains($0) }
-        if !missing.isEmpty { throw AuthError(.insufficientScope, "missing scope(s): \(missing.joined(separator: " "))") }
+        if !missing.isEmpty {
+            throw AuthError(.insufficientScope, "missing scope(s): \(missing.joined(separator: " "))")
+        }
         return access
     }
 
@@ -68,13 +81,32 @@ public final class RemoteTokenVerifier: @unchecked Sendable {
         do {
             switch method {
             case .introspection(let url, let clientID, let clientSecret):
-                let credentials = Base64.encode(Array("\(Form.encode(clientID)):\(Form.encode(clientSecret))".utf8), alphabet: .standard)
-                response = try http.send(HTTPRequest(method: "POST", url: url, headers: [
-                    ("Authorization", "Basic " + credentials), ("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json"),
-                ], body: Array("token=\(Form.encode(token))&token_type_hint=access_token".utf8), timeout: timeout, maxResponseBytes: 64 * 1024))
+                let credentials = Base64.encode(
+                    Array("\(Form.encode(clientID)):\(Form.encode(clientSecret))".utf8),
+                    alphabet: .standard
+                )
+                response = try http.send(
+                    HTTPRequest(
+                        method: "POST",
+                        url: url,
+                        headers: [
+                            ("Authorization", "Basic " + credentials),
+                            ("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json"),
+                        ],
+                        body: Array("token=\(Form.encode(token))&token_type_hint=access_token".utf8),
+                        timeout: timeout,
+                        maxResponseBytes: 64 * 1024
+                    )
+                )
             case .userinfo(let url):
-                response = try http.send(HTTPRequest(url: url, headers: [("Authorization", "Bearer " + token), ("Accept", "application/json")],
-                                                     timeout: timeout, maxResponseBytes: 64 * 1024))
+                response = try http.send(
+                    HTTPRequest(
+                        url: url,
+                        headers: [("Authorization", "Bearer " + token), ("Accept", "application/json")],
+                        timeout: timeout,
+                        maxResponseBytes: 64 * 1024
+                    )
+                )
             }
         } catch {
             throw AuthError(.jwksUnavailable, "the authorization server could not be reached")
@@ -90,14 +122,18 @@ public final class RemoteTokenVerifier: @unchecked Sendable {
             try policy.checkClaims(body, now: now)
             return AccessToken(token: token, claims: body)
         case .userinfo:
-            if response.status == 401 || response.status == 403 { throw AuthError(.badSignature, "the userinfo endpoint refused the token") }
+            if response.status == 401 || response.status == 403 {
+                throw AuthError(.badSignature, "the userinfo endpoint refused the token")
+            }
             guard response.status == 200, var claims = try? JSONValue.parse(response.body).objectValue else {
                 throw AuthError(.jwksUnavailable, "the userinfo endpoint answered HTTP \(response.status)")
             }
             // Userinfo proves the token valid; its scopes and expiry come from the token itself
             // when it is a JWT (WorkOS access tokens are).
             if let payload = RemoteTokenVerifier.unverifiedClaims(token) {
-                for name in ["scope", "scp", "exp", "client_id", "azp"] where claims[name] == nil { claims[name] = payload[name] }
+                for name in ["scope", "scp", "exp", "client_id", "azp"] where claims[name] == nil {
+                    claims[name] = payload[name]
+                }
             }
             return AccessToken(token: token, claims: claims)
         }
