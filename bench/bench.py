@@ -13,16 +13,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bindings" / "python"))
 
+import fastmcpauth  # noqa: E402
 import jwt as pyjwt  # noqa: E402
 from joserfc import jwt as joserfc_jwt  # noqa: E402
 from joserfc.jwk import JWKRegistry  # noqa: E402
 
-import fastmcpauth  # noqa: E402
-
 SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
 ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA", "HS256"]
-OPENSSL = {"RS256": ("rsa2048", "verify"), "PS256": ("rsa2048", "verify"), "ES256": ("ecdsap256", "verify"),
-           "EdDSA": ("ed25519", "verify")}
+OPENSSL = {
+    "RS256": ("rsa2048", "verify"),
+    "PS256": ("rsa2048", "verify"),
+    "ES256": ("ecdsap256", "verify"),
+    "EdDSA": ("ed25519", "verify"),
+}
 
 
 def rate(function, seconds=SECONDS):
@@ -40,8 +43,21 @@ def rate(function, seconds=SECONDS):
 def build_c_bench():
     out = REPO / ".build" / "bench_c"
     lib = REPO / ".build" / "release"
-    subprocess.run(["gcc", "-O2", "-std=c11", "-o", str(out), str(REPO / "bench" / "bench_c.c"),
-                    f"-I{REPO / 'include'}", f"-L{lib}", "-lfastmcpauth", f"-Wl,-rpath,{lib}"], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-O2",
+            "-std=c11",
+            "-o",
+            str(out),
+            str(REPO / "bench" / "bench_c.c"),
+            f"-I{REPO / 'include'}",
+            f"-L{lib}",
+            "-lfastmcpauth",
+            f"-Wl,-rpath,{lib}",
+        ],
+        check=True,
+    )
     return out
 
 
@@ -58,11 +74,17 @@ def c_rate(binary, alg, cache="0"):
 def openssl_rate(alg):
     """OpenSSL's own raw verify rate (openssl speed), or the HMAC rate over a 256-byte input."""
     if alg == "HS256":
-        out = subprocess.run(["openssl", "speed", "-seconds", str(int(max(1, SECONDS))), "-bytes", "256", "-hmac", "sha256"], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["openssl", "speed", "-seconds", str(int(max(1, SECONDS))), "-bytes", "256", "-hmac", "sha256"],
+            capture_output=True,
+            text=True,
+        ).stdout
         match = re.search(r"^hmac\(sha256\)\s+([\d.]+)k", out, re.M)
         return float(match.group(1)) * 1000 / 256 if match else None
     name, column = OPENSSL[alg]
-    out = subprocess.run(["openssl", "speed", "-seconds", str(int(max(1, SECONDS))), name], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["openssl", "speed", "-seconds", str(int(max(1, SECONDS))), name], capture_output=True, text=True
+    ).stdout
     for line in out.splitlines():
         parts = line.split()
         if name == "rsa2048" and line.startswith("rsa 2048 bits"):
@@ -76,7 +98,10 @@ def openssl_rate(alg):
 
 def main():
     binary = build_c_bench()
-    print(f"{'alg':6} {'openssl':>10} {'C ABI':>10} {'python':>10} {'PyJWT':>10} {'joserfc':>10}   C/openssl  py/openssl  PyJWT/openssl  joserfc/openssl")
+    print(
+        f"{'alg':6} {'openssl':>10} {'C ABI':>10} {'python':>10} {'PyJWT':>10} {'joserfc':>10}"
+        "   C/openssl  py/openssl  PyJWT/openssl  joserfc/openssl"
+    )
     for alg in ALGORITHMS:
         private = fastmcpauth.generate_key(alg)
         verification = private if alg.startswith("HS") else fastmcpauth.public_jwk(private)
@@ -96,18 +121,25 @@ def main():
         def ratio(name):
             return f"{rates[name] / base:10.0%}" if base else "       n/a"
 
-        print(f"{alg:6} {base or 0:10.0f} {rates['c']:10.0f} {rates['python']:10.0f} {rates['pyjwt']:10.0f} {rates['joserfc']:10.0f}"
-              f"  {ratio('c')}  {ratio('python')}  {ratio('pyjwt'):>13}  {ratio('joserfc'):>15}")
+        print(
+            f"{alg:6} {base or 0:10.0f} {rates['c']:10.0f} {rates['python']:10.0f} {rates['pyjwt']:10.0f}"
+            f" {rates['joserfc']:10.0f}"
+            f"  {ratio('c')}  {ratio('python')}  {ratio('pyjwt'):>13}  {ratio('joserfc'):>15}"
+        )
 
     # Repeated verification of one token with the verified-token cache on, from Python.
     private = fastmcpauth.generate_key("RS256")
     token = fastmcpauth.sign_jwt({"sub": "bench", "exp": int(time.time()) + 3600}, private, "RS256")
-    cached = fastmcpauth.JWTVerifier(jwks={"keys": [fastmcpauth.public_jwk(private)]}, algorithms=["RS256"], cache_size=10000)
+    cached = fastmcpauth.JWTVerifier(
+        jwks={"keys": [fastmcpauth.public_jwk(private)]}, algorithms=["RS256"], cache_size=10000
+    )
     pyjwt_key = pyjwt.PyJWK(fastmcpauth.public_jwk(private), algorithm="RS256").key
     cached_rate = rate(lambda: cached.verify(token))
     pyjwt_rate = rate(lambda: pyjwt.decode(token, pyjwt_key, algorithms=["RS256"]))
-    print(f"\nRS256, one token repeated, verified-token cache on: python {cached_rate:.0f}/s, PyJWT {pyjwt_rate:.0f}/s "
-          f"= {cached_rate / pyjwt_rate:.1f}x PyJWT; C ABI {c_rate(binary, 'RS256', '10000'):.0f}/s")
+    print(
+        f"\nRS256, one token repeated, verified-token cache on: python {cached_rate:.0f}/s, PyJWT {pyjwt_rate:.0f}/s "
+        f"= {cached_rate / pyjwt_rate:.1f}x PyJWT; C ABI {c_rate(binary, 'RS256', '10000'):.0f}/s"
+    )
 
 
 def fernet_and_store(binary):
@@ -140,7 +172,11 @@ def fernet_and_store(binary):
     server = RedisServer(appendfsync="everysec")
     directory = tempfile.mkdtemp(prefix="fma-bench-")
     try:
-        for name, url in [("memory", "memory://"), ("sqlite", f"sqlite:///{directory}/bench.db"), ("redis", server.url)]:
+        for name, url in [
+            ("memory", "memory://"),
+            ("sqlite", f"sqlite:///{directory}/bench.db"),
+            ("redis", server.url),
+        ]:
             print(f"{name:8} C ABI {c_rates(binary, 'store', url, str(SECONDS))['store']:10.0f}")
         store = fastmcpauth.open_store(server.url, encryption_keys=[key])
         value = {"access_token": "0123456789abcdef0123456789abcdef", "expires_in": 3600, "token_type": "Bearer"}
@@ -161,8 +197,11 @@ def fernet_and_store(binary):
             return count / (time.perf_counter() - start)
 
         print(f"redis    py-key-value-aio {asyncio.run(pkv_rate()):.0f}")
-        out = subprocess.run(["redis-benchmark", "-p", str(server.port), "-c", "1", "-n", "20000", "-t", "set,get", "-q"],
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["redis-benchmark", "-p", str(server.port), "-c", "1", "-n", "20000", "-t", "set,get", "-q"],
+            capture_output=True,
+            text=True,
+        ).stdout
         print("redis-benchmark -c 1 (requests/s; one put+get is two round trips):")
         for line in out.replace("\r", "\n").splitlines():
             if "requests per second" in line:

@@ -24,13 +24,12 @@ sys.path.insert(0, str(REPO / "bindings" / "python"))
 os.environ.setdefault("FASTMCPAUTH_LIB", str(REPO / ".build" / "release" / "libfastmcpauth.so"))
 os.environ.setdefault("FASTMCP_LOG_LEVEL", "WARNING")  # neither side logs per step
 
+import fastmcpauth  # noqa: E402
 import httpx2  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from joserfc import jwt as joserfc_jwt  # noqa: E402
 from joserfc.jwk import RSAKey  # noqa: E402
-
-import fastmcpauth  # noqa: E402
 
 ITERATIONS = int(os.environ.get("BENCH_PROXY_ITERATIONS", "300"))
 BEARER_SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
@@ -44,13 +43,37 @@ class Upstream:
 
     def __init__(self):
         private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.pem = private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-        key = RSAKey.import_key(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                      serialization.NoEncryption()))
-        token = joserfc_jwt.encode({"alg": "RS256"}, {"iss": ISSUER, "aud": AUDIENCE, "sub": "bench-user", "scope": "read",
-                                                      "exp": int(time.time()) + 3600, "iat": int(time.time())}, key)
-        body = json.dumps({"access_token": token, "refresh_token": "upstream-refresh", "expires_in": 3600, "token_type": "Bearer",
-                           "scope": "read"}).encode()
+        self.pem = (
+            private.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+        key = RSAKey.import_key(
+            private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        token = joserfc_jwt.encode(
+            {"alg": "RS256"},
+            {
+                "iss": ISSUER,
+                "aud": AUDIENCE,
+                "sub": "bench-user",
+                "scope": "read",
+                "exp": int(time.time()) + 3600,
+                "iat": int(time.time()),
+            },
+            key,
+        )
+        body = json.dumps(
+            {
+                "access_token": token,
+                "refresh_token": "upstream-refresh",
+                "expires_in": 3600,
+                "token_type": "Bearer",
+                "scope": "read",
+            }
+        ).encode()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -58,8 +81,12 @@ class Upstream:
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 # One write: split header and body writes meet Nagle and delayed ACKs (40 ms).
-                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                                 + str(len(body)).encode() + b"\r\n\r\n" + body)
+                self.wfile.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                    + str(len(body)).encode()
+                    + b"\r\n\r\n"
+                    + body
+                )
 
             def log_message(self, *args):
                 pass
@@ -82,6 +109,7 @@ class Upstream:
 def pkce():
     import base64
     import hashlib
+
     verifier = secrets.token_urlsafe(48)
     return verifier, base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
 
@@ -110,33 +138,87 @@ def bearer_rate(check):
 
 
 def ours(upstream):
-    auth = fastmcpauth.OAuthProxy(upstream_authorization_endpoint=upstream.url + "/authorize", upstream_token_endpoint=upstream.url + "/token",
-                                  upstream_client_id="bench", upstream_client_secret="bench-secret", base_url=BASE,
-                                  token_verifier={"public_key": upstream.pem, "issuer": ISSUER, "audience": AUDIENCE, "algorithm": "RS256"},
-                                  registration_rate_limit=1_000_000)
+    auth = fastmcpauth.OAuthProxy(
+        upstream_authorization_endpoint=upstream.url + "/authorize",
+        upstream_token_endpoint=upstream.url + "/token",
+        upstream_client_id="bench",
+        upstream_client_secret="bench-secret",
+        base_url=BASE,
+        token_verifier={"public_key": upstream.pem, "issuer": ISSUER, "audience": AUDIENCE, "algorithm": "RS256"},
+        registration_rate_limit=1_000_000,
+    )
     samples, access = {}, None
-    for i in range(ITERATIONS):
-        registered = timed("register", samples, lambda: auth.handle("POST", "/register", {"Content-Type": "application/json"},
-                                                                        json.dumps({"redirect_uris": [REDIRECT]}).encode(), "10.0.0.1"))
+    for _ in range(ITERATIONS):
+        registered = timed(
+            "register",
+            samples,
+            lambda: auth.handle(
+                "POST",
+                "/register",
+                {"Content-Type": "application/json"},
+                json.dumps({"redirect_uris": [REDIRECT]}).encode(),
+                "10.0.0.1",
+            ),
+        )
         client_id = json.loads(registered.body)["client_id"]
         verifier, challenge = pkce()
-        query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "code_challenge": challenge,
-                           "code_challenge_method": "S256", "state": "s", "scope": "read"})
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": client_id,
+                "redirect_uri": REDIRECT,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+                "state": "s",
+                "scope": "read",
+            }
+        )
         consent = timed("authorize", samples, lambda: auth.handle("GET", "/authorize?" + query)).headers["Location"]
-        page = auth.handle("GET", consent[len(BASE):]).body.decode()
+        page = auth.handle("GET", consent[len(BASE) :]).body.decode()
         txn = page.split('name="txn_id" value="')[1].split('"')[0]
         csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
-        approved = auth.handle("POST", "/consent", {"Content-Type": "application/x-www-form-urlencoded"},
-                               urlencode({"txn_id": txn, "csrf_token": csrf, "action": "approve"}).encode())
+        approved = auth.handle(
+            "POST",
+            "/consent",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            urlencode({"txn_id": txn, "csrf_token": csrf, "action": "approve"}).encode(),
+        )
         cookie = approved.headers["Set-Cookie"].split(";")[0]
-        back = timed("callback", samples, lambda: auth.handle("GET", "/auth/callback?" + urlencode({"code": "up", "state": txn}), {"Cookie": cookie}))
+        back = timed(
+            "callback",
+            samples,
+            lambda: auth.handle("GET", "/auth/callback?" + urlencode({"code": "up", "state": txn}), {"Cookie": cookie}),
+        )
         code = parse_qs(urlsplit(back.headers["Location"]).query)["code"][0]
-        tokens = timed("token", samples, lambda: auth.handle("POST", "/token", {"Content-Type": "application/x-www-form-urlencoded"}, urlencode({
-            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier, "client_id": client_id}).encode()))
+        tokens = timed(
+            "token",
+            samples,
+            lambda: auth.handle(
+                "POST",
+                "/token",
+                {"Content-Type": "application/x-www-form-urlencoded"},
+                urlencode(
+                    {
+                        "grant_type": "authorization_code",
+                        "code": code,
+                        "redirect_uri": REDIRECT,
+                        "code_verifier": verifier,
+                        "client_id": client_id,
+                    }
+                ).encode(),
+            ),
+        )
         refresh = json.loads(tokens.body)["refresh_token"]
-        refreshed = timed("refresh", samples, lambda: auth.handle("POST", "/token", {"Content-Type": "application/x-www-form-urlencoded"},
-                                                                      urlencode({"grant_type": "refresh_token", "refresh_token": refresh,
-                                                                                 "client_id": client_id}).encode()))
+        refreshed = timed(
+            "refresh",
+            samples,
+            lambda: auth.handle(
+                "POST",
+                "/token",
+                {"Content-Type": "application/x-www-form-urlencoded"},
+                urlencode({"grant_type": "refresh_token", "refresh_token": refresh, "client_id": client_id}).encode(),
+            ),
+        )
         access = json.loads(refreshed.body)["access_token"]
     header = "Bearer " + access
     auth.authenticate(header)
@@ -151,36 +233,63 @@ async def fastmcp(upstream):
     from mcp.shared.auth import OAuthClientInformationFull
     from starlette.requests import Request
 
-    proxy = OAuthProxy(upstream_authorization_endpoint=upstream.url + "/authorize", upstream_token_endpoint=upstream.url + "/token",
-                       upstream_client_id="bench", upstream_client_secret="bench-secret", base_url=BASE,
-                       token_verifier=JWTVerifier(public_key=upstream.pem, issuer=ISSUER, audience=AUDIENCE, algorithm="RS256"),
-                       require_authorization_consent=False, client_storage=MemoryStore())
+    proxy = OAuthProxy(
+        upstream_authorization_endpoint=upstream.url + "/authorize",
+        upstream_token_endpoint=upstream.url + "/token",
+        upstream_client_id="bench",
+        upstream_client_secret="bench-secret",
+        base_url=BASE,
+        token_verifier=JWTVerifier(public_key=upstream.pem, issuer=ISSUER, audience=AUDIENCE, algorithm="RS256"),
+        require_authorization_consent=False,
+        client_storage=MemoryStore(),
+    )
     proxy.set_mcp_path("/mcp")
     samples, access = {}, None
-    for i in range(ITERATIONS):
-        info = OAuthClientInformationFull(client_id=str(uuid.uuid4()), redirect_uris=[REDIRECT], token_endpoint_auth_method="none",
-                                          grant_types=["authorization_code", "refresh_token"], response_types=["code"])
+    for _ in range(ITERATIONS):
+        info = OAuthClientInformationFull(
+            client_id=str(uuid.uuid4()),
+            redirect_uris=[REDIRECT],
+            token_endpoint_auth_method="none",
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+        )
         await atimed("register", samples, proxy.register_client(info))
         client = await proxy.get_client(info.client_id)
         verifier, challenge = pkce()
-        params = AuthorizationParams(state="s", scopes=["read"], code_challenge=challenge, redirect_uri=REDIRECT,
-                                     redirect_uri_provided_explicitly=True)
+        params = AuthorizationParams(
+            state="s",
+            scopes=["read"],
+            code_challenge=challenge,
+            redirect_uri=REDIRECT,
+            redirect_uri_provided_explicitly=True,
+        )
         upstream_url = await atimed("authorize", samples, proxy.authorize(client, params))
         txn = parse_qs(urlsplit(upstream_url).query)["state"][0]
-        scope = {"type": "http", "method": "GET", "path": "/auth/callback", "raw_path": b"/auth/callback", "root_path": "",
-                 "query_string": urlencode({"code": "up", "state": txn}).encode(), "headers": [], "scheme": "http",
-                 "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 1)}
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/auth/callback",
+            "raw_path": b"/auth/callback",
+            "root_path": "",
+            "query_string": urlencode({"code": "up", "state": txn}).encode(),
+            "headers": [],
+            "scheme": "http",
+            "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 1),
+        }
         back = await atimed("callback", samples, proxy._handle_idp_callback(Request(scope)))
         code = parse_qs(urlsplit(back.headers["location"]).query)["code"][0]
 
         async def token_step():
             authorization_code = await proxy.load_authorization_code(client, code)
             return await proxy.exchange_authorization_code(client, authorization_code)
+
         tokens = await atimed("token", samples, token_step())
 
         async def refresh_step():
             refresh_token = await proxy.load_refresh_token(client, tokens.refresh_token)
             return await proxy.exchange_refresh_token(client, refresh_token, ["read"])
+
         refreshed = await atimed("refresh", samples, refresh_step())
         access = refreshed.access_token
     assert await proxy.load_access_token(access) is not None
@@ -197,8 +306,10 @@ def main():
     round_trip = upstream.round_trip_ms()
     our_steps, our_rate = ours(upstream)
     their_steps, their_rate = asyncio.run(fastmcp(upstream))
-    print(f"OAuth proxy, in process, memory store, {ITERATIONS} flows each; median ms per step "
-          f"(callback minus the {round_trip:.2f} ms upstream round trip):")
+    print(
+        f"OAuth proxy, in process, memory store, {ITERATIONS} flows each; median ms per step "
+        f"(callback minus the {round_trip:.2f} ms upstream round trip):"
+    )
     print(f"{'step':10} {'fastmcpauth':>12} {'FastMCP 4.0.11':>15} {'ratio':>7}")
     for step in ["register", "authorize", "callback", "token", "refresh"]:
         ours_ms, theirs_ms = statistics.median(our_steps[step]), statistics.median(their_steps[step])

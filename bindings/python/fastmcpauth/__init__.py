@@ -1,8 +1,17 @@
 """fastmcpauth: the Python binding of libfastmcpauth (authentication for MCP servers)."""
 
 from . import _native
-from .auth import (AuthKitProvider, AuthProvider, OAuthProxy, OIDCProxy, RemoteAuthProvider, Response, StaticTokenProvider,
-                   WorkOSProvider, auth_from_env)
+from .auth import (
+    AuthKitProvider,
+    AuthProvider,
+    OAuthProxy,
+    OIDCProxy,
+    RemoteAuthProvider,
+    Response,
+    StaticTokenProvider,
+    WorkOSProvider,
+    auth_from_env,
+)
 from .errors import AuthChallenge, ConfigurationError, FastMCPAuthError, InvalidKey, InvalidToken, StoreError
 from .fernet import Fernet, MultiFernet
 from .jwt import AccessToken, JWTVerifier, generate_key, public_jwk, sign_jwt
@@ -17,7 +26,29 @@ def library_version() -> str:
 
 
 __all__ = [
-    "AuthChallenge", "AuthKitProvider", "AuthProvider", "OAuthProxy", "OIDCProxy", "RemoteAuthProvider", "WorkOSProvider", "Response", "StaticTokenProvider", "auth_from_env",
-    "AccessToken", "ConfigurationError", "FastMCPAuthError", "Fernet", "InvalidKey", "InvalidToken", "JWTVerifier",
-    "MultiFernet", "Store", "StoreError", "generate_key", "library_version", "open_store", "public_jwk", "sign_jwt",
+    "AuthChallenge",
+    "AuthKitProvider",
+    "AuthProvider",
+    "OAuthProxy",
+    "OIDCProxy",
+    "RemoteAuthProvider",
+    "WorkOSProvider",
+    "Response",
+    "StaticTokenProvider",
+    "auth_from_env",
+    "AccessToken",
+    "ConfigurationError",
+    "FastMCPAuthError",
+    "Fernet",
+    "InvalidKey",
+    "InvalidToken",
+    "JWTVerifier",
+    "MultiFernet",
+    "Store",
+    "StoreError",
+    "generate_key",
+    "library_version",
+    "open_store",
+    "public_jwk",
+    "sign_jwt",
 ]

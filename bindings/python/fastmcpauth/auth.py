@@ -3,8 +3,9 @@ requests, as FastMCP's RemoteAuthProvider / AuthKitProvider / JWTVerifier."""
 
 import ctypes
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Optional, Union
+from typing import Optional, Union
 
 from . import _native
 from .errors import AuthChallenge, ConfigurationError, FastMCPAuthError
@@ -23,10 +24,15 @@ class Response:
 def _response(handle: ctypes.c_void_p) -> Response:
     try:
         count = _native.response_header_count(handle)
-        headers = {_native.response_header_name(handle, i).decode(): _native.response_header_value(handle, i).decode() for i in range(count)}
+        headers = {
+            _native.response_header_name(handle, i).decode(): _native.response_header_value(handle, i).decode()
+            for i in range(count)
+        }
         length = ctypes.c_size_t()
         pointer = _native.response_body(handle, ctypes.byref(length))
-        return Response(status=_native.response_status(handle), headers=headers, body=ctypes.string_at(pointer, length.value))
+        return Response(
+            status=_native.response_status(handle), headers=headers, body=ctypes.string_at(pointer, length.value)
+        )
     finally:
         _native.response_free(handle)
 
@@ -36,7 +42,13 @@ def _new(config: dict):
     err = _native.Error()
     status = _native.auth_new(json.dumps({k: v for k, v in config.items() if v is not None}).encode(), handle, err)
     if status != 0:
-        _native.raise_for(status, err, ConfigurationError if _native.status_name(status).decode() in ("invalid_config", "weak_key") else FastMCPAuthError)
+        _native.raise_for(
+            status,
+            err,
+            ConfigurationError
+            if _native.status_name(status).decode() in ("invalid_config", "weak_key")
+            else FastMCPAuthError,
+        )
     return handle
 
 
@@ -62,28 +74,54 @@ class AuthProvider:
             _native.raise_for(status, err, FastMCPAuthError)
         return json.loads(_native.take_string(out))
 
-    def handle(self, method: str, target: str, headers: Optional[Mapping[str, str]] = None, body: bytes = b"",
-               client_address: Optional[str] = None) -> Optional[Response]:
+    def handle(
+        self,
+        method: str,
+        target: str,
+        headers: Optional[Mapping[str, str]] = None,
+        body: bytes = b"",
+        client_address: Optional[str] = None,
+    ) -> Optional[Response]:
         """The response to one of the facade's routes (discovery; with an OAuth proxy also
         register, authorize, consent, callback, token, revoke), or None when the request is not
         one of ours. ``client_address`` is the peer's IP (registration rate limits key on it).
         May block on the store and the upstream provider: call it off the event loop."""
         out = ctypes.c_void_p()
         err = _native.Error()
-        status = _native.auth_handle(self._handle, method.encode(), target.encode(), json.dumps(dict(headers or {})).encode(),
-                                     body, len(body), client_address.encode() if client_address else None, out, err)
+        status = _native.auth_handle(
+            self._handle,
+            method.encode(),
+            target.encode(),
+            json.dumps(dict(headers or {})).encode(),
+            body,
+            len(body),
+            client_address.encode() if client_address else None,
+            out,
+            err,
+        )
         if status != 0:
             _native.raise_for(status, err, FastMCPAuthError)
         return _response(out) if out.value else None
 
-    def authenticate(self, authorization_header: Optional[str], required_scopes: Optional[Iterable[str]] = None,
-                     target: Optional[str] = None) -> AccessToken:
+    def authenticate(
+        self,
+        authorization_header: Optional[str],
+        required_scopes: Optional[Iterable[str]] = None,
+        target: Optional[str] = None,
+    ) -> AccessToken:
         """The AccessToken, or raises AuthChallenge (401 or 403) to send back as it is."""
         token, challenge = ctypes.c_void_p(), ctypes.c_void_p()
         err = _native.Error()
         scopes = " ".join(required_scopes).encode() if required_scopes else None
-        status = _native.auth_authenticate(self._handle, authorization_header.encode() if authorization_header is not None else None,
-                                           scopes, target.encode() if target is not None else None, token, challenge, err)
+        status = _native.auth_authenticate(
+            self._handle,
+            authorization_header.encode() if authorization_header is not None else None,
+            scopes,
+            target.encode() if target is not None else None,
+            token,
+            challenge,
+            err,
+        )
         if status != 0:
             _native.raise_for(status, err, FastMCPAuthError)
         if challenge.value:
@@ -106,69 +144,171 @@ def _verifier_config(token_verifier: Union[JWTVerifier, dict]) -> dict:
     return config
 
 
-def AuthKitProvider(authkit_domain: str, base_url: str, required_scopes: Optional[Iterable[str]] = None,
-                    mcp_path: str = "/mcp", resource_name: Optional[str] = None) -> AuthProvider:
+def AuthKitProvider(
+    authkit_domain: str,
+    base_url: str,
+    required_scopes: Optional[Iterable[str]] = None,
+    mcp_path: str = "/mcp",
+    resource_name: Optional[str] = None,
+) -> AuthProvider:
     """WorkOS AuthKit in resource-server mode (FastMCP's AuthKitProvider)."""
-    return AuthProvider.from_config({"provider": "authkit", "authkit_domain": authkit_domain, "base_url": base_url,
-                                     "required_scopes": list(required_scopes) if required_scopes else None,
-                                     "mcp_path": mcp_path, "resource_name": resource_name})
+    return AuthProvider.from_config(
+        {
+            "provider": "authkit",
+            "authkit_domain": authkit_domain,
+            "base_url": base_url,
+            "required_scopes": list(required_scopes) if required_scopes else None,
+            "mcp_path": mcp_path,
+            "resource_name": resource_name,
+        }
+    )
 
 
-def RemoteAuthProvider(token_verifier: Union[JWTVerifier, dict], authorization_servers: Iterable[str], base_url: str,
-                       required_scopes: Optional[Iterable[str]] = None, mcp_path: str = "/mcp",
-                       resource_name: Optional[str] = None) -> AuthProvider:
+def RemoteAuthProvider(
+    token_verifier: Union[JWTVerifier, dict],
+    authorization_servers: Iterable[str],
+    base_url: str,
+    required_scopes: Optional[Iterable[str]] = None,
+    mcp_path: str = "/mcp",
+    resource_name: Optional[str] = None,
+) -> AuthProvider:
     """Any token verifier plus the authorization servers that issue its tokens."""
     scopes = list(required_scopes) if required_scopes else (getattr(token_verifier, "required_scopes", None) or None)
-    return AuthProvider.from_config({"provider": "remote", "token_verifier": _verifier_config(token_verifier),
-                                     "authorization_servers": list(authorization_servers), "base_url": base_url,
-                                     "required_scopes": scopes, "mcp_path": mcp_path, "resource_name": resource_name})
+    return AuthProvider.from_config(
+        {
+            "provider": "remote",
+            "token_verifier": _verifier_config(token_verifier),
+            "authorization_servers": list(authorization_servers),
+            "base_url": base_url,
+            "required_scopes": scopes,
+            "mcp_path": mcp_path,
+            "resource_name": resource_name,
+        }
+    )
 
 
-def StaticTokenProvider(tokens: Mapping[str, Mapping], base_url: Optional[str] = None, required_scopes: Optional[Iterable[str]] = None,
-                        mcp_path: str = "/mcp") -> AuthProvider:
+def StaticTokenProvider(
+    tokens: Mapping[str, Mapping],
+    base_url: Optional[str] = None,
+    required_scopes: Optional[Iterable[str]] = None,
+    mcp_path: str = "/mcp",
+) -> AuthProvider:
     """Fixed tokens for development: {token: {"client_id", "scopes", "expires_at"}}."""
-    return AuthProvider.from_config({"provider": "static", "tokens": {k: dict(v) for k, v in tokens.items()}, "base_url": base_url,
-                                     "required_scopes": list(required_scopes) if required_scopes else None, "mcp_path": mcp_path})
+    return AuthProvider.from_config(
+        {
+            "provider": "static",
+            "tokens": {k: dict(v) for k, v in tokens.items()},
+            "base_url": base_url,
+            "required_scopes": list(required_scopes) if required_scopes else None,
+            "mcp_path": mcp_path,
+        }
+    )
 
 
 def _proxy_config(provider: str, base_url: str, required_scopes, mcp_path: str, resource_name, options: dict) -> dict:
-    config = {"provider": provider, "base_url": base_url, "required_scopes": list(required_scopes) if required_scopes else None,
-              "mcp_path": mcp_path, "resource_name": resource_name}
+    config = {
+        "provider": provider,
+        "base_url": base_url,
+        "required_scopes": list(required_scopes) if required_scopes else None,
+        "mcp_path": mcp_path,
+        "resource_name": resource_name,
+    }
     config.update({k: (list(v) if isinstance(v, (tuple, set)) else v) for k, v in options.items()})
     return config
 
 
-def OAuthProxy(*, upstream_authorization_endpoint: str, upstream_token_endpoint: str, upstream_client_id: str,
-               upstream_client_secret: Optional[str] = None, base_url: str, required_scopes: Optional[Iterable[str]] = None,
-               mcp_path: str = "/mcp", resource_name: Optional[str] = None, **options) -> AuthProvider:
+def OAuthProxy(
+    *,
+    upstream_authorization_endpoint: str,
+    upstream_token_endpoint: str,
+    upstream_client_id: str,
+    upstream_client_secret: Optional[str] = None,
+    base_url: str,
+    required_scopes: Optional[Iterable[str]] = None,
+    mcp_path: str = "/mcp",
+    resource_name: Optional[str] = None,
+    **options,
+) -> AuthProvider:
     """An authorization server in front of an identity provider without dynamic client
     registration (FastMCP's OAuthProxy). Further keywords: upstream_revocation_endpoint,
     token_endpoint_auth_method, extra_authorize_params, extra_token_params, valid_scopes,
     allowed_client_redirect_uris, jwt_signing_key, storage, storage_encryption_keys, issuer_url,
     redirect_path, token_verifier, userinfo_endpoint, the lifetimes and limits (README)."""
-    return AuthProvider.from_config(_proxy_config("oauth_proxy", base_url, required_scopes, mcp_path, resource_name, dict(
-        upstream_authorization_endpoint=upstream_authorization_endpoint, upstream_token_endpoint=upstream_token_endpoint,
-        upstream_client_id=upstream_client_id, upstream_client_secret=upstream_client_secret, **options)))
+    return AuthProvider.from_config(
+        _proxy_config(
+            "oauth_proxy",
+            base_url,
+            required_scopes,
+            mcp_path,
+            resource_name,
+            dict(
+                upstream_authorization_endpoint=upstream_authorization_endpoint,
+                upstream_token_endpoint=upstream_token_endpoint,
+                upstream_client_id=upstream_client_id,
+                upstream_client_secret=upstream_client_secret,
+                **options,
+            ),
+        )
+    )
 
 
-def OIDCProxy(*, config_url: str, client_id: str, client_secret: Optional[str] = None, base_url: str,
-              required_scopes: Optional[Iterable[str]] = None, mcp_path: str = "/mcp", resource_name: Optional[str] = None,
-              **options) -> AuthProvider:
+def OIDCProxy(
+    *,
+    config_url: str,
+    client_id: str,
+    client_secret: Optional[str] = None,
+    base_url: str,
+    required_scopes: Optional[Iterable[str]] = None,
+    mcp_path: str = "/mcp",
+    resource_name: Optional[str] = None,
+    **options,
+) -> AuthProvider:
     """The OAuth proxy with its upstream endpoints from the provider's OpenID configuration;
     upstream tokens are checked at its userinfo endpoint (FastMCP's OIDCProxy)."""
-    return AuthProvider.from_config(_proxy_config("oidc_proxy", base_url, required_scopes, mcp_path, resource_name, dict(
-        config_url=config_url, client_id=client_id, client_secret=client_secret, **options)))
+    return AuthProvider.from_config(
+        _proxy_config(
+            "oidc_proxy",
+            base_url,
+            required_scopes,
+            mcp_path,
+            resource_name,
+            dict(config_url=config_url, client_id=client_id, client_secret=client_secret, **options),
+        )
+    )
 
 
-def WorkOSProvider(*, client_id: str, client_secret: str, authkit_domain: str, base_url: str,
-                   required_scopes: Optional[Iterable[str]] = None, redirect_path: str = "/auth/callback",
-                   timeout_seconds: float = 10, mcp_path: str = "/mcp", resource_name: Optional[str] = None,
-                   **options) -> AuthProvider:
+def WorkOSProvider(
+    *,
+    client_id: str,
+    client_secret: str,
+    authkit_domain: str,
+    base_url: str,
+    required_scopes: Optional[Iterable[str]] = None,
+    redirect_path: str = "/auth/callback",
+    timeout_seconds: float = 10,
+    mcp_path: str = "/mcp",
+    resource_name: Optional[str] = None,
+    **options,
+) -> AuthProvider:
     """The OAuth proxy in front of WorkOS (AuthKit or Connect): {domain}/oauth2/authorize and
     /oauth2/token upstream, tokens checked at {domain}/oauth2/userinfo (FastMCP's WorkOSProvider)."""
-    return AuthProvider.from_config(_proxy_config("workos", base_url, required_scopes, mcp_path, resource_name, dict(
-        client_id=client_id, client_secret=client_secret, authkit_domain=authkit_domain, redirect_path=redirect_path,
-        timeout_seconds=timeout_seconds, **options)))
+    return AuthProvider.from_config(
+        _proxy_config(
+            "workos",
+            base_url,
+            required_scopes,
+            mcp_path,
+            resource_name,
+            dict(
+                client_id=client_id,
+                client_secret=client_secret,
+                authkit_domain=authkit_domain,
+                redirect_path=redirect_path,
+                timeout_seconds=timeout_seconds,
+                **options,
+            ),
+        )
+    )
 
 
 def auth_from_env(defaults: Optional[dict] = None, **overrides) -> Optional[AuthProvider]:
@@ -176,8 +316,16 @@ def auth_from_env(defaults: Optional[dict] = None, **overrides) -> Optional[Auth
     keyword arguments win over the environment, ``defaults`` lose. None when none is named."""
     handle = ctypes.c_void_p()
     err = _native.Error()
-    status = _native.auth_new_from_env(json.dumps(overrides).encode() if overrides else None,
-                                       json.dumps(defaults).encode() if defaults else None, handle, err)
+    status = _native.auth_new_from_env(
+        json.dumps(overrides).encode() if overrides else None,
+        json.dumps(defaults).encode() if defaults else None,
+        handle,
+        err,
+    )
     if status != 0:
-        _native.raise_for(status, err, ConfigurationError if _native.status_name(status).decode() == "invalid_config" else FastMCPAuthError)
+        _native.raise_for(
+            status,
+            err,
+            ConfigurationError if _native.status_name(status).decode() == "invalid_config" else FastMCPAuthError,
+        )
     return AuthProvider(handle) if handle.value else None

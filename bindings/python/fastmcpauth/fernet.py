@@ -2,13 +2,22 @@
 
 import ctypes
 import time
-from typing import Iterable, Optional, Union
+from collections.abc import Iterable
+from typing import Optional, Union
 
 from . import _native
 from .errors import FastMCPAuthError, InvalidKey, InvalidToken
 
 # Statuses that mean "this token is not acceptable" (cryptography raises InvalidToken for all).
-_TOKEN_STATUSES = {"malformed_base64", "malformed_token", "bad_signature", "expired", "not_yet_valid", "decryption_failed", "too_large"}
+_TOKEN_STATUSES = {
+    "malformed_base64",
+    "malformed_token",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "decryption_failed",
+    "too_large",
+}
 
 
 def _text(value: Union[str, bytes]) -> bytes:
@@ -79,8 +88,15 @@ class MultiFernet:
         data = ctypes.POINTER(ctypes.c_uint8)()
         length = ctypes.c_size_t()
         err = _native.Error()
-        status = _native.fernet_decrypt(self._handle, _text(token), _native.NO_TTL if ttl is None else int(ttl), now,
-                                        ctypes.byref(data), ctypes.byref(length), err)
+        status = _native.fernet_decrypt(
+            self._handle,
+            _text(token),
+            _native.NO_TTL if ttl is None else int(ttl),
+            now,
+            ctypes.byref(data),
+            ctypes.byref(length),
+            err,
+        )
         _check(status, err)
         try:
             return ctypes.string_at(data, length.value)

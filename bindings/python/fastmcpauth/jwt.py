@@ -2,8 +2,9 @@
 
 import ctypes
 import json
+from collections.abc import Iterable
 from functools import cached_property
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Optional, Union
 
 from . import _native
 from .errors import ConfigurationError, FastMCPAuthError, InvalidKey, InvalidToken
@@ -34,11 +35,24 @@ class AccessToken:
 
     _FIELDS = ("token", "client_id", "scopes", "expires_at", "subject", "claims")
 
-    def __init__(self, token: str, client_id: str, scopes=(), expires_at: Optional[int] = None,
-                 subject: Optional[str] = None, claims: Optional[dict] = None):
+    def __init__(
+        self,
+        token: str,
+        client_id: str,
+        scopes=(),
+        expires_at: Optional[int] = None,
+        subject: Optional[str] = None,
+        claims: Optional[dict] = None,
+    ):
         self._handle = None
-        self.__dict__.update(token=token, client_id=client_id, scopes=list(scopes), expires_at=expires_at,
-                             subject=subject, claims=dict(claims or {}))
+        self.__dict__.update(
+            token=token,
+            client_id=client_id,
+            scopes=list(scopes),
+            expires_at=expires_at,
+            subject=subject,
+            claims=dict(claims or {}),
+        )
 
     @classmethod
     def _from_handle(cls, handle: ctypes.c_void_p) -> "AccessToken":
@@ -83,7 +97,10 @@ class AccessToken:
 
     def __repr__(self):
         # The raw token is a bearer credential: never printed.
-        return f"AccessToken(client_id={self.client_id!r}, subject={self.subject!r}, scopes={self.scopes!r}, expires_at={self.expires_at!r})"
+        return (
+            f"AccessToken(client_id={self.client_id!r}, subject={self.subject!r}, scopes={self.scopes!r},"
+            f" expires_at={self.expires_at!r})"
+        )
 
     def __del__(self):
         handle, self._handle = getattr(self, "_handle", None), None
@@ -103,21 +120,33 @@ class JWTVerifier:
     ``jwks_timeout``, ``jwks_refetch_cooldown``, ``jwks_cache_ttl``, ...).
     """
 
-    def __init__(self, public_key: Union[str, bytes, None] = None, jwks: Union[dict, str, None] = None,
-                 jwks_uri: Optional[str] = None, issuer: StrOrList = None, audience: StrOrList = None,
-                 algorithms: Optional[Iterable[str]] = None, required_scopes: Optional[Iterable[str]] = None,
-                 leeway: float = 0, algorithm: Optional[str] = None, cache_size: Optional[int] = None,
-                 **options: Any):
+    def __init__(
+        self,
+        public_key: Union[str, bytes, None] = None,
+        jwks: Union[dict, str, None] = None,
+        jwks_uri: Optional[str] = None,
+        issuer: StrOrList = None,
+        audience: StrOrList = None,
+        algorithms: Optional[Iterable[str]] = None,
+        required_scopes: Optional[Iterable[str]] = None,
+        leeway: float = 0,
+        algorithm: Optional[str] = None,
+        cache_size: Optional[int] = None,
+        **options: Any,
+    ):
         if isinstance(public_key, bytes):
             public_key = public_key.decode()
         config = {
-            "public_key": public_key, "jwks": jwks, "jwks_uri": jwks_uri,
+            "public_key": public_key,
+            "jwks": jwks,
+            "jwks_uri": jwks_uri,
             "issuer": issuer if isinstance(issuer, (str, type(None))) else list(issuer),
             "audience": audience if isinstance(audience, (str, type(None))) else list(audience),
             "algorithms": list(algorithms) if algorithms is not None else None,
             "algorithm": algorithm,
             "required_scopes": list(required_scopes) if required_scopes is not None else None,
-            "leeway": leeway, "cache_size": cache_size,
+            "leeway": leeway,
+            "cache_size": cache_size,
         }
         config.update(options)
         config = {k: v for k, v in config.items() if v is not None}
@@ -126,7 +155,11 @@ class JWTVerifier:
         err = _native.Error()
         status = _native.verifier_new(_json(config), ctypes.byref(handle), ctypes.byref(err))
         if status != 0:
-            _raise(status, err, ConfigurationError if _native.status_name(status).decode() in _CONFIG_STATUSES else FastMCPAuthError)
+            _raise(
+                status,
+                err,
+                ConfigurationError if _native.status_name(status).decode() in _CONFIG_STATUSES else FastMCPAuthError,
+            )
         self._handle = handle
         self.required_scopes = list(required_scopes or [])
 
@@ -188,5 +221,6 @@ def public_jwk(jwk: Union[dict, str]) -> dict:
 
 def sign_jwt(claims: dict, key: Union[dict, str], alg: str, headers: Optional[dict] = None) -> str:
     """Signs ``claims`` with the private JWK ``key``; returns the compact JWS."""
-    return _string_call(_native.jwt_sign, _json(claims), _json(key), alg.encode(),
-                        _json(headers) if headers is not None else None)
+    return _string_call(
+        _native.jwt_sign, _json(claims), _json(key), alg.encode(), _json(headers) if headers is not None else None
+    )

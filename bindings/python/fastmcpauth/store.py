@@ -3,7 +3,8 @@
 import ctypes
 import json
 import math
-from typing import Iterable, Optional, Union
+from collections.abc import Iterable
+from typing import Optional, Union
 
 from . import _native
 from .errors import StoreError
@@ -112,8 +113,14 @@ class Store:
         self.close()
 
 
-def open_store(url: str, encryption_keys: Optional[Iterable[Union[str, bytes]]] = None, on_plaintext: str = "error",
-               on_undecryptable: str = "error", max_value_bytes: int = 1 << 20, **options) -> Store:
+def open_store(
+    url: str,
+    encryption_keys: Optional[Iterable[Union[str, bytes]]] = None,
+    on_plaintext: str = "error",
+    on_undecryptable: str = "error",
+    max_value_bytes: int = 1 << 20,
+    **options,
+) -> Store:
     """Opens a store. ``encryption_keys``: Fernet keys (first encrypts, any decrypts); further
     options: ``max_entries_per_collection`` (memory), ``timeout`` (seconds)."""
     config = {"on_plaintext": on_plaintext, "on_undecryptable": on_undecryptable, "max_value_bytes": max_value_bytes}

@@ -18,8 +18,12 @@ def oidc_provider():
     from ports import free_port, wait_for_port
 
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "oidc_provider_mock", "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oidc_provider_mock", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     wait_for_port(port, process=process)
     yield f"http://localhost:{port}"
     process.terminate()

@@ -22,9 +22,17 @@ class FakeWorkOS(LoopbackServer):
                         request.add_header(name, self.headers[name])
                 try:
                     with urllib.request.urlopen(request, timeout=10) as response:
-                        status, payload, kind = response.status, response.read(), response.headers.get("Content-Type", "application/json")
+                        status, payload, kind = (
+                            response.status,
+                            response.read(),
+                            response.headers.get("Content-Type", "application/json"),
+                        )
                 except HTTPError as error:
-                    status, payload, kind = error.code, error.read(), error.headers.get("Content-Type", "application/json")
+                    status, payload, kind = (
+                        error.code,
+                        error.read(),
+                        error.headers.get("Content-Type", "application/json"),
+                    )
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(payload)))

@@ -20,8 +20,13 @@ async def main():
     signing_key = derive_jwt_key(high_entropy_material="sk_test_proxy", salt="fastmcp-jwt-signing-key")
     storage_key = derive_jwt_key(high_entropy_material=signing_key.decode(), salt="fastmcp-storage-encryption-key")
     storage = FernetEncryptionWrapper(key_value=RedisStore(url=redis_url), fernet=Fernet(storage_key))
-    provider = WorkOSProvider(client_id="client_proxy", client_secret="sk_test_proxy", authkit_domain=domain, base_url=base,
-                              client_storage=storage)  # its WorkOS verifier wants scopes in userinfo; the provider's have none
+    provider = WorkOSProvider(
+        client_id="client_proxy",
+        client_secret="sk_test_proxy",
+        authkit_domain=domain,
+        base_url=base,
+        client_storage=storage,
+    )  # its WorkOS verifier wants scopes in userinfo; the provider's have none
     provider.set_mcp_path("/mcp")
     access = await provider.load_access_token(token)
     print(json.dumps(None if access is None else {"client_id": access.client_id, "scopes": access.scopes}))

@@ -15,10 +15,16 @@ def build_auth(config: dict):
     kind, provider = config.pop("auth"), config.pop("provider")
     if kind == "ours":
         from fastmcpauth.integrations import fastmcp as ours
-        return {"jwt": ours.JWTVerifier, "authkit": ours.AuthKitProvider, "oidc_proxy": ours.OIDCProxy,
-                "workos": ours.WorkOSProvider}[provider](**config)
+
+        return {
+            "jwt": ours.JWTVerifier,
+            "authkit": ours.AuthKitProvider,
+            "oidc_proxy": ours.OIDCProxy,
+            "workos": ours.WorkOSProvider,
+        }[provider](**config)
     from fastmcp.server.auth.providers.jwt import JWTVerifier
     from fastmcp.server.auth.providers.workos import AuthKitProvider
+
     return {"jwt": JWTVerifier, "authkit": AuthKitProvider}[provider](**config)
 
 
@@ -31,8 +37,12 @@ def main():
     def whoami() -> dict:
         """The caller's identity, from the access token."""
         token = get_access_token()
-        return {"subject": token.subject if token else None, "client_id": token.client_id if token else None,
-                "scopes": list(token.scopes) if token else [], "claims": token.claims if token else {}}
+        return {
+            "subject": token.subject if token else None,
+            "client_id": token.client_id if token else None,
+            "scopes": list(token.scopes) if token else [],
+            "claims": token.claims if token else {},
+        }
 
     @server.tool
     def echo(text: str) -> str:

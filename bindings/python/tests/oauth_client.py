@@ -32,8 +32,10 @@ class Browser:
         assert page.status_code == 200 and page.headers["x-frame-options"] == "DENY"
         assert "default-src 'none'" in page.headers["content-security-policy"]
         fields = dict(re.findall(r'name="(txn_id|csrf_token)" value="([^"]*)"', page.text))
-        response = self.http.post(consent_url.split("?")[0], data={**{k: html.unescape(v) for k, v in fields.items()},
-                                                                    "action": "approve" if approve else "deny"})
+        response = self.http.post(
+            consent_url.split("?")[0],
+            data={**{k: html.unescape(v) for k, v in fields.items()}, "action": "approve" if approve else "deny"},
+        )
         assert response.status_code == 302
         location = response.headers["location"]
         if location.startswith(CLIENT_REDIRECT):
@@ -47,7 +49,10 @@ class Browser:
         assert page.status_code == 200
         form = re.search(r"<form[^>]*>", page.text).group(0)
         action = re.search(r'action="([^"]*)"', form)
-        fields = {name: html.unescape(value) for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text)}
+        fields = {
+            name: html.unescape(value)
+            for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text)
+        }
         fields["username" if 'name="username"' in page.text else "sub"] = user or self.user
         response = self.http.post(html.unescape(action.group(1)) if action else location, data=fields)
         assert response.status_code == 302, response.text
@@ -87,10 +92,20 @@ def client_for(base, browser, storage):
         assert "error" not in result, result
         return AuthorizationCodeResult(code=result["code"], state=result.get("state"), iss=result.get("iss"))
 
-    metadata = OAuthClientMetadata(client_name="e2e <client>", redirect_uris=[CLIENT_REDIRECT], grant_types=["authorization_code", "refresh_token"],
-                                   response_types=["code"], token_endpoint_auth_method="none")
-    provider = OAuthClientProvider(server_url=base + "/mcp", client_metadata=metadata, storage=storage,
-                                   redirect_handler=redirect_handler, callback_handler=callback_handler)
+    metadata = OAuthClientMetadata(
+        client_name="e2e <client>",
+        redirect_uris=[CLIENT_REDIRECT],
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
+        token_endpoint_auth_method="none",
+    )
+    provider = OAuthClientProvider(
+        server_url=base + "/mcp",
+        client_metadata=metadata,
+        storage=storage,
+        redirect_handler=redirect_handler,
+        callback_handler=callback_handler,
+    )
     return httpx2.AsyncClient(auth=provider, timeout=20)
 
 
@@ -107,5 +122,3 @@ def post_mcp(base, token):
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return httpx2.post(base + "/mcp", headers=headers, content=b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}')
-
-

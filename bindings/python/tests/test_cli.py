@@ -4,10 +4,8 @@ import json
 import os
 import subprocess
 
-import pytest
-from cryptography.fernet import Fernet as CryptoFernet
-
 from conftest import REPO
+from cryptography.fernet import Fernet as CryptoFernet
 
 CLI = REPO / ".build" / "release" / "fastmcpauth-cli"
 
@@ -24,10 +22,20 @@ def test_keygen_sign_verify_and_rejection(tmp_path):
     (tmp_path / "key.json").write_text(json.dumps(key))
     public = {k: v for k, v in key.items() if k != "d"}
     (tmp_path / "jwks.json").write_text(json.dumps({"keys": [public]}))
-    token = run("sign", "--key", str(tmp_path / "key.json"), "--claims", '{"sub":"alice","aud":"mcp"}', "--expires-in", "60").stdout.decode().strip()
-    claims = json.loads(run("verify", token, "--jwks", str(tmp_path / "jwks.json"), "--alg", "EdDSA", "--audience", "mcp").stdout)
+    token = (
+        run(
+            "sign", "--key", str(tmp_path / "key.json"), "--claims", '{"sub":"alice","aud":"mcp"}', "--expires-in", "60"
+        )
+        .stdout.decode()
+        .strip()
+    )
+    claims = json.loads(
+        run("verify", token, "--jwks", str(tmp_path / "jwks.json"), "--alg", "EdDSA", "--audience", "mcp").stdout
+    )
     assert claims["sub"] == "alice"
-    bad = run("verify", token, "--jwks", str(tmp_path / "jwks.json"), "--alg", "EdDSA", "--audience", "other", check=False)
+    bad = run(
+        "verify", token, "--jwks", str(tmp_path / "jwks.json"), "--alg", "EdDSA", "--audience", "other", check=False
+    )
     assert bad.returncode != 0 and bad.stderr.decode().startswith("error: invalid_audience: ")
     assert token.split(".")[2] not in bad.stderr.decode()
 
@@ -38,8 +46,17 @@ def test_fernet_commands_interoperate_with_cryptography(tmp_path):
     token = run("fernet", "encrypt", "--key-file", str(tmp_path / "keys"), stdin=b"secret \xe2\x98\x83").stdout.strip()
     assert CryptoFernet(key).decrypt(token) == "secret ☃".encode()
     theirs = CryptoFernet(key).encrypt(b"from python")
-    assert run("fernet", "decrypt", theirs.decode(), env={"FASTMCPAUTH_ENCRYPTION_KEYS": key.decode()}).stdout == b"from python"
-    wrong = run("fernet", "decrypt", theirs.decode(), env={"FASTMCPAUTH_ENCRYPTION_KEYS": CryptoFernet.generate_key().decode()}, check=False)
+    assert (
+        run("fernet", "decrypt", theirs.decode(), env={"FASTMCPAUTH_ENCRYPTION_KEYS": key.decode()}).stdout
+        == b"from python"
+    )
+    wrong = run(
+        "fernet",
+        "decrypt",
+        theirs.decode(),
+        env={"FASTMCPAUTH_ENCRYPTION_KEYS": CryptoFernet.generate_key().decode()},
+        check=False,
+    )
     assert wrong.returncode != 0 and b"bad_signature" in wrong.stderr
 
 

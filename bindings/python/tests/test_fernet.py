@@ -3,13 +3,11 @@
 import datetime
 import json
 import os
-import random
-
-import pytest
-from cryptography import fernet as crypto
 
 import fastmcpauth
+import pytest
 from conftest import VECTORS
+from cryptography import fernet as crypto
 
 
 def epoch(iso):
@@ -29,7 +27,9 @@ def test_spec_generate_vectors_decrypt_and_carry_their_timestamp():
         assert f.extract_timestamp(vector["token"]) == epoch(vector["now"])
 
 
-@pytest.mark.parametrize("vector", json.loads((VECTORS / "fernet" / "invalid.json").read_text()), ids=lambda v: v["desc"])
+@pytest.mark.parametrize(
+    "vector", json.loads((VECTORS / "fernet" / "invalid.json").read_text()), ids=lambda v: v["desc"]
+)
 def test_spec_invalid_vectors(vector):
     f = fastmcpauth.Fernet(vector["secret"])
     with pytest.raises(fastmcpauth.InvalidToken):

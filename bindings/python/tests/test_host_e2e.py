@@ -9,11 +9,10 @@ import time
 
 import httpx2
 import pytest
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-
 from conftest import REPO
 from fake_authkit import FakeAuthKit
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 from oauth_client import Browser, MemoryTokens, client_for, post_mcp, whoami
 from ports import free_port, wait_for_port
 
@@ -24,9 +23,13 @@ HOST = REPO / ".build" / "release" / "fastmcpauth-host"
 def stack():
     authkit = FakeAuthKit()
     port = free_port()
-    env = {**os.environ, "FASTMCP_SERVER_AUTH": "fastmcp.server.auth.providers.workos.AuthKitProvider",
-           "FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_AUTHKIT_DOMAIN": authkit.url,
-           "FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_REQUIRED_SCOPES": "mcp:tools", "FASTMCP_PORT": str(port)}
+    env = {
+        **os.environ,
+        "FASTMCP_SERVER_AUTH": "fastmcp.server.auth.providers.workos.AuthKitProvider",
+        "FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_AUTHKIT_DOMAIN": authkit.url,
+        "FASTMCP_SERVER_AUTH_AUTHKITPROVIDER_REQUIRED_SCOPES": "mcp:tools",
+        "FASTMCP_PORT": str(port),
+    }
     host = subprocess.Popen([str(HOST)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for_port(port)
     base = f"http://127.0.0.1:{port}"
@@ -55,28 +58,44 @@ def test_official_mcp_client_lists_tools_and_calls_whoami(stack):
 
     tools, identity, echo = asyncio.run(session())
     assert tools == ["whoami", "echo"]
-    assert identity == {"client_id": "client_7", "subject": "user_42", "scopes": ["openid", "mcp:tools"], "expires_at": identity["expires_at"]}
+    assert identity == {
+        "client_id": "client_7",
+        "subject": "user_42",
+        "scopes": ["openid", "mcp:tools"],
+        "expires_at": identity["expires_at"],
+    }
     assert echo == "héllo"
 
 
 def test_discovery_routes(stack):
     authkit, base = stack
     prm = httpx2.get(base + "/.well-known/oauth-protected-resource/mcp")
-    assert prm.status_code == 200 and prm.json() == {"resource": base + "/mcp", "authorization_servers": [authkit.url],
-                                                     "scopes_supported": ["mcp:tools"], "bearer_methods_supported": ["header"]}
+    assert prm.status_code == 200 and prm.json() == {
+        "resource": base + "/mcp",
+        "authorization_servers": [authkit.url],
+        "scopes_supported": ["mcp:tools"],
+        "bearer_methods_supported": ["header"],
+    }
     assert httpx2.get(base + "/.well-known/oauth-authorization-server").json()["issuer"] == authkit.url
     assert httpx2.get(base + "/nothing").status_code == 404
 
 
-@pytest.mark.parametrize("case,status,error", [
-    ("missing", 401, None), ("expired", 401, "invalid_token"), ("wrong_audience", 401, "invalid_token"),
-    ("under_scoped", 403, "insufficient_scope"),
-])
+@pytest.mark.parametrize(
+    "case,status,error",
+    [
+        ("missing", 401, None),
+        ("expired", 401, "invalid_token"),
+        ("wrong_audience", 401, "invalid_token"),
+        ("under_scoped", 403, "insufficient_scope"),
+    ],
+)
 def test_rejections(stack, case, status, error):
     authkit, base = stack
-    tokens = {"expired": authkit.token(base + "/mcp", exp=int(time.time()) - 10),
-              "wrong_audience": authkit.token("http://elsewhere/mcp"),
-              "under_scoped": authkit.token(base + "/mcp", scope="openid")}
+    tokens = {
+        "expired": authkit.token(base + "/mcp", exp=int(time.time()) - 10),
+        "wrong_audience": authkit.token("http://elsewhere/mcp"),
+        "under_scoped": authkit.token(base + "/mcp", scope="openid"),
+    }
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
     if case in tokens:
         headers["Authorization"] = "Bearer " + tokens[case]
@@ -117,5 +136,11 @@ def test_embedded_default_runs_the_whole_oauth_flow_offline():
 
 def test_embedded_default_refuses_a_public_address():
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASTMCP_SERVER_AUTH")}
-    result = subprocess.run([str(HOST), "--host", "0.0.0.0", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [str(HOST), "--host", "0.0.0.0", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode != 0 and "loopback only" in result.stderr + result.stdout

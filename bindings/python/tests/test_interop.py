@@ -2,19 +2,29 @@
 
 import time
 
+import fastmcpauth
 import jwt as pyjwt
 import pytest
 from joserfc import jwt as joserfc_jwt
+from joserfc.errors import BadSignatureError
 from joserfc.jwk import JWKRegistry
 
-import fastmcpauth
-
 ALGORITHMS = [
-    ("HS256", None), ("HS384", None), ("HS512", None),
-    ("RS256", None), ("RS384", None), ("RS512", None),
-    ("PS256", None), ("PS384", None), ("PS512", None),
-    ("ES256", None), ("ES384", None), ("ES512", None), ("ES256K", None),
-    ("EdDSA", "Ed25519"), ("EdDSA", "Ed448"),
+    ("HS256", None),
+    ("HS384", None),
+    ("HS512", None),
+    ("RS256", None),
+    ("RS384", None),
+    ("RS512", None),
+    ("PS256", None),
+    ("PS384", None),
+    ("PS512", None),
+    ("ES256", None),
+    ("ES384", None),
+    ("ES512", None),
+    ("ES256K", None),
+    ("EdDSA", "Ed25519"),
+    ("EdDSA", "Ed448"),
 ]
 # RFC 9864 fully-specified names; PyJWT 2.15 does not know them yet, joserfc does.
 RFC9864 = [("Ed25519", None), ("Ed448", None)]
@@ -23,12 +33,20 @@ IDS = [f"{alg}-{crv}" if crv else alg for alg, crv in ALGORITHMS]
 
 def claims():
     now = int(time.time())
-    return {"sub": "alice", "iss": "https://idp.example", "aud": "mcp", "iat": now, "exp": now + 300, "scope": "read write"}
+    return {
+        "sub": "alice",
+        "iss": "https://idp.example",
+        "aud": "mcp",
+        "iat": now,
+        "exp": now + 300,
+        "scope": "read write",
+    }
 
 
 def our_verifier(jwk_for_verification, alg):
-    return fastmcpauth.JWTVerifier(jwks={"keys": [jwk_for_verification]}, algorithms=[alg],
-                                   issuer="https://idp.example", audience="mcp")
+    return fastmcpauth.JWTVerifier(
+        jwks={"keys": [jwk_for_verification]}, algorithms=[alg], issuer="https://idp.example", audience="mcp"
+    )
 
 
 def verification_jwk(private_jwk, alg):
@@ -55,7 +73,7 @@ def test_we_sign_joserfc_verifies(alg, crv):
     decoded = joserfc_jwt.decode(token, key, algorithms=[alg])
     assert decoded.claims["sub"] == "alice" and decoded.header["alg"] == alg
     tampered = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
-    with pytest.raises(Exception):
+    with pytest.raises(BadSignatureError):
         joserfc_jwt.decode(tampered, key, algorithms=[alg])
 
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import LIBRARY, REPO
 
 HEADER = REPO / "include" / "fastmcpauth.h"
@@ -25,7 +24,9 @@ def test_ldd_names_no_swift_library():
 
 
 def test_exports_exactly_the_header_functions():
-    out = subprocess.run(["nm", "-D", "--defined-only", str(LIBRARY)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["nm", "-D", "--defined-only", str(LIBRARY)], capture_output=True, text=True, check=True
+    ).stdout
     exported = {line.split()[-1] for line in out.splitlines() if line.strip()}
     assert exported == header_functions()
 
@@ -39,14 +40,18 @@ def test_soname_and_link():
 
 def test_version_macros_match_the_library():
     text = HEADER.read_text()
-    major, minor, patch = (re.search(rf"#define FMA_VERSION_{n} (\d+)", text).group(1) for n in ("MAJOR", "MINOR", "PATCH"))
+    major, minor, patch = (
+        re.search(rf"#define FMA_VERSION_{n} (\d+)", text).group(1) for n in ("MAJOR", "MINOR", "PATCH")
+    )
     assert re.search(r'#define FMA_VERSION_STRING "([^"]+)"', text).group(1) == f"{major}.{minor}.{patch}"
     import fastmcpauth
+
     assert fastmcpauth.library_version() == f"{major}.{minor}.{patch}"
 
 
 def test_status_names_match_the_header_enum():
     import fastmcpauth._native as native
+
     text = HEADER.read_text()
     for name, number, code in re.findall(r"(FMA_(?:OK|E_[A-Z_]+)) = (\d+),?\s*/\*\s*([a-z_]+)?", text):
         expected = "ok" if name == "FMA_OK" else code
@@ -97,14 +102,41 @@ def test_pip_installs_the_package_with_its_integrations(tmp_path):
     # The venv's own setuptools builds it (no index needed) from a copy, so the checkout stays
     # clean; the wheel must carry every module.
     source_copy = tmp_path / "src"
-    shutil.copytree(REPO / "bindings" / "python", source_copy, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
+    shutil.copytree(
+        REPO / "bindings" / "python",
+        source_copy,
+        ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"),
+    )
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
-                    str(source_copy)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source_copy),
+        ],
+        check=True,
+        capture_output=True,
+    )
     installed = {p.relative_to(target).as_posix() for p in (target / "fastmcpauth").rglob("*.py")}
-    source = {p.relative_to(REPO / "bindings" / "python").as_posix() for p in (REPO / "bindings" / "python" / "fastmcpauth").rglob("*.py")}
+    source = {
+        p.relative_to(REPO / "bindings" / "python").as_posix()
+        for p in (REPO / "bindings" / "python" / "fastmcpauth").rglob("*.py")
+    }
     assert installed == source and "fastmcpauth/integrations/fastmcp.py" in installed
     env = {**os.environ, "FASTMCPAUTH_LIB": str(LIBRARY), "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-c", "import fastmcpauth; print(fastmcpauth.library_version())"], env=env, cwd=target,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", "import fastmcpauth; print(fastmcpauth.library_version())"],
+        env=env,
+        cwd=target,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "0.1.0"

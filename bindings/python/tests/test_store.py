@@ -8,14 +8,13 @@ import multiprocessing
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import fastmcpauth
 import pytest
 import redis
+from conftest import VECTORS
 from cryptography.fernet import Fernet as CryptoFernet
 from key_value.aio.stores.redis import RedisStore
 from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
-
-import fastmcpauth
-from conftest import VECTORS
 from redis_server import RedisServer
 
 
@@ -56,7 +55,8 @@ def test_contract(url):
         holder = store.acquire_lease("refresh:x", ttl=10)
         assert holder and store.acquire_lease("refresh:x", ttl=10) is None
         assert store.release_lease("refresh:x", "not-me") is False and store.release_lease("refresh:x", holder) is True
-        store.put("gone", "a", {}); store.put("gone", "b", {})
+        store.put("gone", "a", {})
+        store.put("gone", "b", {})
         assert store.delete_collection("gone") == 2 and store.keys("gone") == []
         for bad_ttl in (0, -1):
             with pytest.raises(fastmcpauth.StoreError) as info:
@@ -184,14 +184,18 @@ def test_two_processes_on_one_store(backend, tmp_path, redis_server):
 
 # ---- Wire compatibility with py-key-value-aio (real packages, same Redis, same key) ----
 
+
 def _pkv(server, key):
     return FernetEncryptionWrapper(RedisStore(url=server.url), fernet=CryptoFernet(key))
 
 
 def test_python_writes_we_read(redis_server):
     key = CryptoFernet.generate_key()
-    values = {"client": {"client_id": "abc", "redirect_uris": ["http://127.0.0.1:3000/cb"], "scope": "read write"},
-              "unicode": {"name": "café ☃ 😀", "n": [1, 2.5, None, True]}, "empty": {}}
+    values = {
+        "client": {"client_id": "abc", "redirect_uris": ["http://127.0.0.1:3000/cb"], "scope": "read write"},
+        "unicode": {"name": "café ☃ 😀", "n": [1, 2.5, None, True]},
+        "empty": {},
+    }
 
     async def write():
         store = _pkv(redis_server, key)
@@ -210,7 +214,9 @@ def test_python_writes_we_read(redis_server):
 def test_we_write_python_reads(redis_server):
     key = CryptoFernet.generate_key()
     ours = fastmcpauth.open_store(redis_server.url, encryption_keys=[key])
-    ours.put("mcp-upstream-tokens", "u1", {"access_token": "at", "expires_at": 1795310531.5, "name": "café ☃"}, ttl=3600)
+    ours.put(
+        "mcp-upstream-tokens", "u1", {"access_token": "at", "expires_at": 1795310531.5, "name": "café ☃"}, ttl=3600
+    )
     ours.put("mcp-jti-mappings", "j1", {"upstream_token_id": "u1"})
 
     async def read():

@@ -5,15 +5,14 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import fastmcpauth
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
-
-import fastmcpauth
-from json_server import JSONServer
 from fastmcpauth import ConfigurationError, InvalidKey, InvalidToken
+from json_server import JSONServer
 
 
 def future(seconds=300):
@@ -27,8 +26,13 @@ def es_key():
 
 @pytest.fixture(scope="module")
 def verifier(es_key):
-    return fastmcpauth.JWTVerifier(jwks={"keys": [fastmcpauth.public_jwk(es_key)]}, algorithms=["ES256"],
-                                   issuer="https://idp.example", audience=["mcp", "other"], required_scopes=["read"])
+    return fastmcpauth.JWTVerifier(
+        jwks={"keys": [fastmcpauth.public_jwk(es_key)]},
+        algorithms=["ES256"],
+        issuer="https://idp.example",
+        audience=["mcp", "other"],
+        required_scopes=["read"],
+    )
 
 
 def sign(key, **claims):
@@ -40,24 +44,33 @@ def sign(key, **claims):
 def test_access_token_fields(verifier, es_key):
     token = sign(es_key, client_id="cid", scope="read write", tenant="t1")
     access = verifier.verify(token)
-    assert access == fastmcpauth.AccessToken(token=token, client_id="cid", scopes=["read", "write"],
-                                             expires_at=access.claims["exp"], subject="alice", claims=access.claims)
+    assert access == fastmcpauth.AccessToken(
+        token=token,
+        client_id="cid",
+        scopes=["read", "write"],
+        expires_at=access.claims["exp"],
+        subject="alice",
+        claims=access.claims,
+    )
     assert access.claims["tenant"] == "t1"
     assert verifier.verify(sign(es_key, azp="azp-client")).client_id == "azp-client"
 
 
-@pytest.mark.parametrize("claims,code", [
-    ({"exp": future(-1)}, "expired"),
-    ({"nbf": future(100)}, "not_yet_valid"),
-    ({"iat": future(100)}, "not_yet_valid"),
-    ({"iss": "https://evil.example"}, "invalid_issuer"),
-    ({"iss": None}, "missing_claim"),
-    ({"aud": "nope"}, "invalid_audience"),
-    ({"aud": 5}, "invalid_claim"),
-    ({"exp": "soon"}, "invalid_claim"),
-    ({"scope": "write"}, "insufficient_scope"),
-    ({"exp": None}, "missing_claim"),
-])
+@pytest.mark.parametrize(
+    "claims,code",
+    [
+        ({"exp": future(-1)}, "expired"),
+        ({"nbf": future(100)}, "not_yet_valid"),
+        ({"iat": future(100)}, "not_yet_valid"),
+        ({"iss": "https://evil.example"}, "invalid_issuer"),
+        ({"iss": None}, "missing_claim"),
+        ({"aud": "nope"}, "invalid_audience"),
+        ({"aud": 5}, "invalid_claim"),
+        ({"exp": "soon"}, "invalid_claim"),
+        ({"scope": "write"}, "insufficient_scope"),
+        ({"exp": None}, "missing_claim"),
+    ],
+)
 def test_rejections_carry_specific_codes(verifier, es_key, claims, code):
     token = sign(es_key, **claims)
     with pytest.raises(InvalidToken) as info:
@@ -67,10 +80,16 @@ def test_rejections_carry_specific_codes(verifier, es_key, claims, code):
     assert verifier.verify_token(token) is None
 
 
-@pytest.mark.parametrize("token,code", [
-    ("", "malformed_token"), ("a.b", "malformed_token"), ("e30=.e30.AA", "malformed_base64"),
-    ("x" * 20000, "too_large"), ("eyJhbGciOiJub25lIn0.e30.", "alg_not_allowed"),
-])
+@pytest.mark.parametrize(
+    "token,code",
+    [
+        ("", "malformed_token"),
+        ("a.b", "malformed_token"),
+        ("e30=.e30.AA", "malformed_base64"),
+        ("x" * 20000, "too_large"),
+        ("eyJhbGciOiJub25lIn0.e30.", "alg_not_allowed"),
+    ],
+)
 def test_malformed_inputs(verifier, token, code):
     with pytest.raises(InvalidToken) as info:
         verifier.verify(token)
@@ -124,8 +143,11 @@ def _pem_verifier(public_pem, alg):
 
 
 def _jwt_with_cryptography_key(private_key, alg):
-    pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     import jwt as pyjwt
+
     return pyjwt.encode({"sub": "pem-user", "exp": future()}, pem, algorithm=alg)
 
 
@@ -140,14 +162,24 @@ def test_pem_public_key_forms(form):
     else:
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp.example")])
         now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(public)
-                .serial_number(x509.random_serial_number()).not_valid_before(now)
-                .not_valid_after(now + datetime.timedelta(days=1)).sign(private_key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(private_key, hashes.SHA256())
+        )
         pem = cert.public_bytes(serialization.Encoding.PEM)
     token = _jwt_with_cryptography_key(private_key, "RS256")
     assert _pem_verifier(pem, "RS256").verify(token).subject == "pem-user"
     # The same PEM never verifies an HS256 token made with its bytes (alg confusion).
-    import hmac, hashlib, base64
+    import base64
+    import hashlib
+    import hmac
+
     header = base64.urlsafe_b64encode(b'{"alg":"HS256"}').rstrip(b"=")
     body = base64.urlsafe_b64encode(json.dumps({"sub": "x", "exp": future()}).encode()).rstrip(b"=")
     mac = base64.urlsafe_b64encode(hmac.new(pem, header + b"." + body, hashlib.sha256).digest()).rstrip(b"=")
@@ -156,13 +188,18 @@ def test_pem_public_key_forms(form):
     assert info.value.code == "alg_not_allowed"
 
 
-@pytest.mark.parametrize("private_key,alg", [
-    (ec.generate_private_key(ec.SECP256R1()), "ES256"),
-    (ec.generate_private_key(ec.SECP384R1()), "ES384"),
-    (ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
-])
+@pytest.mark.parametrize(
+    "private_key,alg",
+    [
+        (ec.generate_private_key(ec.SECP256R1()), "ES256"),
+        (ec.generate_private_key(ec.SECP384R1()), "ES384"),
+        (ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
+    ],
+)
 def test_pem_ec_and_ed_keys(private_key, alg):
-    pem = private_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     assert _pem_verifier(pem.decode(), alg).verify(_jwt_with_cryptography_key(private_key, alg)).subject == "pem-user"
 
 

@@ -15,7 +15,8 @@ the native core, off the event loop; a token lacking a required scope gets 403
 routes and every challenge come from the same core as in C, Swift and the Swift host.
 """
 
-from typing import Any, Iterable, Mapping, Optional, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional, Union
 
 import anyio.to_thread
 from fastmcp.server.auth import AccessToken as FastMCPAccessToken
@@ -36,8 +37,18 @@ from ..auth import AuthProvider as Facade
 from ..auth import auth_from_env
 from ..errors import AuthChallenge, ConfigurationError
 
-__all__ = ["FastMCPAuth", "JWTVerifier", "StaticTokenVerifier", "IntrospectionTokenVerifier", "AuthKitProvider",
-           "RemoteAuthProvider", "OAuthProxy", "OIDCProxy", "WorkOSProvider", "from_env"]
+__all__ = [
+    "FastMCPAuth",
+    "JWTVerifier",
+    "StaticTokenVerifier",
+    "IntrospectionTokenVerifier",
+    "AuthKitProvider",
+    "RemoteAuthProvider",
+    "OAuthProxy",
+    "OIDCProxy",
+    "WorkOSProvider",
+    "from_env",
+]
 
 _ROUTE_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -45,7 +56,7 @@ _ROUTE_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 def _route_path(scope: Scope) -> str:
     """The path as the app's routes see it (without the prefix the app is mounted under)."""
     path, root = scope.get("path", ""), scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root) else path
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _target(scope: Scope) -> str:
@@ -68,8 +79,10 @@ class FastMCPAuth(FastMCPAuthProvider):
         self._facade = self._build(mcp_path)
         self._description = self._facade.describe()
         resource = self._description.get("resource")
-        super().__init__(base_url=resource[: -len(mcp_path)] if resource else None,
-                         required_scopes=list(self._description["required_scopes"]))
+        super().__init__(
+            base_url=resource[: -len(mcp_path)] if resource else None,
+            required_scopes=list(self._description["required_scopes"]),
+        )
         self._mcp_path = mcp_path
 
     def _build(self, mcp_path: str) -> Facade:
@@ -113,9 +126,15 @@ class FastMCPAuth(FastMCPAuthProvider):
 
     def _access_token(self, access: _jwt.AccessToken) -> FastMCPAccessToken:
         claims = access.claims
-        return FastMCPAccessToken(token=access.token, client_id=access.client_id,
-                                  scopes=list(access.scopes), expires_at=access.expires_at, subject=access.subject,
-                                  resource=self._description.get("resource"), claims=claims)
+        return FastMCPAccessToken(
+            token=access.token,
+            client_id=access.client_id,
+            scopes=list(access.scopes),
+            expires_at=access.expires_at,
+            subject=access.subject,
+            resource=self._description.get("resource"),
+            claims=claims,
+        )
 
     def get_routes(self, mcp_path: Optional[str] = None) -> list:
         """The discovery routes the facade answers (RFC 9728 metadata; AuthKit's AS metadata)."""
@@ -126,7 +145,9 @@ class FastMCPAuth(FastMCPAuthProvider):
         target = _target(request.scope)
         body = await request.body()
         client = request.client.host if request.client else None
-        response = await anyio.to_thread.run_sync(self._facade.handle, request.method, target, dict(request.headers), body, client)
+        response = await anyio.to_thread.run_sync(
+            self._facade.handle, request.method, target, dict(request.headers), body, client
+        )
         if response is None:
             return StarletteResponse(status_code=404)
         return StarletteResponse(content=response.body, status_code=response.status, headers=response.headers)
@@ -166,10 +187,18 @@ class _AuthenticationMiddleware:
 
     @staticmethod
     async def _send(send: Send, challenge: AuthChallenge) -> None:
-        await send({"type": "http.response.start", "status": challenge.status,
-                    "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
-                                (b"content-length", str(len(challenge.body)).encode()),
-                                (b"www-authenticate", challenge.www_authenticate.encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": challenge.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"cache-control", b"no-store"),
+                    (b"content-length", str(len(challenge.body)).encode()),
+                    (b"www-authenticate", challenge.www_authenticate.encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": challenge.body})
 
 
@@ -181,54 +210,121 @@ class JWTVerifier(FastMCPAuth):
     """FastMCP's JWTVerifier: public_key (PEM or JWK), jwks_uri or jwks; issuer, audience,
     algorithm, required_scopes, base_url; any other JWTVerifier configuration key as a keyword."""
 
-    def __init__(self, *, public_key: Optional[str] = None, jwks_uri: Optional[str] = None,
-                 issuer: Optional[Union[str, list]] = None, audience: Optional[Union[str, list]] = None,
-                 algorithm: Optional[str] = None, required_scopes: Optional[Iterable[str]] = None,
-                 base_url: Optional[str] = None, **options: Any):
-        super().__init__({"provider": "jwt", "public_key": public_key, "jwks_uri": jwks_uri, "issuer": issuer,
-                          "audience": audience, "algorithm": algorithm, "required_scopes": _scopes(required_scopes),
-                          "base_url": base_url, **options})
+    def __init__(
+        self,
+        *,
+        public_key: Optional[str] = None,
+        jwks_uri: Optional[str] = None,
+        issuer: Optional[Union[str, list]] = None,
+        audience: Optional[Union[str, list]] = None,
+        algorithm: Optional[str] = None,
+        required_scopes: Optional[Iterable[str]] = None,
+        base_url: Optional[str] = None,
+        **options: Any,
+    ):
+        super().__init__(
+            {
+                "provider": "jwt",
+                "public_key": public_key,
+                "jwks_uri": jwks_uri,
+                "issuer": issuer,
+                "audience": audience,
+                "algorithm": algorithm,
+                "required_scopes": _scopes(required_scopes),
+                "base_url": base_url,
+                **options,
+            }
+        )
 
     @property
     def verifier_config(self) -> dict:
         """The verifier keys alone, for RemoteAuthProvider(token_verifier=...)."""
-        return {k: v for k, v in self._config.items() if k not in ("provider", "required_scopes", "base_url", "mcp_path")}
+        return {
+            k: v for k, v in self._config.items() if k not in ("provider", "required_scopes", "base_url", "mcp_path")
+        }
 
 
 class StaticTokenVerifier(FastMCPAuth):
     """FastMCP's StaticTokenVerifier, for development: {token: {client_id, scopes, expires_at}}."""
 
-    def __init__(self, tokens: Mapping[str, Mapping], required_scopes: Optional[Iterable[str]] = None,
-                 base_url: Optional[str] = None):
-        super().__init__({"provider": "static", "tokens": {k: dict(v) for k, v in tokens.items()},
-                          "required_scopes": _scopes(required_scopes), "base_url": base_url})
+    def __init__(
+        self,
+        tokens: Mapping[str, Mapping],
+        required_scopes: Optional[Iterable[str]] = None,
+        base_url: Optional[str] = None,
+    ):
+        super().__init__(
+            {
+                "provider": "static",
+                "tokens": {k: dict(v) for k, v in tokens.items()},
+                "required_scopes": _scopes(required_scopes),
+                "base_url": base_url,
+            }
+        )
 
 
 class IntrospectionTokenVerifier(FastMCPAuth):
     """FastMCP's IntrospectionTokenVerifier (RFC 7662, client_secret_basic, results cached)."""
 
-    def __init__(self, *, introspection_url: str, client_id: str, client_secret: str,
-                 required_scopes: Optional[Iterable[str]] = None, base_url: Optional[str] = None,
-                 timeout_seconds: Optional[float] = None, cache_ttl: Optional[float] = None):
-        super().__init__({"provider": "introspection", "introspection_url": introspection_url, "client_id": client_id,
-                          "client_secret": client_secret, "required_scopes": _scopes(required_scopes),
-                          "base_url": base_url, "timeout_seconds": timeout_seconds, "cache_ttl": cache_ttl})
+    def __init__(
+        self,
+        *,
+        introspection_url: str,
+        client_id: str,
+        client_secret: str,
+        required_scopes: Optional[Iterable[str]] = None,
+        base_url: Optional[str] = None,
+        timeout_seconds: Optional[float] = None,
+        cache_ttl: Optional[float] = None,
+    ):
+        super().__init__(
+            {
+                "provider": "introspection",
+                "introspection_url": introspection_url,
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "required_scopes": _scopes(required_scopes),
+                "base_url": base_url,
+                "timeout_seconds": timeout_seconds,
+                "cache_ttl": cache_ttl,
+            }
+        )
 
 
 class AuthKitProvider(FastMCPAuth):
     """FastMCP's AuthKitProvider: WorkOS AuthKit in resource-server mode."""
 
-    def __init__(self, *, authkit_domain: str, base_url: str, required_scopes: Optional[Iterable[str]] = None,
-                 resource_name: Optional[str] = None):
-        super().__init__({"provider": "authkit", "authkit_domain": authkit_domain, "base_url": base_url,
-                          "required_scopes": _scopes(required_scopes), "resource_name": resource_name})
+    def __init__(
+        self,
+        *,
+        authkit_domain: str,
+        base_url: str,
+        required_scopes: Optional[Iterable[str]] = None,
+        resource_name: Optional[str] = None,
+    ):
+        super().__init__(
+            {
+                "provider": "authkit",
+                "authkit_domain": authkit_domain,
+                "base_url": base_url,
+                "required_scopes": _scopes(required_scopes),
+                "resource_name": resource_name,
+            }
+        )
 
 
 class RemoteAuthProvider(FastMCPAuth):
     """FastMCP's RemoteAuthProvider: a JWT verifier plus the authorization servers issuing its tokens."""
 
-    def __init__(self, *, token_verifier: Union[JWTVerifier, _jwt.JWTVerifier, Mapping], authorization_servers: Iterable[str],
-                 base_url: str, required_scopes: Optional[Iterable[str]] = None, resource_name: Optional[str] = None):
+    def __init__(
+        self,
+        *,
+        token_verifier: Union[JWTVerifier, _jwt.JWTVerifier, Mapping],
+        authorization_servers: Iterable[str],
+        base_url: str,
+        required_scopes: Optional[Iterable[str]] = None,
+        resource_name: Optional[str] = None,
+    ):
         if isinstance(token_verifier, JWTVerifier):
             scopes = required_scopes or token_verifier.required_scopes
             verifier = token_verifier.verifier_config
@@ -236,41 +332,101 @@ class RemoteAuthProvider(FastMCPAuth):
             verifier = dict(token_verifier.config if isinstance(token_verifier, _jwt.JWTVerifier) else token_verifier)
             scopes = required_scopes or verifier.get("required_scopes")
             verifier.pop("required_scopes", None)
-        super().__init__({"provider": "remote", "token_verifier": verifier, "authorization_servers": [str(s) for s in authorization_servers],
-                          "base_url": base_url, "required_scopes": _scopes(scopes), "resource_name": resource_name})
+        super().__init__(
+            {
+                "provider": "remote",
+                "token_verifier": verifier,
+                "authorization_servers": [str(s) for s in authorization_servers],
+                "base_url": base_url,
+                "required_scopes": _scopes(scopes),
+                "resource_name": resource_name,
+            }
+        )
 
 
 class OAuthProxy(FastMCPAuth):
     """FastMCP's OAuthProxy: an authorization server for MCP clients in front of an identity
     provider without dynamic registration. Keywords as fastmcpauth.OAuthProxy."""
 
-    def __init__(self, *, upstream_authorization_endpoint: str, upstream_token_endpoint: str, upstream_client_id: str,
-                 base_url: str, upstream_client_secret: Optional[str] = None, required_scopes: Optional[Iterable[str]] = None,
-                 **options: Any):
-        super().__init__({"provider": "oauth_proxy", "upstream_authorization_endpoint": upstream_authorization_endpoint,
-                          "upstream_token_endpoint": upstream_token_endpoint, "upstream_client_id": upstream_client_id,
-                          "upstream_client_secret": upstream_client_secret, "base_url": base_url,
-                          "required_scopes": _scopes(required_scopes), **options})
+    def __init__(
+        self,
+        *,
+        upstream_authorization_endpoint: str,
+        upstream_token_endpoint: str,
+        upstream_client_id: str,
+        base_url: str,
+        upstream_client_secret: Optional[str] = None,
+        required_scopes: Optional[Iterable[str]] = None,
+        **options: Any,
+    ):
+        super().__init__(
+            {
+                "provider": "oauth_proxy",
+                "upstream_authorization_endpoint": upstream_authorization_endpoint,
+                "upstream_token_endpoint": upstream_token_endpoint,
+                "upstream_client_id": upstream_client_id,
+                "upstream_client_secret": upstream_client_secret,
+                "base_url": base_url,
+                "required_scopes": _scopes(required_scopes),
+                **options,
+            }
+        )
 
 
 class OIDCProxy(FastMCPAuth):
     """FastMCP's OIDCProxy: the OAuth proxy configured from the provider's discovery document."""
 
-    def __init__(self, *, config_url: str, client_id: str, base_url: str, client_secret: Optional[str] = None,
-                 required_scopes: Optional[Iterable[str]] = None, **options: Any):
-        super().__init__({"provider": "oidc_proxy", "config_url": config_url, "client_id": client_id, "client_secret": client_secret,
-                          "base_url": base_url, "required_scopes": _scopes(required_scopes), **options})
+    def __init__(
+        self,
+        *,
+        config_url: str,
+        client_id: str,
+        base_url: str,
+        client_secret: Optional[str] = None,
+        required_scopes: Optional[Iterable[str]] = None,
+        **options: Any,
+    ):
+        super().__init__(
+            {
+                "provider": "oidc_proxy",
+                "config_url": config_url,
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "base_url": base_url,
+                "required_scopes": _scopes(required_scopes),
+                **options,
+            }
+        )
 
 
 class WorkOSProvider(FastMCPAuth):
     """FastMCP's WorkOSProvider: the OAuth proxy in front of WorkOS AuthKit or Connect."""
 
-    def __init__(self, *, client_id: str, client_secret: str, authkit_domain: str, base_url: str,
-                 required_scopes: Optional[Iterable[str]] = None, redirect_path: str = "/auth/callback",
-                 timeout_seconds: float = 10, **options: Any):
-        super().__init__({"provider": "workos", "client_id": client_id, "client_secret": client_secret, "authkit_domain": authkit_domain,
-                          "base_url": base_url, "required_scopes": _scopes(required_scopes), "redirect_path": redirect_path,
-                          "timeout_seconds": timeout_seconds, **options})
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        authkit_domain: str,
+        base_url: str,
+        required_scopes: Optional[Iterable[str]] = None,
+        redirect_path: str = "/auth/callback",
+        timeout_seconds: float = 10,
+        **options: Any,
+    ):
+        super().__init__(
+            {
+                "provider": "workos",
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "authkit_domain": authkit_domain,
+                "base_url": base_url,
+                "required_scopes": _scopes(required_scopes),
+                "redirect_path": redirect_path,
+                "timeout_seconds": timeout_seconds,
+                **options,
+            }
+        )
 
 
 def from_env() -> Optional[FastMCPAuth]:
@@ -279,4 +435,3 @@ def from_env() -> Optional[FastMCPAuth]:
     if auth_from_env() is None:
         return None
     return FastMCPAuth(_from_env=True)
-

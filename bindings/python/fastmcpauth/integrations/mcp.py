@@ -57,9 +57,15 @@ class TokenVerifier:
         access = await anyio.to_thread.run_sync(self._verify, token)
         if access is None:
             return None
-        return MCPAccessToken(token=access.token, client_id=access.client_id, scopes=list(access.scopes),
-                              expires_at=access.expires_at, resource=self._resource(access.claims),
-                              subject=access.subject, claims=access.claims)
+        return MCPAccessToken(
+            token=access.token,
+            client_id=access.client_id,
+            scopes=list(access.scopes),
+            expires_at=access.expires_at,
+            resource=self._resource(access.claims),
+            subject=access.subject,
+            claims=access.claims,
+        )
 
 
 def add_routes(server, provider: AuthProvider) -> None:
@@ -78,8 +84,11 @@ def _endpoint(provider: AuthProvider):
         target = request.url.path + ("?" + query if query else "")
         body = await request.body()
         client = request.client.host if request.client else None
-        response = await anyio.to_thread.run_sync(provider.handle, request.method, target, dict(request.headers), body, client)
+        response = await anyio.to_thread.run_sync(
+            provider.handle, request.method, target, dict(request.headers), body, client
+        )
         if response is None:
             return StarletteResponse(status_code=404)
         return StarletteResponse(content=response.body, status_code=response.status, headers=response.headers)
+
     return serve
