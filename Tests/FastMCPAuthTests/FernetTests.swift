@@ -3,7 +3,7 @@ import Testing
 
 @testable import FastMCPAuth
 
-/// The Fernet spec vectors (../shared/vectors/fernet) and MultiFernet behaviour.
+/// The Fernet spec vectors (Tests/vectors/fernet) and MultiFernet behaviour.
 @Suite struct FernetTests {
     static func epoch(_ iso: String) -> Int64 {
         Int64(ISO8601DateFormatter().date(from: iso)!.timeIntervalSince1970)

@@ -3,12 +3,11 @@ import Synchronization
 
 @testable import FastMCPAuth
 
-/// ../shared/vectors beside the repository (or FASTMCPAUTH_VECTORS).
+/// The repository's Tests/vectors (or FASTMCPAUTH_VECTORS).
 let vectorsDirectory: String = {
     if let explicit = ProcessInfo.processInfo.environment["FASTMCPAUTH_VECTORS"] { return explicit }
-    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    return repo.deletingLastPathComponent().appendingPathComponent("shared/vectors").path
+    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("vectors").path
 }()
 
 func loadVector(_ relativePath: String) throws -> JSONValue {

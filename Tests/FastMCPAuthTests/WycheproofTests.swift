@@ -3,7 +3,7 @@ import Testing
 
 @testable import FastMCPAuth
 
-/// Every Wycheproof file in ../shared/vectors/wycheproof through our JWS verify path, with JWS
+/// Every Wycheproof file in Tests/vectors/wycheproof through our JWS verify path, with JWS
 /// rules applied on top of Wycheproof's verdicts:
 ///  - HMAC with a truncated tag: JWS requires the full-length MAC, so every such vector must be
 ///    rejected; HMAC keys shorter than the hash output are refused as weak (RFC 7518 §3.2).

@@ -267,7 +267,7 @@ static void test_threads(void) {
 }
 
 int main(int argc, char **argv) {
-    snprintf(vectors, sizeof vectors, "%s", argc > 1 ? argv[1] : "../shared/vectors");
+    snprintf(vectors, sizeof vectors, "%s", argc > 1 ? argv[1] : "Tests/vectors");
     test_version_and_status();
     test_null_handling();
     test_round_trip_every_algorithm();

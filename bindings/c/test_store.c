@@ -196,7 +196,7 @@ static void test_store(const char *url) {
 }
 
 int main(int argc, char **argv) {
-    const char *vectors = argc > 1 ? argv[1] : "../shared/vectors";
+    const char *vectors = argc > 1 ? argv[1] : "Tests/vectors";
     const char *directory = argc > 2 ? argv[2] : "/tmp";
     test_fernet_vectors(vectors);
     test_fernet_round_trip_and_rotation();
