@@ -4,7 +4,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 PREFIX ?= /usr/local
-VERSION := 0.1.0
+# The one version of everything (header, Swift, Python, pkg-config are checked against it).
+VERSION := $(shell cat VERSION)
 DEBIAN_PACKAGES := libssl-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libhiredis-dev \
                    redis-server pkg-config gcc python3-venv wrk curl
 VENV := .venv
@@ -16,7 +17,7 @@ LIB := $(RELEASE)/libfastmcpauth.so
 CLI := $(RELEASE)/fastmcpauth-cli
 TEST_PREFIX := $(CURDIR)/.build/test-prefix
 
-.PHONY: deps apt-deps venv build test swift-test c-test python-test run demo install bench clean
+.PHONY: deps apt-deps venv build lint format test swift-test c-test python-test run demo install bench clean
 
 deps: apt-deps venv
 
@@ -54,7 +55,28 @@ install: build
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' pkgconfig/fastmcpauth.pc.in > $(PREFIX)/lib/pkgconfig/fastmcpauth.pc
 	install -m 0755 $(CLI) $(PREFIX)/bin/fastmcpauth
 
+# One formatter and linter per language: swift format (.swift-format), ruff (configured in
+# bindings/python/pyproject.toml), and gcc's warnings as errors for the C files.
+RUFF := $(VENV)/bin/ruff --config bindings/python/pyproject.toml
+PY_SOURCES := bindings/python bench
+C_SOURCES := $(wildcard bindings/c/*.c) bench/bench_c.c
+
+lint: deps
+	swift format lint --strict --recursive --parallel Sources Tests Package.swift
+	$(RUFF) format --check $(PY_SOURCES)
+	$(RUFF) check $(PY_SOURCES)
+	for file in $(C_SOURCES); do \
+	  gcc -std=c11 -Wall -Wextra -Werror -fsyntax-only -Iinclude $$(pkg-config --cflags jansson) $$file || exit 1; \
+	done
+
+# Rewrites the tree in the one shape lint checks.
+format: venv
+	swift format --in-place --recursive --parallel Sources Tests Package.swift
+	$(RUFF) format $(PY_SOURCES)
+	$(RUFF) check --fix $(PY_SOURCES)
+
 test: deps
+	$(MAKE) lint
 	$(MAKE) swift-test
 	$(MAKE) build
 	$(MAKE) c-test
@@ -72,7 +94,8 @@ python-test: build venv
 	cd bindings/python && ../../$(PY) -m pytest -q tests
 
 # The main job: the MCP host on 127.0.0.1:8000 (FASTMCP_HOST/FASTMCP_PORT and the FastMCP auth
-# variables apply; with none, an embedded development verifier prints a bearer token to try).
+# variables apply; with none, the OAuth proxy runs in front of the embedded development identity
+# provider, loopback only).
 run: build
 	$(RELEASE)/fastmcpauth-host
 

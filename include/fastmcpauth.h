@@ -43,6 +43,10 @@ extern "C" {
  * Thread-safe. */
 const char *fma_version_string(void);
 
+/* The version of the loaded library as FMA_VERSION_NUM encodes it (0xMMmmpp), to compare with
+ * the header the caller was compiled against. Thread-safe. */
+unsigned int fma_version_number(void);
+
 /* ---- Status and errors -------------------------------------------------------------------- */
 
 typedef enum fma_status {
@@ -329,11 +333,14 @@ typedef struct fma_auth fma_auth;
 typedef struct fma_response fma_response;
 
 /* Creates the facade from a JSON configuration: {"provider": "jwt" | "remote" | "authkit" |
- * "static" | "introspection" | "workos-userinfo", "base_url" (required when the provider names
- * authorization servers), "mcp_path" ("/mcp"), "required_scopes", "resource_name", ...}; jwt takes
- * the verifier keys of fma_verifier_new, remote "token_verifier" (a verifier configuration) and
- * "authorization_servers", authkit "authkit_domain", static "tokens" ({token: {client_id,
- * scopes, expires_at}}). Release with fma_auth_free. */
+ * "static" | "introspection" | "workos-userinfo" | "oauth_proxy" | "oidc_proxy" | "workos",
+ * "base_url" (required when the provider names authorization servers), "mcp_path" ("/mcp"),
+ * "required_scopes", "resource_name", ...}; jwt takes the verifier keys of fma_verifier_new,
+ * remote "token_verifier" (a verifier configuration) and "authorization_servers", authkit
+ * "authkit_domain", static "tokens" ({token: {client_id, scopes, expires_at}}), introspection
+ * "introspection_url", "client_id", "client_secret"; the OAuth proxies the upstream's endpoints
+ * (oauth_proxy), its discovery URL (oidc_proxy) or "authkit_domain" (workos), "client_id",
+ * "client_secret" and the options the README lists. Release with fma_auth_free. */
 FMA_WARN_UNUSED_RESULT
 fma_status fma_auth_new(const char *config_json, fma_auth **out, fma_error *err);
 

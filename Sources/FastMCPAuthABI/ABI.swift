@@ -71,6 +71,9 @@ private let versionString = strdup(FastMCPAuthVersion.string)!
 @_cdecl("fma_version_string")
 public func abiVersionString() -> UnsafePointer<CChar> { UnsafePointer(versionString) }
 
+@_cdecl("fma_version_number")
+public func abiVersionNumber() -> UInt32 { FastMCPAuthVersion.number }
+
 @_cdecl("fma_status_name")
 public func abiStatusName(_ status: Int32) -> UnsafePointer<CChar> {
     UnsafePointer(staticStrings.names[status] ?? staticStrings.names[-1]!)

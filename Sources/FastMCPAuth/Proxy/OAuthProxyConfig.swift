@@ -1,5 +1,5 @@
 /// The OAuth proxy's configuration: FastMCP's OAuthProxy / OIDCProxy / WorkOSProvider arguments,
-/// with every lifetime and limit of DESIGN.md as a default.
+/// with FastMCP's lifetimes and our limits as defaults (the README's proxy section lists them).
 public struct OAuthProxyConfig: Sendable {
     public enum ClientAuthMethod: String, Sendable {
         case clientSecretBasic = "client_secret_basic"

@@ -4,10 +4,12 @@ extension AuthFacade {
     static let commonKeys: Set<String> = ["provider", "base_url", "mcp_path", "required_scopes", "resource_name"]
     static let verifierKeys = JWTVerifierConfig.knownKeys.subtracting(["required_scopes"])
 
-    /// {"provider": "jwt" | "remote" | "authkit" | "static", "base_url", "mcp_path" ("/mcp"),
-    ///  "required_scopes", "resource_name", …provider keys}. jwt: the JWTVerifier keys; remote:
-    /// "token_verifier" (a JWTVerifier configuration) and "authorization_servers"; authkit:
-    /// "authkit_domain"; static: "tokens" ({token: {client_id, scopes, expires_at, sub}}).
+    /// {"provider": "jwt" | "remote" | "authkit" | "static" | "introspection" | "workos-userinfo" |
+    ///  "oauth_proxy" | "oidc_proxy" | "workos", "base_url", "mcp_path" ("/mcp"), "required_scopes",
+    ///  "resource_name", …provider keys}. jwt: the JWTVerifier keys; remote: "token_verifier" (a
+    /// JWTVerifier configuration) and "authorization_servers"; authkit: "authkit_domain"; static:
+    /// "tokens" ({token: {client_id, scopes, expires_at, sub}}); introspection and workos-userinfo:
+    /// their endpoints; the three proxies: the OAuthProxyConfig keys.
     public convenience init(
         json: JSONValue,
         http: HTTPClient = CurlHTTPClient(),
@@ -23,7 +25,7 @@ extension AuthFacade {
         guard let provider = Provider(rawValue: name) else {
             throw AuthError(
                 .invalidConfig,
-                "provider: \"\(name)\" is not available (jwt, remote, authkit, static, introspection, workos-userinfo)"
+                "provider: \"\(name)\" is not available (\(Provider.allCases.map(\.rawValue).joined(separator: ", ")))"
             )
         }
         let specific: Set<String>

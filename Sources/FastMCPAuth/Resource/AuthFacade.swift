@@ -60,7 +60,7 @@ public struct AuthResponse: Sendable, Equatable {
 /// metadata) and turns an Authorization header into an access token or the exact 401/403 the
 /// MCP authorization spec requires. Immutable configuration; thread-safe.
 public final class AuthFacade: @unchecked Sendable {
-    public enum Provider: String, Sendable {
+    public enum Provider: String, CaseIterable, Sendable {
         case jwt, remote, authkit, `static`, introspection
         case workosUserinfo = "workos-userinfo"
         case oauthProxy = "oauth_proxy"

@@ -25,6 +25,11 @@ def library_version() -> str:
     return _native.version_string().decode()
 
 
+def library_version_number() -> int:
+    """The version of the loaded libfastmcpauth as 0xMMmmpp (FMA_VERSION_NUM)."""
+    return _native.version_number()
+
+
 __all__ = [
     "AuthChallenge",
     "AuthKitProvider",
@@ -48,6 +53,7 @@ __all__ = [
     "StoreError",
     "generate_key",
     "library_version",
+    "library_version_number",
     "open_store",
     "public_jwk",
     "sign_jwt",

@@ -54,6 +54,7 @@ def _ffi(name, argtypes, restype):
 
 
 version_string = _ffi("fma_version_string", [], ctypes.c_char_p)
+version_number = _ffi("fma_version_number", [], ctypes.c_uint)
 status_name = _ffi("fma_status_name", [ctypes.c_int], ctypes.c_char_p)
 status_string = _ffi("fma_status_string", [ctypes.c_int], ctypes.c_char_p)
 string_free = _ffi("fma_string_free", [ctypes.c_void_p], None)

@@ -54,7 +54,8 @@ def _new(config: dict):
 
 class AuthProvider:
     """The auth facade (thread-safe). Build it with AuthKitProvider, RemoteAuthProvider,
-    JWTAuthProvider, StaticTokenProvider, AuthProvider.from_config or auth_from_env."""
+    StaticTokenProvider, OAuthProxy, OIDCProxy, WorkOSProvider, AuthProvider.from_config (any
+    provider, JWT verification included) or auth_from_env."""
 
     def __init__(self, handle: ctypes.c_void_p, config: Optional[dict] = None):
         self._handle = handle
