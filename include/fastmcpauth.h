@@ -267,7 +267,8 @@ fma_status fma_store_new(const char *url, const char *options_json, fma_store **
 /* Closes the store and releases it. NULL is a no-op. No call on it may be running or follow. */
 void fma_store_free(fma_store *store);
 
-/* Stores `value_json` (a JSON object). `ttl_seconds` is NULL for no expiry, else > 0. */
+/* Stores `value_json` (a JSON object). `ttl_seconds` is NULL for no expiry, else above 0 and at
+ * most 10 years (315360000 s); any other TTL is FMA_E_INVALID_ARGUMENT, in every call. */
 FMA_WARN_UNUSED_RESULT
 fma_status fma_store_put(fma_store *store, const char *collection, const char *key, const char *value_json,
                          const double *ttl_seconds, fma_error *err);
@@ -295,6 +296,24 @@ fma_status fma_store_delete(fma_store *store, const char *collection, const char
 FMA_WARN_UNUSED_RESULT
 fma_status fma_store_compare_and_delete(fma_store *store, const char *collection, const char *key,
                                         const char *expected_json, int *out_deleted, fma_error *err);
+
+/* Replaces the entry with `new_json` only while it still holds `expected_json` (compared as
+ * JSON values, as read before), in one atomic step; `expected_json` NULL means "only while no
+ * live entry exists". `ttl_seconds` as for fma_store_put. *out_swapped (may be NULL) is 1 when
+ * it replaced the entry, 0 when the entry had changed (read it again and retry). */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_compare_and_swap(fma_store *store, const char *collection, const char *key,
+                                      const char *expected_json, const char *new_json, const double *ttl_seconds,
+                                      int *out_swapped, fma_error *err);
+
+/* Adds `delta` to the counter `key` in one atomic step and stores the new count in *out_value
+ * (may be NULL). A missing or expired counter starts at `delta` and expires `ttl_seconds` later
+ * (NULL: never); increments keep that expiry, so a counter counts one fixed window. Counters
+ * hold only a number and are stored unencrypted as {"count": n}: read one with a delta of 0.
+ * An entry that is not a counter is FMA_E_CORRUPTED_VALUE. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_store_increment(fma_store *store, const char *collection, const char *key, int64_t delta,
+                               const double *ttl_seconds, int64_t *out_value, fma_error *err);
 
 /* *out_found is 0 when there is no live entry; else *out_seconds is the time left, or -1 when
  * the entry never expires. */

@@ -305,6 +305,52 @@ public func abiStoreCompareAndDelete(
     }
 }
 
+@_cdecl("fma_store_compare_and_swap")
+public func abiStoreCompareAndSwap(
+    _ store: OpaquePointer?,
+    _ collection: UnsafePointer<CChar>?,
+    _ key: UnsafePointer<CChar>?,
+    _ expectedJSON: UnsafePointer<CChar>?,
+    _ newJSON: UnsafePointer<CChar>?,
+    _ ttl: UnsafePointer<Double>?,
+    _ outSwapped: UnsafeMutablePointer<Int32>?,
+    _ err: UnsafeMutableRawPointer?
+) -> Int32 {
+    outSwapped?.pointee = 0
+    return call(err) {
+        let swapped = try storeHandle(store).compareAndSwap(
+            try argument(collection, "collection"),
+            try argument(key, "key"),
+            expected: try expectedJSON.map { try jsonObject($0, "expected_json") },
+            new: try jsonObject(newJSON, "new_json"),
+            ttl: ttlArgument(ttl)
+        )
+        outSwapped?.pointee = swapped ? 1 : 0
+    }
+}
+
+@_cdecl("fma_store_increment")
+public func abiStoreIncrement(
+    _ store: OpaquePointer?,
+    _ collection: UnsafePointer<CChar>?,
+    _ key: UnsafePointer<CChar>?,
+    _ delta: Int64,
+    _ ttl: UnsafePointer<Double>?,
+    _ outValue: UnsafeMutablePointer<Int64>?,
+    _ err: UnsafeMutableRawPointer?
+) -> Int32 {
+    outValue?.pointee = 0
+    return call(err) {
+        let value = try storeHandle(store).increment(
+            try argument(collection, "collection"),
+            try argument(key, "key"),
+            by: delta,
+            ttl: ttlArgument(ttl)
+        )
+        outValue?.pointee = value
+    }
+}
+
 @_cdecl("fma_store_ttl")
 public func abiStoreTTL(
     _ store: OpaquePointer?,

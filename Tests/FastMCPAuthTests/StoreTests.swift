@@ -117,6 +117,97 @@ import Testing
         #expect(try store.acquireLease("upstream-refresh:abc", ttl: 30) != nil)
     }
 
+    @Test(arguments: Backend.allCases)
+    func compareAndSwapAndIncrement(backend: Backend) throws {
+        let fixture = try Fixture(backend)
+        let store = try fixture.store { $0.encryptionKeys = [try! Fernet.generateKey()] }
+        // nil expected: only while absent.
+        #expect(try store.compareAndSwap("grants", "g", expected: nil, new: ["state": "pending"], ttl: 60))
+        #expect(try !store.compareAndSwap("grants", "g", expected: nil, new: ["state": "other"], ttl: 60))
+        #expect(try !store.compareAndSwap("grants", "g", expected: ["state": "approved"], new: ["state": "x"]))
+        #expect(
+            try store.compareAndSwap("grants", "g", expected: ["state": "pending"], new: ["state": "approved"], ttl: 30)
+        )
+        #expect(try store.get("grants", "g") == ["state": "approved"])
+        if case .seconds(let left) = try store.ttl("grants", "g") {
+            #expect(left > 29 && left <= 30)
+        } else {
+            Issue.record("the swap did not set the new expiry")
+        }
+        #expect(try !store.compareAndSwap("grants", "missing", expected: ["state": "pending"], new: ["state": "x"]))
+        #expect(try store.get("grants", "missing") == nil)
+        #expect(
+            outcome { try store.compareAndSwap("grants", "g", expected: nil, new: ["a": 1], ttl: 1e17) }
+                == .invalidArgument
+        )
+
+        // Counters: a fixed window that starts with the first increment.
+        #expect(try store.increment("limits", "a", ttl: 3600) == 1)
+        #expect(try store.increment("limits", "a", by: 4, ttl: 10) == 5)
+        #expect(try store.increment("limits", "a", by: 0) == 5)
+        #expect(try store.increment("limits", "a", by: -2) == 3)
+        if case .seconds(let left) = try store.ttl("limits", "a") {
+            #expect(left > 3599 && left <= 3600)
+        } else {
+            Issue.record("the counter lost its window")
+        }
+        // Not a counter: corrupted, and left as it was.
+        try store.put("limits", "plain", ["count": 1, "other": true])
+        #expect(outcome { try store.increment("limits", "plain") } == .corruptedValue)
+        #expect(try store.get("limits", "plain") == ["count": 1, "other": true])
+        #expect(outcome { try store.increment("limits", "b", ttl: 0) } == .invalidArgument)
+        #expect(outcome { try store.increment("limits", "b", ttl: .infinity) } == .invalidArgument)
+        #expect(outcome { try store.increment("limits", "b", ttl: 1e16) } == .invalidArgument)
+        #expect(outcome { try store.put("limits", "b", ["a": 1], ttl: .nan) } == .invalidArgument)
+        #expect(try store.increment("limits", "b", ttl: Store.maxTTL) == 1)
+    }
+
+    @Test(arguments: [Backend.memory, .sqlite])
+    func expiredCountersStartAgain(backend: Backend) throws {
+        let fixture = try Fixture(backend)
+        let store = try fixture.store()
+        #expect(try store.increment("limits", "a", by: 3, ttl: 10) == 3)
+        fixture.clock.advance(9)
+        #expect(try store.increment("limits", "a") == 4)
+        fixture.clock.advance(1)
+        #expect(try store.increment("limits", "a", ttl: 10) == 1)
+        try store.put("grants", "g", ["v": 1], ttl: 5)
+        fixture.clock.advance(5)
+        // An expired entry is not there to be swapped.
+        #expect(try !store.compareAndSwap("grants", "g", expected: ["v": 1], new: ["v": 2]))
+        #expect(try store.compareAndSwap("grants", "g", expected: nil, new: ["v": 3]))
+    }
+
+    /// 8 threads on one handle: no increment is lost, and of the writers racing one
+    /// compare-and-swap chain every generation is written exactly once.
+    @Test(arguments: Backend.allCases)
+    func eightThreadsCountAndSwap(backend: Backend) throws {
+        let fixture = try Fixture(backend)
+        let store = try fixture.store { $0.encryptionKeys = [try! Fernet.generateKey()] }
+        try store.put("chain", "c", ["generation": 0])
+        let failures = Mutex(0)
+        let swaps = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for _ in 0..<25 {
+                do {
+                    _ = try store.increment("limits", "shared", ttl: 60)
+                    // Read, then swap in the next generation; a loser reads again.
+                    while true {
+                        let current = try #require(try store.get("chain", "c"))
+                        let generation = current["generation"]?.numberValue ?? -1
+                        let next: [String: JSONValue] = ["generation": .int(Int64(generation) + 1)]
+                        if try store.compareAndSwap("chain", "c", expected: current, new: next) { break }
+                    }
+                    swaps.withLock { $0 += 1 }
+                } catch { failures.withLock { $0 += 1 } }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
+        #expect(try store.increment("limits", "shared", by: 0) == 200)
+        #expect(try store.get("chain", "c") == ["generation": 200])
+        #expect(swaps.withLock { $0 } == 200)
+    }
+
     /// 8 threads race on one handle: every one-time code is taken exactly once, and of the
     /// writers of one key exactly one wins put_if_absent.
     @Test(arguments: Backend.allCases)

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <fastmcpauth.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -96,6 +97,8 @@ static void *race_worker(void *arg) {
         int stored = 0;
         if (fma_store_put_if_absent(r->store, "once", key, "{\"w\":1}", NULL, &stored, NULL) != FMA_OK) r->errors++;
         r->won += stored;
+        int64_t count = 0;
+        if (fma_store_increment(r->store, "limits", "shared", 1, NULL, &count, NULL) != FMA_OK || count < 1) r->errors++;
     }
     return NULL;
 }
@@ -141,6 +144,30 @@ static void test_store(const char *url) {
     CHECK(fma_store_acquire_lease(store, "refresh", 30, &again, &err) == FMA_OK && again == NULL, "lease held");
     CHECK(fma_store_release_lease(store, "refresh", holder, &flag, &err) == FMA_OK && flag == 1, "release");
     fma_string_free(holder);
+    /* Compare-and-swap: NULL expected means absent; a stale expectation changes nothing. */
+    CHECK(fma_store_compare_and_swap(store, "g", "x", NULL, "{\"s\":1}", &ttl, &flag, &err) == FMA_OK && flag == 1,
+          "cas absent: %s", err.message);
+    CHECK(fma_store_compare_and_swap(store, "g", "x", NULL, "{\"s\":9}", NULL, &flag, &err) == FMA_OK && flag == 0,
+          "cas absent when present");
+    CHECK(fma_store_compare_and_swap(store, "g", "x", "{\"s\":2}", "{\"s\":9}", NULL, &flag, &err) == FMA_OK &&
+              flag == 0, "cas stale");
+    CHECK(fma_store_compare_and_swap(store, "g", "x", "{\"s\":1}", "{\"s\":2}", NULL, &flag, &err) == FMA_OK &&
+              flag == 1, "cas match");
+    CHECK(fma_store_get(store, "g", "x", &value, &err) == FMA_OK && value && strcmp(value, "{\"s\":2}") == 0,
+          "cas wrote: %s", value ? value : "(null)");
+    fma_string_free(value);
+    CHECK(fma_store_compare_and_swap(store, "g", "x", "{\"s\":2}", "[1]", NULL, &flag, &err) == FMA_E_INVALID_ARGUMENT,
+          "cas non-object");
+    CHECK(fma_store_compare_and_swap(store, "g", "x", "{\"s\":2}", "{}", NULL, NULL, &err) == FMA_OK, "cas NULL out");
+    /* Counters. */
+    int64_t counted = 0;
+    CHECK(fma_store_increment(store, "n", "a", 2, &ttl, &counted, &err) == FMA_OK && counted == 2, "increment new");
+    CHECK(fma_store_increment(store, "n", "a", 3, NULL, &counted, &err) == FMA_OK && counted == 5, "increment adds");
+    CHECK(fma_store_increment(store, "g", "x", 1, NULL, &counted, &err) == FMA_E_CORRUPTED_VALUE, "not a counter");
+    double huge = 1e17, nan = NAN;
+    CHECK(fma_store_increment(store, "n", "b", 1, &huge, &counted, &err) == FMA_E_INVALID_ARGUMENT, "ttl 1e17");
+    CHECK(fma_store_put(store, "n", "b", "{}", &huge, &err) == FMA_E_INVALID_ARGUMENT, "put ttl 1e17");
+    CHECK(fma_store_put(store, "n", "b", "{}", &nan, &err) == FMA_E_INVALID_ARGUMENT, "put ttl NaN");
     double zero = 0;
     CHECK(fma_store_put(store, "c", "k", "{}", &zero, &err) == FMA_E_INVALID_ARGUMENT, "ttl 0 refused");
     CHECK(fma_store_put(store, "c", "k", "[1]", NULL, &err) == FMA_E_INVALID_ARGUMENT, "non-object refused");
@@ -169,6 +196,9 @@ static void test_store(const char *url) {
         errors += races[i].errors;
     }
     CHECK(errors == 0 && taken == 50 && won == 50, "%s: race taken=%d won=%d errors=%d", url, taken, won, errors);
+    int64_t total = -1;
+    CHECK(fma_store_increment(store, "limits", "shared", 0, NULL, &total, &err) == FMA_OK && total == 400,
+          "%s: 8 threads x 50 increments = %lld", url, (long long)total);
     fma_store_free(store);
     fma_store_free(NULL);
 

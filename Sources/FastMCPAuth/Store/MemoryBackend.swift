@@ -31,6 +31,16 @@ final class MemoryBackend: StoreBackend, @unchecked Sendable {
         StoredEntry(value: entry.value, expiresAt: entry.expiresAt, raw: entry.valueJSON)
     }
 
+    /// Before a new key goes into a full collection: the expired entries go, then the oldest.
+    private static func makeRoom(_ state: inout State, _ collection: String, now: Double, maxEntries: Int) {
+        guard var entries = state.collections[collection], entries.count >= maxEntries else { return }
+        entries = entries.filter { live($0.value, now: now) != nil }
+        while entries.count >= maxEntries, let oldest = entries.min(by: { $0.value.sequence < $1.value.sequence }) {
+            entries[oldest.key] = nil
+        }
+        state.collections[collection] = entries
+    }
+
     func put(
         _ collection: String,
         _ key: String,
@@ -43,17 +53,8 @@ final class MemoryBackend: StoreBackend, @unchecked Sendable {
         state.withLock { state in
             // Modified in place: copying a collection out and back would cost O(entries) per put.
             if onlyIfAbsent, Self.live(state.collections[collection]?[key], now: now) != nil { return false }
-            if state.collections[collection]?[key] == nil,
-                (state.collections[collection]?.count ?? 0) >= maxEntriesPerCollection
-            {
-                state.collections[collection] = state.collections[collection]!.filter {
-                    Self.live($0.value, now: now) != nil
-                }
-                while state.collections[collection]!.count >= maxEntriesPerCollection,
-                    let oldest = state.collections[collection]!.min(by: { $0.value.sequence < $1.value.sequence })
-                {
-                    state.collections[collection]![oldest.key] = nil
-                }
+            if state.collections[collection]?[key] == nil {
+                Self.makeRoom(&state, collection, now: now, maxEntries: maxEntriesPerCollection)
             }
             state.sequence += 1
             state.collections[collection, default: [:]][key] = Entry(
@@ -88,6 +89,57 @@ final class MemoryBackend: StoreBackend, @unchecked Sendable {
             guard state.collections[collection]?[key]?.valueJSON == raw else { return false }
             state.collections[collection]?[key] = nil
             return true
+        }
+    }
+
+    func compareAndSwap(
+        _ collection: String,
+        _ key: String,
+        raw: String,
+        valueJSON: String,
+        value: [String: JSONValue],
+        ttl: Double?,
+        now: Double
+    ) throws -> Bool {
+        state.withLock { state in
+            guard let current = Self.live(state.collections[collection]?[key], now: now), current.valueJSON == raw
+            else {
+                return false
+            }
+            state.sequence += 1
+            state.collections[collection]?[key] = Entry(
+                valueJSON: valueJSON,
+                value: value,
+                expiresAt: ttl.map { now + $0 },
+                sequence: state.sequence
+            )
+            return true
+        }
+    }
+
+    func increment(_ collection: String, _ key: String, delta: Int64, ttl: Double?, now: Double) throws -> Int64 {
+        try state.withLock { state in
+            var count = delta
+            var expiresAt = ttl.map { now + $0 }
+            if let current = Self.live(state.collections[collection]?[key], now: now) {
+                guard let previous = counterValue(current.value) else {
+                    throw AuthError(.corruptedValue, "the entry is not a counter")
+                }
+                let (sum, overflow) = previous.addingReportingOverflow(delta)
+                guard !overflow else { throw AuthError(.invalidArgument, "the counter would overflow") }
+                count = sum
+                expiresAt = current.expiresAt
+            } else {
+                Self.makeRoom(&state, collection, now: now, maxEntries: maxEntriesPerCollection)
+            }
+            state.sequence += 1
+            state.collections[collection, default: [:]][key] = Entry(
+                valueJSON: counterJSON(count),
+                value: ["count": .int(count)],
+                expiresAt: expiresAt,
+                sequence: state.sequence
+            )
+            return count
         }
     }
 

@@ -237,7 +237,7 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
     ) throws -> Bool {
         let document = Self.envelope(collection, key, value: value, createdAt: now, expiresAt: ttl.map { now + $0 })
         var arguments = ["SET", Self.redisKey(collection, key), document]
-        if let ttl { arguments += ["PX", String(max(1, Int64((ttl * 1000).rounded(.up))))] }
+        if ttl != nil { arguments += ["PX", Self.milliseconds(ttl)] }
         if onlyIfAbsent { arguments.append("NX") }
         if case .null = try run(arguments) { return false }
         return true
@@ -272,6 +272,73 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
             return count > 0
         }
         return false
+    }
+
+    /// ARGV: expected envelope, new envelope, expiry in milliseconds ("" for none).
+    private static let compareAndSwapScript = """
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+        return 1
+        """
+
+    /// ARGV: the envelope of a new counter, its expiry in milliseconds ("" for none), delta.
+    /// A live counter gets delta added inside its envelope and keeps its expiry; an entry that
+    /// is not a counter is left alone and answered with nil.
+    private static let incrementScript = """
+        local raw = redis.call('GET', KEYS[1])
+        local delta = tonumber(ARGV[3])
+        if not raw then
+          if ARGV[2] == '' then redis.call('SET', KEYS[1], ARGV[1]) else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+          return delta
+        end
+        local ok, doc = pcall(cjson.decode, raw)
+        if not ok or type(doc) ~= 'table' or type(doc.value) ~= 'table' or type(doc.value.count) ~= 'number' then
+          return false
+        end
+        for name in pairs(doc.value) do if name ~= 'count' then return false end end
+        local count = doc.value.count + delta
+        if count ~= math.floor(count) or math.abs(count) >= 1e14 then return false end
+        doc.value.count = count
+        redis.call('SET', KEYS[1], cjson.encode(doc), 'KEEPTTL')
+        return count
+        """
+
+    private static func milliseconds(_ ttl: Double?) -> String {
+        ttl.map { String(max(1, Int64((min($0, 10 * 365 * 86400) * 1000).rounded(.up)))) } ?? ""
+    }
+
+    func compareAndSwap(
+        _ collection: String,
+        _ key: String,
+        raw: String,
+        valueJSON: String,
+        value: [String: JSONValue],
+        ttl: Double?,
+        now: Double
+    ) throws -> Bool {
+        let document = Self.envelope(collection, key, value: value, createdAt: now, expiresAt: ttl.map { now + $0 })
+        let reply = try run([
+            "EVAL", Self.compareAndSwapScript, "1", Self.redisKey(collection, key), raw, document,
+            Self.milliseconds(ttl),
+        ])
+        if case .integer(let swapped) = reply { return swapped == 1 }
+        return false
+    }
+
+    func increment(_ collection: String, _ key: String, delta: Int64, ttl: Double?, now: Double) throws -> Int64 {
+        let document = Self.envelope(
+            collection,
+            key,
+            value: ["count": .int(delta)],
+            createdAt: now,
+            expiresAt: ttl.map { now + $0 }
+        )
+        let reply = try run([
+            "EVAL", Self.incrementScript, "1", Self.redisKey(collection, key), document, Self.milliseconds(ttl),
+            String(delta),
+        ])
+        guard case .integer(let count) = reply else { throw AuthError(.corruptedValue, "the entry is not a counter") }
+        return count
     }
 
     func ttl(_ collection: String, _ key: String, now: Double) throws -> TimeToLive {

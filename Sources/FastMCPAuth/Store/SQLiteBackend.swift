@@ -53,6 +53,7 @@ final class SQLiteBackend: StoreBackend, @unchecked Sendable {
     enum Binding {
         case text(String)
         case real(Double)
+        case integer(Int64)
         case null
     }
 
@@ -71,6 +72,7 @@ final class SQLiteBackend: StoreBackend, @unchecked Sendable {
                 switch binding {
                 case .text(let text): sqlite3_bind_text(statement, position, text, -1, fma_sqlite_transient())
                 case .real(let value): sqlite3_bind_double(statement, position, value)
+                case .integer(let value): sqlite3_bind_int64(statement, position, value)
                 case .null: sqlite3_bind_null(statement, position)
                 }
             }
@@ -179,6 +181,53 @@ final class SQLiteBackend: StoreBackend, @unchecked Sendable {
             "DELETE FROM fastmcpauth_entries WHERE collection = ? AND key = ? AND value = ?",
             [.text(collection), .text(key), .text(raw)]
         ) == 1
+    }
+
+    func compareAndSwap(
+        _ collection: String,
+        _ key: String,
+        raw: String,
+        valueJSON: String,
+        value: [String: JSONValue],
+        ttl: Double?,
+        now: Double
+    ) throws -> Bool {
+        let expiresAt: Binding = ttl.map { .real(now + $0) } ?? .null
+        return try run(
+            """
+            UPDATE fastmcpauth_entries SET value = ?, created_at = ?, expires_at = ?
+            WHERE collection = ? AND key = ? AND value = ? AND (expires_at IS NULL OR expires_at > ?)
+            """,
+            [.text(valueJSON), .real(now), expiresAt, .text(collection), .text(key), .text(raw), .real(now)]
+        ) == 1
+    }
+
+    func increment(_ collection: String, _ key: String, delta: Int64, ttl: Double?, now: Double) throws -> Int64 {
+        try purgeOccasionally(now: now)
+        let expiresAt: Binding = ttl.map { .real(now + $0) } ?? .null
+        var result: String? = nil
+        // One statement: a new (or expired) entry starts at delta with a new expiry; a live
+        // counter adds delta and keeps its expiry; anything else is left alone (no row back).
+        try run(
+            """
+            INSERT INTO fastmcpauth_entries AS e (collection, key, value, created_at, expires_at)
+            VALUES (?1, ?2, json_object('count', ?3), ?4, ?5)
+            ON CONFLICT (collection, key) DO UPDATE SET
+                value = CASE WHEN e.expires_at IS NOT NULL AND e.expires_at <= ?4 THEN excluded.value
+                    ELSE json_object('count', json_extract(e.value, '$.count') + ?3) END,
+                created_at = CASE WHEN e.expires_at IS NOT NULL AND e.expires_at <= ?4 THEN ?4 ELSE e.created_at END,
+                expires_at = CASE WHEN e.expires_at IS NOT NULL AND e.expires_at <= ?4 THEN ?5 ELSE e.expires_at END
+            WHERE (e.expires_at IS NOT NULL AND e.expires_at <= ?4)
+                OR (json_valid(e.value) AND json_type(e.value, '$.count') = 'integer'
+                    AND (SELECT count(*) FROM json_each(e.value) AS member) = 1)
+            RETURNING value
+            """,
+            [.text(collection), .text(key), .integer(delta), .real(now), expiresAt]
+        ) { result = Self.text($0, 0) }
+        guard let result, let count = counterValue(try parseStoredObject(result)) else {
+            throw AuthError(.corruptedValue, "the entry is not a counter")
+        }
+        return count
     }
 
     func ttl(_ collection: String, _ key: String, now: Double) throws -> TimeToLive {

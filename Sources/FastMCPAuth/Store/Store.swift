@@ -95,9 +95,12 @@ public final class Store: @unchecked Sendable {
         }
     }
 
+    /// The longest expiry a store entry may have.
+    public static let maxTTL: Double = 10 * 365 * 86400
+
     private static func checkTTL(_ ttl: Double?) throws {
-        if let ttl, !(ttl > 0 && ttl.isFinite) {
-            throw AuthError(.invalidArgument, "ttl must be a positive number of seconds")
+        if let ttl, !(ttl > 0 && ttl <= maxTTL) {
+            throw AuthError(.invalidArgument, "ttl must be a number of seconds above 0 and at most 10 years")
         }
     }
 
@@ -241,6 +244,53 @@ public final class Store: @unchecked Sendable {
             return false
         }
         return try backend.compareAndDelete(collection, key, raw: entry.raw)
+    }
+
+    /// Replaces the entry with `new` only while it still holds `expected` (as read before;
+    /// nil: only while no live entry exists), in one atomic step; returns whether it did.
+    public func compareAndSwap(
+        _ collection: String,
+        _ key: String,
+        expected: [String: JSONValue]?,
+        new: [String: JSONValue],
+        ttl: Double? = nil
+    ) throws -> Bool {
+        guard let expected else { return try putIfAbsent(collection, key, new, ttl: ttl) }
+        try Self.checkName(collection, "collection")
+        try Self.checkName(key, "key")
+        try Self.checkTTL(ttl)
+        let now = clock()
+        guard let entry = try backend.get(collection, key, now: now), try value(of: entry) == expected else {
+            return false
+        }
+        let replacement = try stored(new)
+        return try backend.compareAndSwap(
+            collection,
+            key,
+            raw: entry.raw,
+            valueJSON: replacement.text,
+            value: replacement.object,
+            ttl: ttl,
+            now: now
+        )
+    }
+
+    /// Adds `delta` to the counter `key` in one atomic step and returns the new count. A missing
+    /// or expired counter starts at `delta` and expires `ttl` seconds later; increments keep
+    /// that expiry, so a counter counts one fixed window. Counters hold only a number and are
+    /// stored as plain `{"count": n}`, never encrypted: read one with a delta of 0.
+    public func increment(
+        _ collection: String,
+        _ key: String,
+        by delta: Int64 = 1,
+        ttl: Double? = nil
+    ) throws
+        -> Int64
+    {
+        try Self.checkName(collection, "collection")
+        try Self.checkName(key, "key")
+        try Self.checkTTL(ttl)
+        return try backend.increment(collection, key, delta: delta, ttl: ttl, now: clock())
     }
 
     public func ttl(_ collection: String, _ key: String) throws -> TimeToLive {

@@ -146,6 +146,24 @@ store_compare_and_delete = _ffi(
     [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, _int_p, _err_p],
     ctypes.c_int,
 )
+store_compare_and_swap = _ffi(
+    "fma_store_compare_and_swap",
+    [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, _double_p, _int_p, _err_p],
+    ctypes.c_int,
+)
+store_increment = _ffi(
+    "fma_store_increment",
+    [
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_int64,
+        _double_p,
+        ctypes.POINTER(ctypes.c_int64),
+        _err_p,
+    ],
+    ctypes.c_int,
+)
 store_ttl = _ffi(
     "fma_store_ttl", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, _int_p, _double_p, _err_p], ctypes.c_int
 )

@@ -73,6 +73,34 @@ class Store:
         self._call(_native.store_compare_and_delete, _name(collection), _name(key), _value(expected), deleted)
         return bool(deleted.value)
 
+    def compare_and_swap(
+        self, collection: str, key: str, expected: Optional[dict], new: dict, ttl: Optional[float] = None
+    ) -> bool:
+        """Replaces the entry with ``new`` only while it still holds ``expected`` (None: only while
+        there is no live entry), in one atomic step. False: it changed; read it again and retry."""
+        swapped = ctypes.c_int()
+        expected_json = None if expected is None else _value(expected)
+        self._call(
+            _native.store_compare_and_swap,
+            _name(collection),
+            _name(key),
+            expected_json,
+            _value(new),
+            _ttl(ttl),
+            swapped,
+        )
+        return bool(swapped.value)
+
+    def increment(self, collection: str, key: str, delta: int = 1, ttl: Optional[float] = None) -> int:
+        """Adds ``delta`` to a counter atomically and returns the new count. A missing or expired
+        counter starts at ``delta`` and expires ``ttl`` seconds later; increments keep that expiry.
+        Counters are stored unencrypted (``{"count": n}``): read one with ``delta=0``."""
+        if not isinstance(delta, int) or isinstance(delta, bool) or not -(2**63) <= delta < 2**63:
+            raise TypeError("delta is an int of 64 bits")
+        value = ctypes.c_int64()
+        self._call(_native.store_increment, _name(collection), _name(key), ctypes.c_int64(delta), _ttl(ttl), value)
+        return value.value
+
     def ttl(self, collection: str, key: str) -> Optional[float]:
         """Seconds left; ``math.inf`` when the entry never expires; None when there is none."""
         found, seconds = ctypes.c_int(), ctypes.c_double()

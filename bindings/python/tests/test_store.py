@@ -58,7 +58,20 @@ def test_contract(url):
         store.put("gone", "a", {})
         store.put("gone", "b", {})
         assert store.delete_collection("gone") == 2 and store.keys("gone") == []
-        for bad_ttl in (0, -1):
+        # Compare-and-swap and counters.
+        assert store.compare_and_swap("g", "x", None, {"state": "pending"}, ttl=60) is True
+        assert store.compare_and_swap("g", "x", None, {"state": "other"}) is False
+        assert store.compare_and_swap("g", "x", {"state": "approved"}, {"state": "x"}) is False
+        assert store.compare_and_swap("g", "x", {"state": "pending"}, {"state": "approved"}) is True
+        assert store.get("g", "x") == {"state": "approved"}
+        assert store.increment("n", "a", ttl=60) == 1 and store.increment("n", "a", 4) == 5
+        assert store.increment("n", "a", 0) == 5 and 59 < store.ttl("n", "a") <= 60
+        with pytest.raises(fastmcpauth.StoreError) as info:
+            store.increment("g", "x")
+        assert info.value.code == "corrupted_value"
+        with pytest.raises(TypeError):
+            store.increment("n", "a", 1.5)
+        for bad_ttl in (0, -1, 1e17, float("nan"), float("inf")):
             with pytest.raises(fastmcpauth.StoreError) as info:
                 store.put("c", "k", {"a": 1}, ttl=bad_ttl)
             assert info.value.code == "invalid_argument"
@@ -157,6 +170,12 @@ def _process_worker(url, key, results):
             got.append(value["n"])
         if store.put_if_absent("once", f"k{i}", {"pid": 1}):
             wins += 1
+        store.increment("limits", "shared", ttl=600)
+        # Swap in the next generation of a chain; a loser reads again.
+        while True:
+            current = store.get("chain", "c")
+            if store.compare_and_swap("chain", "c", current, {"generation": current["generation"] + 1}):
+                break
     results.put((got, wins))
 
 
@@ -169,6 +188,7 @@ def test_two_processes_on_one_store(backend, tmp_path, redis_server):
     store = fastmcpauth.open_store(url, encryption_keys=[key])
     for i in range(150):
         store.put("codes", f"code{i}", {"n": i})
+    store.put("chain", "c", {"generation": 0})
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     workers = [context.Process(target=_process_worker, args=(url, key, results)) for _ in range(2)]
@@ -180,6 +200,9 @@ def test_two_processes_on_one_store(backend, tmp_path, redis_server):
     taken = sorted(n for got, _ in outcomes for n in got)
     assert taken == list(range(150))
     assert sum(wins for _, wins in outcomes) == 150
+    # No increment lost, no generation written twice, across processes.
+    assert store.increment("limits", "shared", 0) == 300
+    assert store.get("chain", "c") == {"generation": 300}
 
 
 # ---- Wire compatibility with py-key-value-aio (real packages, same Redis, same key) ----
