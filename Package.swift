@@ -35,6 +35,11 @@ let package = Package(
             name: "FastMCPAuth",
             dependencies: ["COpenSSL", "CCurl", "CJansson", "CSQLite", "CHiredis"]
         ),
+        // Development only: the embedded identity provider of `make run` (never in the library).
+        .target(
+            name: "FastMCPAuthDevelopment",
+            dependencies: ["FastMCPAuth"]
+        ),
         .target(
             name: "FastMCPAuthABI",
             dependencies: ["FastMCPAuth"],
@@ -51,6 +56,7 @@ let package = Package(
             name: "fastmcpauth-host",
             dependencies: [
                 "FastMCPAuth",
+                "FastMCPAuthDevelopment",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -59,8 +65,8 @@ let package = Package(
         ),
         .testTarget(
             name: "FastMCPAuthTests",
-            dependencies: ["FastMCPAuth", "COpenSSL"]
+            dependencies: ["FastMCPAuth", "FastMCPAuthDevelopment", "COpenSSL"]
         ),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -80,7 +80,10 @@ typedef enum fma_status {
     FMA_E_STORE_UNAVAILABLE = 33,    /* store_unavailable: the store cannot be reached (Redis down, SQLite locked) */
     FMA_E_CORRUPTED_VALUE = 34,      /* corrupted_value: a stored value is not readable (truncated, bad envelope) */
     FMA_E_UNDECRYPTABLE_VALUE = 35,  /* undecryptable_value: no configured key decrypts a stored value */
-    FMA_E_PLAINTEXT_VALUE = 36       /* plaintext_value: an unencrypted value where encryption is required */
+    FMA_E_PLAINTEXT_VALUE = 36,      /* plaintext_value: an unencrypted value where encryption is required */
+    FMA_E_TOKEN_REVOKED = 37,        /* token_revoked: a well-signed token that was revoked or is unknown to its issuer */
+    FMA_E_UPSTREAM_UNAVAILABLE = 38  /* upstream_unavailable: the identity provider, introspection or userinfo
+                                        endpoint cannot be reached (retry; never a reason to sign in again) */
 } fma_status;
 
 #define FMA_ERROR_MESSAGE_SIZE 256

@@ -53,35 +53,46 @@ func cString(_ text: String) throws -> UnsafeMutablePointer<CChar> {
 
 // MARK: - Static strings
 
-private let staticStrings:
-    (names: [Int32: UnsafeMutablePointer<CChar>], sentences: [Int32: UnsafeMutablePointer<CChar>]) = {
-        var names = [Int32: UnsafeMutablePointer<CChar>]()
-        var sentences = [Int32: UnsafeMutablePointer<CChar>]()
-        for code in ErrorCode.allCases {
-            names[code.rawValue] = strdup(code.name)
-            sentences[code.rawValue] = strdup(code.sentence)
-        }
-        names[-1] = strdup("unknown_status")
-        sentences[-1] = strdup("Unknown status.")
-        return (names, sentences)
-    }()
+/// C strings that live for the whole process.
+private struct StaticCStrings: @unchecked Sendable {  // Made once on first use, then only read, never freed.
+    let names: [Int32: UnsafePointer<CChar>]
+    let sentences: [Int32: UnsafePointer<CChar>]
+    let version: UnsafePointer<CChar>
 
-private let versionString = strdup(FastMCPAuthVersion.string)!
+    /// A literal's bytes in static storage (its StaticString is NUL-terminated).
+    static func literal(_ text: StaticString) -> UnsafePointer<CChar> {
+        UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self)
+    }
+
+    init() {
+        var names = [Int32: UnsafePointer<CChar>]()
+        var sentences = [Int32: UnsafePointer<CChar>]()
+        for code in ErrorCode.allCases {
+            names[code.rawValue] = strdup(code.name).map { UnsafePointer($0) }
+            sentences[code.rawValue] = strdup(code.sentence).map { UnsafePointer($0) }
+        }
+        self.names = names
+        self.sentences = sentences
+        version = strdup(FastMCPAuthVersion.string).map { UnsafePointer($0) } ?? Self.literal("unknown")
+    }
+}
+
+private let staticStrings = StaticCStrings()
 
 @_cdecl("fma_version_string")
-public func abiVersionString() -> UnsafePointer<CChar> { UnsafePointer(versionString) }
+public func abiVersionString() -> UnsafePointer<CChar> { staticStrings.version }
 
 @_cdecl("fma_version_number")
 public func abiVersionNumber() -> UInt32 { FastMCPAuthVersion.number }
 
 @_cdecl("fma_status_name")
 public func abiStatusName(_ status: Int32) -> UnsafePointer<CChar> {
-    UnsafePointer(staticStrings.names[status] ?? staticStrings.names[-1]!)
+    staticStrings.names[status] ?? StaticCStrings.literal("unknown_status")
 }
 
 @_cdecl("fma_status_string")
 public func abiStatusString(_ status: Int32) -> UnsafePointer<CChar> {
-    UnsafePointer(staticStrings.sentences[status] ?? staticStrings.sentences[-1]!)
+    staticStrings.sentences[status] ?? StaticCStrings.literal("Unknown status.")
 }
 
 @_cdecl("fma_string_free")

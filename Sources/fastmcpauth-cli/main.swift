@@ -23,8 +23,18 @@ func fail(_ error: Error) -> Never {
     } else {
         text = "internal_error: \(error)"
     }
-    fputs("error: \(text)\n", stderr)
+    writeAll(2, Array("error: \(text)\n".utf8))
     exit(1)
+}
+
+/// Writes every byte to a file descriptor (1: standard output, 2: standard error).
+func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        if written <= 0 { return }
+        offset += written
+    }
 }
 
 func readFile(_ path: String) throws -> String {
@@ -226,7 +236,7 @@ struct FernetCommand: ParsableCommand {
             do {
                 let text = token ?? String(decoding: readStandardInput(), as: UTF8.self)
                 let plaintext = try Fernet(keys: keys.keys(required: true)).decrypt(text, ttl: ttl)
-                _ = plaintext.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, stdout) }
+                writeAll(1, plaintext)
             } catch { fail(error) }
         }
     }

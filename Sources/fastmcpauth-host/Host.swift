@@ -3,10 +3,24 @@
 // server per request keeps the transport stateless, so any number of hosts can serve a client.
 import ArgumentParser
 import FastMCPAuth
+import FastMCPAuthDevelopment
 import Foundation
 import HTTPTypes
 import Hummingbird
 import MCP
+
+/// One log line on standard output, written at once (one write per line: it reaches a pipe
+/// immediately and lines from concurrent requests never interleave).
+func logLine(_ text: String) {
+    var bytes = Array(text.utf8)
+    bytes.append(UInt8(ascii: "\n"))
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+        if written <= 0 { return }
+        offset += written
+    }
+}
 
 @main
 struct Host: AsyncParsableCommand {
@@ -25,7 +39,6 @@ struct Host: AsyncParsableCommand {
     var baseUrl: String?
 
     func run() async throws {
-        setvbuf(stdout, nil, _IOLBF, 0)  // one line per request reaches the log at once
         let environment = ProcessInfo.processInfo.environment
         let host = self.host ?? environment["FASTMCP_HOST"] ?? "127.0.0.1"
         var port = self.port ?? 8000
@@ -42,7 +55,7 @@ struct Host: AsyncParsableCommand {
             responder: responder,
             configuration: .init(address: .hostname(host, port: port), serverName: "fastmcpauth-host")
         )
-        print(
+        logLine(
             "fastmcpauth-host \(FastMCPAuthVersion.string): MCP endpoint \(baseURL)\(mcpPath) (\(auth.provider.rawValue) auth)"
         )
         try await app.runService()
@@ -62,7 +75,7 @@ struct Host: AsyncParsableCommand {
             environment: environment,
             defaults: ["base_url": .string(baseURL), "mcp_path": .string(mcpPath)]
         ) {
-            return (try AuthFacade(json: config, log: { print($0) }), nil)
+            return (try AuthFacade(json: config, log: { logLine($0) }), nil)
         }
         guard ["127.0.0.1", "localhost", "::1"].contains(host), isLoopback(baseURL) else {
             throw ValidationError(
@@ -79,9 +92,9 @@ struct Host: AsyncParsableCommand {
                 "userinfo_endpoint": .string(idp.userinfoEndpoint), "upstream_client_id": .string(idp.clientID),
                 "upstream_client_secret": .string(idp.clientSecret), "required_scopes": ["mcp"],
             ],
-            log: { print($0) }
+            log: { logLine($0) }
         )
-        print(
+        logLine(
             """
             ################################################################################
             ##  DEVELOPMENT MODE: no FASTMCP_SERVER_AUTH configured.
@@ -129,7 +142,7 @@ struct HostResponder: HTTPResponder {
         let started = Date()
         let response = try await route(request, clientAddress: context.clientAddress)
         let path = request.uri.path
-        print(
+        logLine(
             "\(request.method.rawValue) \(path) \(response.status.code) \(Int(Date().timeIntervalSince(started) * 1000))ms"
         )
         return response

@@ -451,7 +451,7 @@ func pssSign(_ key: JSONWebKey, input: [UInt8], saltLength: Int32) throws -> [UI
     _ = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING)
     _ = EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256())
     _ = EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, saltLength)
-    let digest = OpenSSL.sha256(input)
+    let digest = try OpenSSL.sha256(input)
     var length = 512
     var signature = [UInt8](repeating: 0, count: length)
     #expect(EVP_PKEY_sign(ctx, &signature, &length, digest, digest.count) == 1)

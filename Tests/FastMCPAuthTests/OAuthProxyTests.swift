@@ -3,209 +3,12 @@ import Synchronization
 import Testing
 
 @testable import FastMCPAuth
+@testable import FastMCPAuthDevelopment
 
-/// The OAuth proxy through the facade, against a real local HTTP server as the upstream token
-/// endpoint. Each step asserts the exact status and OAuth error.
+/// The OAuth proxy through the facade, against a real local HTTP server as the upstream. Each
+/// step asserts the exact status and OAuth error; each defect of the security review has its case.
 @Suite struct OAuthProxyTests {
     let clock = TestClock(1_800_000_000)
-
-    /// Upstream: any code "up-*" yields tokens; refresh rotates; revocations are counted.
-    final class Upstream: Sendable {
-        final class Counters: Sendable {
-            let revocations = Mutex(0)
-            let refreshes = Mutex(0)
-        }
-        let server: LocalHTTPServer
-        let counters = Counters()
-        var revocationCount: Int { counters.revocations.withLock { $0 } }
-        var refreshCount: Int { counters.refreshes.withLock { $0 } }
-
-        init() throws {
-            let counters = self.counters
-            server = try LocalHTTPServer(requestHandler: { request in
-                let form = Parameters(Form.decode(String(decoding: request.body, as: UTF8.self)) ?? [])
-                let basic = "Basic " + Base64.encode(Array("up-client:up-secret".utf8), alphabet: .standard)
-                guard request.headers["authorization"] == basic else {
-                    return .init(status: 401, body: Array(#"{"error":"invalid_client"}"#.utf8))
-                }
-                switch (request.path, form["grant_type"]) {
-                case ("/token", "authorization_code"):
-                    guard form["code"]?.hasPrefix("up-") == true, form["code_verifier"] != nil else {
-                        return .init(
-                            status: 400,
-                            body: Array(#"{"error":"invalid_grant","error_description":"<script>x</script>"}"#.utf8)
-                        )
-                    }
-                    return .init(
-                        body: Array(
-                            #"{"access_token":"upstream-access-1","refresh_token":"upstream-refresh-1","expires_in":3600,"token_type":"Bearer"}"#
-                                .utf8
-                        )
-                    )
-                case ("/token", "refresh_token"):
-                    counters.refreshes.withLock { $0 += 1 }
-                    return .init(
-                        body: Array(
-                            #"{"access_token":"upstream-access-2","expires_in":3600,"token_type":"Bearer"}"#.utf8
-                        )
-                    )
-                case ("/revoke", _):
-                    counters.revocations.withLock { $0 += 1 }
-                    return .init(body: [])
-                default:
-                    return .init(status: 404)
-                }
-            })
-        }
-    }
-
-    func proxy(_ upstream: Upstream, _ extra: [String: JSONValue] = [:]) throws -> AuthFacade {
-        var config: [String: JSONValue] = [
-            "provider": "oauth_proxy", "base_url": "http://127.0.0.1:8000",
-            "upstream_authorization_endpoint": .string(upstream.server.baseURL + "/authorize"),
-            "upstream_token_endpoint": .string(upstream.server.baseURL + "/token"),
-            "upstream_revocation_endpoint": .string(upstream.server.baseURL + "/revoke"),
-            "upstream_client_id": "up-client", "upstream_client_secret": "up-secret",
-            "valid_scopes": ["read", "write"], "required_scopes": ["read"],
-        ]
-        config.merge(extra) { _, new in new }
-        return try AuthFacade(json: .object(config), clock: clock.function)
-    }
-
-    /// A client-side view of one authorization: what a browser and the MCP client would do.
-    struct Flow {
-        let auth: AuthFacade
-        var clientID = ""
-        let redirectURI = "http://127.0.0.1:33418/callback"
-        let verifier = Base64URL.encode([UInt8](repeating: 7, count: 32))
-        var challenge: String { Base64URL.encode(OpenSSL.sha256(Array(verifier.utf8))) }
-
-        func send(
-            _ method: String,
-            _ target: String,
-            body: String = "",
-            headers: [(String, String)] = [],
-            address: String = "192.0.2.1"
-        ) -> AuthResponse {
-            let request = AuthRequest(
-                method: method,
-                target: target,
-                headers: headers.map { (name: $0.0, value: $0.1) },
-                body: Array(body.utf8),
-                clientAddress: address
-            )
-            return auth.handle(request) ?? AuthResponse(status: 404, headers: [:], body: [])
-        }
-
-        func form(_ target: String, _ pairs: [(String, String)], headers: [(String, String)] = []) -> AuthResponse {
-            send(
-                "POST",
-                target,
-                body: Form.encode(pairs),
-                headers: [("Content-Type", "application/x-www-form-urlencoded")] + headers
-            )
-        }
-
-        mutating func register(_ metadata: JSONValue? = nil) throws {
-            let body = metadata ?? ["redirect_uris": .array([.string(redirectURI)]), "client_name": "Test <Client>"]
-            let response = send("POST", "/register", body: body.serialized())
-            #expect(response.status == 201)
-            clientID = try #require(try JSONValue.parse(response.body)["client_id"]?.stringValue)
-        }
-
-        func authorizeQuery(_ overrides: [(String, String?)] = []) -> String {
-            var pairs: [(String, String?)] = [
-                ("response_type", "code"), ("client_id", clientID), ("redirect_uri", redirectURI),
-                ("code_challenge", challenge), ("code_challenge_method", "S256"), ("state", "st-1"),
-                ("scope", "read write"), ("resource", "http://127.0.0.1:8000/mcp"),
-            ]
-            for (name, value) in overrides {
-                pairs.removeAll { $0.0 == name }
-                if let value { pairs.append((name, value)) }
-            }
-            return "/authorize?" + Form.encode(pairs.compactMap { pair in pair.1.map { (pair.0, $0) } })
-        }
-
-        /// authorize → consent page → approve; returns (transaction id, binding cookie, upstream URL).
-        func consent(_ overrides: [(String, String?)] = []) throws -> (txn: String, cookie: String, upstream: String) {
-            let authorize = send("GET", authorizeQuery(overrides))
-            #expect(authorize.status == 302)
-            let consentURL = try #require(authorize.headers["Location"])
-            let target = String(consentURL.dropFirst("http://127.0.0.1:8000".count))
-            let page = send("GET", target)
-            #expect(page.status == 200 && page.headers["X-Frame-Options"] == "DENY")
-            let html = page.bodyText
-            let csrf = try #require(Self.field("csrf_token", in: html))
-            let txn = try #require(Self.field("txn_id", in: html))
-            let approved = form("/consent", [("txn_id", txn), ("csrf_token", csrf), ("action", "approve")])
-            #expect(approved.status == 302)
-            let cookie = try #require(approved.headers["Set-Cookie"]?.split(separator: ";").first.map(String.init))
-            return (txn, cookie, approved.headers["Location"] ?? "")
-        }
-
-        /// The upstream redirects the browser back; returns the client's redirect parameters.
-        func callback(txn: String, cookie: String?, code: String = "up-code") -> [String: String] {
-            let response = send(
-                "GET",
-                "/auth/callback?" + Form.encode([("code", code), ("state", txn)]),
-                headers: cookie.map { [("Cookie", $0)] } ?? []
-            )
-            guard response.status == 302, let location = response.headers["Location"], location.hasPrefix(redirectURI)
-            else {
-                return ["status": String(response.status)]
-            }
-            let query = location.split(separator: "?", maxSplits: 1).last.map(String.init) ?? ""
-            return Dictionary(Form.decode(query) ?? [], uniquingKeysWith: { first, _ in first })
-        }
-
-        func exchange(
-            _ code: String,
-            verifier: String? = nil,
-            client: String? = nil,
-            extra: [(String, String)] = []
-        ) -> (Int, [String: JSONValue]) {
-            let response = form(
-                "/token",
-                [
-                    ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI),
-                    ("code_verifier", verifier ?? self.verifier), ("client_id", client ?? clientID),
-                ] + extra
-            )
-            return (response.status, (try? JSONValue.parse(response.body).objectValue) ?? [:])
-        }
-
-        func refresh(_ token: String, client: String? = nil) -> (Int, [String: JSONValue]) {
-            let response = form(
-                "/token",
-                [("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", client ?? clientID)]
-            )
-            return (response.status, (try? JSONValue.parse(response.body).objectValue) ?? [:])
-        }
-
-        static func field(_ name: String, in html: String) -> String? {
-            guard let range = html.range(of: "name=\"\(name)\" value=\"") else { return nil }
-            let rest = html[range.upperBound...]
-            return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
-        }
-
-        /// The whole flow to a token response.
-        mutating func tokens() throws -> [String: JSONValue] {
-            if clientID.isEmpty { try register() }
-            let (txn, cookie, _) = try consent()
-            let redirect = callback(txn: txn, cookie: cookie)
-            let code = try #require(redirect["code"])
-            let (status, body) = exchange(code)
-            #expect(status == 200)
-            return body
-        }
-    }
-
-    func bearerStatus(_ auth: AuthFacade, _ token: String?, scopes: [String] = []) -> Int {
-        switch auth.authenticate(authorization: token.map { "Bearer " + $0 }, requiredScopes: scopes) {
-        case .authenticated: return 200
-        case .challenge(let response): return response.status
-        }
-    }
 
     @Test func signingAndStorageKeysMatchFastMCP() throws {
         // Expected values computed with Python `cryptography` (HKDF / PBKDF2HMAC), as FastMCP derives them.
@@ -222,15 +25,15 @@ import Testing
                 == Array("IrcMIJU2qhIgflnAsyUfGXKl4jQj7oD88_5m5XLsY0k=".utf8)
         )
         #expect(
-            ProxyKeys.storageKey(signingKey: Array("_2Y3J0wsZ7kauaFyzSt9wNm9tHxClnnABu7736NMKCA=".utf8))
+            try ProxyKeys.storageKey(signingKey: Array("_2Y3J0wsZ7kauaFyzSt9wNm9tHxClnnABu7736NMKCA=".utf8))
                 == "OmcVBt7tD7lztCxTTIXovBlMleM2C32mpEUwDHOLyJ8="
         )
     }
 
     @Test func metadataAndIssuerAreOneString() throws {
-        let upstream = try Upstream()
-        let auth = try proxy(upstream)
-        let flow = Flow(auth: auth)
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock)
+        let flow = ProxyFlow(auth: auth)
         let metadata = try JSONValue.parse(flow.send("GET", "/.well-known/oauth-authorization-server").body)
         #expect(metadata["issuer"] == "http://127.0.0.1:8000/")
         #expect(metadata["code_challenge_methods_supported"] == ["S256"])
@@ -252,12 +55,12 @@ import Testing
     }
 
     @Test func theWholeFlowRefreshAndRevoke() throws {
-        let upstream = try Upstream()
-        let auth = try proxy(upstream)
-        var flow = Flow(auth: auth)
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock)
+        let flow = ProxyFlow(auth: auth)
         try flow.register()
-        let (txn, cookie, upstreamURL) = try flow.consent()
-        #expect(upstreamURL.hasPrefix(upstream.server.baseURL + "/authorize?"))
+        let (txn, upstreamURL) = try flow.consent()
+        #expect(upstreamURL.hasPrefix(upstream.baseURL + "/authorize?"))
         let upstreamQuery = Parameters(Form.decode(String(upstreamURL.split(separator: "?")[1])) ?? [])
         #expect(
             upstreamQuery["state"] == txn && upstreamQuery["client_id"] == "up-client"
@@ -267,7 +70,7 @@ import Testing
             upstreamQuery["redirect_uri"] == "http://127.0.0.1:8000/auth/callback"
                 && upstreamQuery["scope"] == "read write"
         )
-        let redirect = flow.callback(txn: txn, cookie: cookie)
+        let redirect = flow.callback(txn: txn)
         #expect(redirect["state"] == "st-1" && redirect["iss"] == "http://127.0.0.1:8000/")
         let code = try #require(redirect["code"])
         let (status, tokens) = flow.exchange(code)
@@ -298,254 +101,723 @@ import Testing
         #expect(
             token.token == "upstream-access-1" && token.clientID == flow.clientID && token.scopes == ["read", "write"]
         )
-        #expect(bearerStatus(auth, access, scopes: ["admin"]) == 403)
-        #expect(bearerStatus(auth, refresh) == 401, "a refresh token is not an access token")
-        #expect(bearerStatus(auth, "upstream-access-1") == 401, "the raw upstream token is not ours")
+        #expect(flow.bearer(access, scopes: ["admin"]) == 403)
+        #expect(flow.bearer(refresh) == 401, "a refresh token is not an access token")
+        #expect(flow.bearer("upstream-access-1") == 401, "the raw upstream token is not ours")
 
-        // Refresh rotates; the replaced token works once more within the grace window.
-        let (s1, first) = flow.refresh(refresh)
-        #expect(s1 == 200)
-        let (s2, second) = flow.refresh(refresh)
-        #expect(s2 == 200 && second["access_token"] != first["access_token"])
-        #expect(bearerStatus(auth, access) == 401, "the access token the refresh replaced is gone")
-        // After the grace window, reusing it revokes the whole family.
-        clock.advance(31)
-        let (s3, reuse) = flow.refresh(refresh)
-        #expect(s3 == 400 && reuse["error"] == "invalid_grant")
-        #expect(
-            bearerStatus(auth, first["access_token"]?.stringValue) == 401
-                && bearerStatus(auth, second["access_token"]?.stringValue) == 401
-        )
-        #expect(upstream.revocationCount == 1, "the upstream grant is revoked too")
-        // Narrowing works, widening does not.
-        var again = Flow(auth: auth)
-        let fresh = try again.tokens()
-        let narrowed = again.form(
-            "/token",
-            [
-                ("grant_type", "refresh_token"), ("refresh_token", fresh["refresh_token"]?.stringValue ?? ""),
-                ("client_id", again.clientID), ("scope", "read"),
-            ]
-        )
-        let narrowedScope = try JSONValue.parse(narrowed.body)["scope"]
-        #expect(narrowed.status == 200 && narrowedScope == "read")
-        let widened = again.form(
-            "/token",
-            [
-                ("grant_type", "refresh_token"), ("refresh_token", fresh["refresh_token"]?.stringValue ?? ""),
-                ("client_id", again.clientID), ("scope", "read admin"),
-            ]
-        )
-        #expect(widened.status == 400)
+        // Narrowing works, widening does not, and a refused refresh leaves the token live.
+        let widened = flow.refresh(refresh, scope: "read admin")
+        #expect(widened.0 == 400 && widened.1["error"] == "invalid_scope")
+        let (s1, narrowed) = flow.refresh(refresh, scope: "read")
+        #expect(s1 == 200 && narrowed["scope"] == "read")
+        #expect(flow.bearer(access) == 401, "the access token the refresh replaced is gone")
 
         // Revocation by a public client with an empty secret: refused at /mcp at once.
-        let more = try again.tokens()
+        let more = try flow.tokens()
         let accessToRevoke = try #require(more["access_token"]?.stringValue)
-        #expect(bearerStatus(auth, accessToRevoke) == 200)
-        let revoked = again.form(
+        #expect(flow.bearer(accessToRevoke) == 200)
+        let revoked = flow.form(
             "/revoke",
-            [("token", accessToRevoke), ("client_id", again.clientID), ("client_secret", "")]
+            [("token", accessToRevoke), ("client_id", flow.clientID), ("client_secret", "")]
         )
         #expect(revoked.status == 200)
-        #expect(bearerStatus(auth, accessToRevoke) == 401)
+        #expect(flow.bearer(accessToRevoke) == 401)
+        // Revoking a refresh token ends its whole grant, upstream too.
+        let last = try flow.tokens()
+        #expect(
+            flow.form("/revoke", [("token", last["refresh_token"]?.stringValue ?? ""), ("client_id", flow.clientID)])
+                .status == 200
+        )
+        #expect(flow.bearer(last["access_token"]?.stringValue) == 401)
+        #expect(upstream.revocationCount == 1)
     }
 
     @Test func upstreamTokenIsRefreshedTransparentlyNearExpiry() throws {
-        let upstream = try Upstream()
-        let auth = try proxy(upstream, ["access_token_lifetime": 7200])
-        var flow = Flow(auth: auth)
-        let tokens = try flow.tokens()
-        let access = try #require(tokens["access_token"]?.stringValue)
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock, ["access_token_lifetime": 7200])
+        let flow = ProxyFlow(auth: auth)
+        let access = try #require(try flow.tokens()["access_token"]?.stringValue)
         clock.advance(3590)  // the upstream token (1 h) is within a minute of expiry
         guard case .authenticated(let token) = auth.authenticate(authorization: "Bearer " + access) else {
             Issue.record("refused")
             return
         }
-        #expect(token.token == "upstream-access-2" && upstream.refreshCount == 1)
-        guard case .authenticated = auth.authenticate(authorization: "Bearer " + access) else {
-            Issue.record("refused")
-            return
-        }
+        #expect(token.token == "upstream-renewed-1" && upstream.refreshCount == 1)
+        #expect(flow.bearer(access) == 200)
         #expect(upstream.refreshCount == 1, "refreshed once, then reused")
     }
 
-    @Test func registrationRules() throws {
-        let upstream = try Upstream()
-        let auth = try proxy(upstream, ["registration_rate_limit": 5])
-        let flow = Flow(auth: auth)
-        func register(_ uris: [String], type: String? = nil, address: String = "198.51.100.7") -> (Int, String?) {
+    // MARK: - Defect 1: consent is bound to the browser that renders it
+
+    @Test func theConsentPageSetsTheBrowserBindingCookie() throws {
+        let upstream = try ProxyUpstream()
+        let flow = ProxyFlow(auth: try upstream.proxy(clock: clock))
+        try flow.register()
+        let (_, _, page) = try flow.consentPage()
+        let cookie = try #require(page.headers["Set-Cookie"])
+        #expect(cookie.hasPrefix("fastmcpauth_browser="))
+        let attributes = Set(cookie.split(separator: ";").dropFirst().map { $0.trimmingCharacters() })
+        // Lax, not Strict: the callback arrives as a cross-site redirect from the IdP.
+        #expect(attributes.isSuperset(of: ["Path=/", "HttpOnly", "SameSite=Lax"]) && !attributes.contains("Secure"))
+        #expect(page.headers["Referrer-Policy"] == "same-origin" && page.headers["X-Frame-Options"] == "DENY")
+        #expect(try #require(flow.cookie).split(separator: "=")[1].count == 43, "256 random bits")
+        // A render that arrives with the cookie reuses it.
+        let (_, _, again) = try flow.consentPage()
+        #expect(again.headers["Set-Cookie"] == nil)
+
+        // On https the cookie is __Host- and Secure (no loopback test can see the difference).
+        let secure = try ProxyUpstream().proxy(clock: clock, ["base_url": "https://mcp.example.com"])
+        let https = ProxyFlow(auth: secure)
+        try https.register(["redirect_uris": ["http://127.0.0.1:33418/callback"]])
+        let authorize = https.browse("GET", https.authorizeQuery([("resource", "https://mcp.example.com/mcp")]))
+        let location = try #require(authorize.headers["Location"])
+        let securePage = https.browse("GET", String(location.dropFirst("https://mcp.example.com".count)))
+        let secureCookie = try #require(securePage.headers["Set-Cookie"])
+        #expect(secureCookie.hasPrefix("__Host-fastmcpauth_browser=") && secureCookie.contains("; Secure"))
+        #expect(secureCookie.contains("SameSite=Lax") && secureCookie.contains("Path=/"))
+        #expect(!secureCookie.contains("Domain"))
+    }
+
+    /// The reported takeover: an attacker renders the consent page for their own authorization
+    /// and has a victim's browser submit it. The form is bound to the attacker's browser.
+    @Test func aFormRenderedByOneBrowserCannotBeSubmittedByAnother() throws {
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock)
+        let attacker = ProxyFlow(auth: auth)
+        try attacker.register()
+        let (txn, csrf, _) = try attacker.consentPage()
+        // The victim's browser: no cookie at all, or one of its own from an earlier visit.
+        let victim = ProxyFlow(auth: auth)
+        victim.clientID = attacker.clientID
+        let bare = victim.decide(txn: txn, csrf: csrf)
+        #expect(bare.status == 403 && victim.cookie == nil, "the POST sets no cookie")
+        let victimFlow = ProxyFlow(auth: auth)
+        try victimFlow.register()
+        _ = try victimFlow.consentPage()
+        victim.cookie = victimFlow.cookie
+        #expect(victim.decide(txn: txn, csrf: csrf).status == 403)
+        // Those attempts used the CSRF token up. Cross-site submissions are refused before the
+        // token is even read, so one fresh token survives all of them.
+        let (txn2, csrf2, _) = try attacker.consentPage()
+        for headers in [
+            [("Origin", "https://evil.example")], [("Origin", "null")], [("Sec-Fetch-Site", "cross-site")],
+            [("Sec-Fetch-Site", "same-site")], [("Origin", "http://127.0.0.1:8000"), ("Sec-Fetch-Site", "cross-site")],
+        ] {
+            #expect(attacker.decide(txn: txn2, csrf: csrf2, headers: headers).status == 403, "\(headers)")
+        }
+        // Our own origin (or a same-origin fetch without Origin) is accepted.
+        #expect(attacker.decide(txn: txn2, csrf: csrf2, headers: [("Origin", "http://127.0.0.1:8000")]).status == 302)
+        let (txn3, csrf3, _) = try attacker.consentPage()
+        #expect(attacker.decide(txn: txn3, csrf: csrf3, headers: [("Sec-Fetch-Site", "same-origin")]).status == 302)
+        // The callback is bound as well: only the approving browser finishes.
+        #expect(victim.callback(txn: txn2)["status"] == "403")
+        let stranger = ProxyFlow(auth: auth)
+        #expect(stranger.callback(txn: txn2)["status"] == "403", "no cookie")
+        #expect(attacker.callback(txn: txn2)["code"] != nil)
+    }
+
+    @Test func aCallbackWithoutApprovalIsRefused() throws {
+        let upstream = try ProxyUpstream()
+        let flow = ProxyFlow(auth: try upstream.proxy(clock: clock))
+        try flow.register()
+        let (txn, _, _) = try flow.consentPage()
+        #expect(flow.callback(txn: txn)["status"] == "403", "the page was rendered but never approved")
+        #expect(flow.callback(txn: "unknown-state")["status"] == "400")
+    }
+
+    @Test func duplicatePagesAndTwoAuthorizationsInOneBrowserAllComplete() throws {
+        let upstream = try ProxyUpstream()
+        let flow = ProxyFlow(auth: try upstream.proxy(clock: clock))
+        try flow.register()
+        // A prefetch renders the page a second time: the page already shown still works.
+        let (txn, csrf, page) = try flow.consentPage()
+        _ = flow.browse("GET", "/consent?txn_id=" + Form.encode(txn))
+        #expect(page.bodyText.contains("Test &lt;Client&gt;") && !page.bodyText.contains("<Client>"))
+        // Two authorizations at once in the same browser.
+        let (otherTxn, otherCSRF, _) = try flow.consentPage()
+        #expect(flow.decide(txn: txn, csrf: csrf).status == 302)
+        #expect(flow.decide(txn: otherTxn, csrf: otherCSRF).status == 302)
+        #expect(flow.decide(txn: txn, csrf: csrf).status == 403, "each CSRF token works once")
+        let first = try #require(flow.callback(txn: txn)["code"])
+        let second = try #require(flow.callback(txn: otherTxn)["code"])
+        #expect(flow.exchange(first).0 == 200 && flow.exchange(second).0 == 200)
+        #expect(flow.callback(txn: txn)["status"] == "400", "a sign-in finishes once")
+        // Deny: access_denied to the client, with state and iss.
+        let (denyTxn, denyCSRF, _) = try flow.consentPage()
+        let denied = ProxyFlow.clientParameters(
+            flow.decide(txn: denyTxn, csrf: denyCSRF, action: "deny"),
+            flow.redirectURI
+        )
+        #expect(
+            denied["error"] == "access_denied" && denied["iss"] == "http://127.0.0.1:8000/" && denied["state"] == "st-1"
+        )
+    }
+
+    @Test func withoutConsentTheAuthorizingBrowserIsBound() throws {
+        let upstream = try ProxyUpstream()
+        let flow = ProxyFlow(auth: try upstream.proxy(clock: clock, ["require_authorization_consent": false]))
+        try flow.register()
+        let authorize = flow.browse("GET", flow.authorizeQuery())
+        #expect(authorize.status == 302 && authorize.headers["Location"]?.hasPrefix(upstream.baseURL) == true)
+        let txn = try #require(
+            Parameters(Form.decode(String(authorize.headers["Location"]?.split(separator: "?")[1] ?? "")) ?? [])[
+                "state"
+            ]
+        )
+        let other = ProxyFlow(auth: flow.auth)
+        #expect(other.callback(txn: txn)["status"] == "403")
+        #expect(flow.callback(txn: txn)["code"] != nil)
+    }
+
+    @Test func theConsentPageShowsWhoAsksAndWhereTheAnswerGoes() throws {
+        let upstream = try ProxyUpstream()
+        let flow = ProxyFlow(auth: try upstream.proxy(clock: clock))
+        try flow.register([
+            "redirect_uris": ["http://127.0.0.1:33418/callback"],
+            "client_name": .string("Good\u{202E}lanimreT\u{200B} App\u{0007}"),
+        ])
+        let (_, _, page) = try flow.consentPage()
+        let html = page.bodyText
+        #expect(html.contains("<strong>GoodlanimreT App</strong>"), "bidi, zero-width and control characters are gone")
+        #expect(!html.contains("\u{202E}") && !html.contains("\u{200B}"))
+        #expect(html.contains("http://<strong>127.0.0.1</strong>:33418/callback"), "the full URI, its host emphasised")
+        #expect(html.contains("Unverified"))
+        #expect(ConsentPage.displayName("\u{202E}\u{2066}") == "An unnamed client")
+    }
+
+    // MARK: - Defects 2 and 3: refresh rotation
+
+    @Test func aReplayInsideTheGraceWindowGetsTheSameSuccessorOnce() throws {
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock)
+        let flow = ProxyFlow(auth: auth)
+        let refresh = try #require(try flow.tokens()["refresh_token"]?.stringValue)
+        let (s1, first) = flow.refresh(refresh)
+        #expect(s1 == 200)
+        clock.advance(5)
+        let (s2, second) = flow.refresh(refresh)
+        #expect(s2 == 200 && second == first, "exactly the recorded successor, never a new chain")
+        let (s3, third) = flow.refresh(refresh)
+        #expect(s3 == 400 && third["error"] == "invalid_grant")
+        // The grant is untouched: the successor works and refreshes.
+        #expect(flow.bearer(first["access_token"]?.stringValue) == 200)
+        let (s4, next) = flow.refresh(first["refresh_token"]?.stringValue ?? "")
+        #expect(s4 == 200 && flow.bearer(next["access_token"]?.stringValue) == 200)
+        // Another client presenting the token gets nothing.
+        let other = ProxyFlow(auth: auth)
+        try other.register()
+        #expect(flow.refresh(refresh, client: other.clientID).1["error"] == "invalid_grant")
+        // After the window, any reuse revokes the whole grant.
+        clock.advance(30)
+        let (s5, late) = flow.refresh(refresh)
+        #expect(s5 == 400 && late["error"] == "invalid_grant")
+        #expect(flow.bearer(next["access_token"]?.stringValue) == 401)
+        #expect(flow.refresh(next["refresh_token"]?.stringValue ?? "").0 == 400)
+        #expect(upstream.revocationCount == 1)
+    }
+
+    @Test func withoutAGraceWindowAnyReplayRevokes() throws {
+        let upstream = try ProxyUpstream()
+        let flow = ProxyFlow(auth: try upstream.proxy(clock: clock, ["refresh_grace_period": 0]))
+        let refresh = try #require(try flow.tokens()["refresh_token"]?.stringValue)
+        let (_, first) = flow.refresh(refresh)
+        #expect(flow.refresh(refresh).0 == 400)
+        #expect(flow.bearer(first["access_token"]?.stringValue) == 401)
+    }
+
+    @Test func theStoredSuccessorIsUnreadableWithoutTheOldToken() throws {
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock)
+        let flow = ProxyFlow(auth: auth)
+        let refresh = try #require(try flow.tokens()["refresh_token"]?.stringValue)
+        let (_, successor) = flow.refresh(refresh)
+        let store = try #require(auth.proxy?.store)
+        let record = try #require(try store.get(ProxyCollection.refreshRotations, try OpenSSL.sha256Hex(refresh)))
+        let text = JSONValue.object(record).serialized()
+        for token in [successor["access_token"], successor["refresh_token"]] {
+            let value = try #require(token?.stringValue)
+            #expect(!text.contains(value) && !text.contains(String(value.split(separator: ".")[1])))
+        }
+        // Nowhere in the store is a refresh token kept but as a hash.
+        for collection in [
+            ProxyCollection.refreshTokens, ProxyCollection.jtiMappings, ProxyCollection.upstreamTokens,
+            ProxyCollection.refreshRotations, ProxyCollection.codeRedemptions,
+        ] {
+            for key in try store.keys(collection) {
+                let stored = JSONValue.object(try store.get(collection, key) ?? [:]).serialized()
+                #expect(!stored.contains(refresh) && !stored.contains(successor["refresh_token"]?.stringValue ?? "?"))
+            }
+        }
+    }
+
+    @Test func fastMCPRefreshRecordsFindTheirGrantThroughTheJTIMapping() throws {
+        // FastMCP's refresh record names no upstream_token_id: the refresh token's jti mapping
+        // does. A token FastMCP issued (same key, issuer, audience) refreshes with us.
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock)
+        let proxy = try #require(auth.proxy)
+        let flow = ProxyFlow(auth: auth)
+        try flow.register()
+        let tokenSet = UpstreamTokenSet(
+            id: "fastmcp-grant",
+            accessToken: "upstream-from-fastmcp",
+            refreshToken: "upstream-refresh-fastmcp",
+            refreshTokenExpiresAt: nil,
+            expiresAt: clock.now + 3600,
+            tokenType: "Bearer",
+            scope: "read",
+            clientID: flow.clientID,
+            createdAt: clock.now,
+            rawTokenData: [:]
+        )
+        try proxy.storeTokenSet(tokenSet)
+        let jti = "fastmcp-refresh-jti"
+        let claims: JSONValue = [
+            "iss": "http://127.0.0.1:8000/", "aud": "http://127.0.0.1:8000/mcp", "client_id": .string(flow.clientID),
+            "scope": "read", "exp": .int(Int64(clock.now) + 86400), "iat": .int(Int64(clock.now)), "jti": .string(jti),
+            "token_use": "refresh",
+        ]
+        let refresh = try JWT.sign(claims: claims, key: proxy.signingJWK, algorithm: .HS256)
+        try proxy.store.put(
+            ProxyCollection.refreshTokens,
+            try OpenSSL.sha256Hex(refresh),
+            [
+                "client_id": .string(flow.clientID), "scopes": ["read"], "expires_at": .int(Int64(clock.now) + 86400),
+                "created_at": .double(clock.now),
+            ]
+        )
+        try proxy.store.put(
+            ProxyCollection.jtiMappings,
+            jti,
+            ["jti": .string(jti), "upstream_token_id": "fastmcp-grant", "created_at": .double(clock.now)]
+        )
+        let (status, body) = flow.refresh(refresh)
+        #expect(status == 200 && body["scope"] == "read")
+        guard
+            case .authenticated(let token) = auth.authenticate(
+                authorization: "Bearer " + (body["access_token"]?.stringValue ?? "")
+            )
+        else {
+            Issue.record("refused")
+            return
+        }
+        #expect(token.token == "upstream-from-fastmcp")
+    }
+
+    // MARK: - Defect 4: scopes are those offered, and what the upstream granted
+
+    @Test func nothingOfferedMeansNoScopeIsGranted() throws {
+        let upstream = try ProxyUpstream()
+        let flow = ProxyFlow(auth: try upstream.proxy(clock: clock, ["valid_scopes": .null, "required_scopes": []]))
+        try flow.register()
+        let refused = flow.send("GET", flow.authorizeQuery([("scope", "admin")]))
+        #expect(ProxyFlow.clientParameters(refused, flow.redirectURI)["error"] == "invalid_scope")
+        let tokens = try flow.tokens([("scope", nil)])
+        #expect(tokens["scope"] == nil)
+        let registration = flow.send(
+            "POST",
+            "/register",
+            body: #"{"redirect_uris":["http://127.0.0.1:1/cb"],"scope":"admin"}"#
+        )
+        #expect(registration.status == 400 && registration.bodyText.contains("invalid_client_metadata"))
+    }
+
+    @Test func clientsGetTheirRegisteredScopeInEveryLeg() throws {
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock)
+        let flow = ProxyFlow(auth: auth)
+        // Registration: a scope outside the offered set is refused; a subset is kept.
+        let bad = flow.send(
+            "POST",
+            "/register",
+            body: #"{"redirect_uris":["\#(flow.redirectURI)"],"scope":"read admin"}"#
+        )
+        let badError = try JSONValue.parse(bad.body)["error"]
+        #expect(bad.status == 400 && badError == "invalid_client_metadata")
+        try flow.register(["redirect_uris": .array([.string(flow.redirectURI)]), "scope": "read"])
+        // Authorize: beyond the registered scope is invalid_scope; no scope gets the registered one.
+        let wider = flow.send("GET", flow.authorizeQuery([("scope", "read write")]))
+        #expect(ProxyFlow.clientParameters(wider, flow.redirectURI)["error"] == "invalid_scope")
+        let tokens = try flow.tokens([("scope", nil)])
+        #expect(tokens["scope"] == "read")
+        // Refresh without scope keeps it.
+        let (status, refreshed) = flow.refresh(tokens["refresh_token"]?.stringValue ?? "")
+        #expect(status == 200 && refreshed["scope"] == "read")
+        // A client registered without scope gets the offered set.
+        let plain = ProxyFlow(auth: auth)
+        #expect(try plain.tokens([("scope", nil)])["scope"] == "read write")
+    }
+
+    @Test func theGrantIsConfinedToWhatTheUpstreamGranted() throws {
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock, ["upstream_scope_names": ["mcp.read": "read"]])
+        let flow = ProxyFlow(auth: auth)
+        upstream.state.grantedScope.withLock { $0 = "openid,mcp.read" }  // commas, and its own names
+        let tokens = try flow.tokens()
+        #expect(tokens["scope"] == "read", "asked read write; the upstream granted only (its name for) read")
+        #expect(flow.bearer(tokens["access_token"]?.stringValue, scopes: ["write"]) == 403)
+        upstream.state.grantedScope.withLock { $0 = nil }
+        #expect(try flow.tokens()["scope"] == "read write", "no upstream scope: the request stands (RFC 6749 §5.1)")
+    }
+
+    // MARK: - Defect 5: redirect rules
+
+    @Test func registrationRedirectRules() throws {
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock, ["registration_rate_limit": 100])
+        let flow = ProxyFlow(auth: auth)
+        func register(_ uris: [String], type: String? = nil, on auth: AuthFacade? = nil) -> (Int, String?) {
             var body: [String: JSONValue] = ["redirect_uris": .array(uris.map { .string($0) })]
             if let type { body["application_type"] = .string(type) }
-            let response = flow.send("POST", "/register", body: JSONValue.object(body).serialized(), address: address)
+            let response = ProxyFlow(auth: auth ?? flow.auth).send(
+                "POST",
+                "/register",
+                body: JSONValue.object(body).serialized()
+            )
             return (response.status, (try? JSONValue.parse(response.body))?["error"]?.stringValue)
         }
-        #expect(register(["javascript:alert(1)"]) == (400, "invalid_redirect_uri"))
-        #expect(register(["data:text/html,hi"]) == (400, "invalid_redirect_uri"))
-        #expect(register(["http://evil.example/cb"]) == (400, "invalid_redirect_uri"))
-        #expect(register(["https://app.example/cb#frag"]) == (400, "invalid_redirect_uri"))
+        for uri in [
+            "javascript:alert(1)", "data:text/html,hi", "http://evil.example/cb", "https://app.example/cb#frag",
+            "http://127.attacker.example/cb", "http://localhost.evil.example/cb", "http://0177.0.0.1/cb",
+            "http://127.0.0.1:８０/cb", "http://127.0.0.1:99999/cb", "https://user@app.example/cb",
+            "https://app.example/a/../b", "https://app.example/a/%2e%2E/b", "https://app.example/./b",
+            "https://app.example\\@evil.example/cb",
+        ] {
+            #expect(register([uri]) == (400, "invalid_redirect_uri"), "\(uri)")
+        }
         #expect(
             register(["com.example.app:/cb"]) == (400, "invalid_redirect_uri"),
             "custom schemes are for native apps"
         )
         #expect(register(["com.example.app:/cb"], type: "native").0 == 201)
-        #expect(register(["https://app.example/cb"]).0 == 201)
-        #expect(register(["http://localhost:1234/cb"]).0 == 201)
-        // The flood: after five stored registrations from one address in an hour, the rest are refused.
-        #expect(register(["http://127.0.0.1/cb"]).0 == 201)
-        #expect(register(["http://127.0.0.1/cb"]).0 == 201)
-        #expect(register(["http://127.0.0.1/cb"]) == (429, "too_many_requests"))
-        #expect(register(["http://127.0.0.1/cb"], address: "198.51.100.8").0 == 201, "another address is not limited")
-        clock.advance(3601)
-        #expect(register(["http://127.0.0.1/cb"]).0 == 201)
-        // Allowed patterns.
-        let strict = Flow(
-            auth: try proxy(upstream, ["allowed_client_redirect_uris": ["http://localhost:*", "https://claude.ai/*"]])
-        )
-        #expect(
-            strict.send("POST", "/register", body: #"{"redirect_uris":["https://claude.ai/api/callback"]}"#).status
-                == 201
-        )
-        #expect(strict.send("POST", "/register", body: #"{"redirect_uris":["https://app.example/cb"]}"#).status == 400)
-    }
-
-    @Test func authorizeAttacks() throws {
-        let upstream = try Upstream()
-        let auth = try proxy(upstream)
-        var flow = Flow(auth: auth)
-        try flow.register()
-        func errorOf(_ response: AuthResponse) -> String? {
-            guard response.status == 302, let location = response.headers["Location"],
-                location.hasPrefix(flow.redirectURI)
-            else { return nil }
-            return Parameters(Form.decode(String(location.split(separator: "?")[1])) ?? [])["error"]
+        for uri in ["https://app.example/cb", "http://localhost:1234/cb", "http://127.1.2.3/cb", "http://[::1]:9/cb"] {
+            #expect(register([uri]).0 == 201, "\(uri)")
         }
-        // Early errors never redirect.
-        #expect(flow.send("GET", flow.authorizeQuery([("redirect_uri", "http://127.0.0.1:33418/other")])).status == 400)
-        #expect(
-            flow.send("GET", flow.authorizeQuery([("redirect_uri", "https://evil.example/callback")])).status == 400
-        )
-        #expect(flow.send("GET", flow.authorizeQuery([("client_id", "unknown")])).status == 400)
-        // Loopback: another port is the same redirect URI (RFC 8252).
-        #expect(
-            flow.send("GET", flow.authorizeQuery([("redirect_uri", "http://127.0.0.1:9999/callback")])).status == 302
-        )
-        #expect(errorOf(flow.send("GET", flow.authorizeQuery([("code_challenge", nil)]))) == "invalid_request")
-        #expect(
-            errorOf(flow.send("GET", flow.authorizeQuery([("code_challenge_method", "plain")]))) == "invalid_request"
-        )
-        #expect(
-            errorOf(flow.send("GET", flow.authorizeQuery([("resource", "https://other.example/mcp")])))
-                == "invalid_target"
-        )
-        #expect(errorOf(flow.send("GET", flow.authorizeQuery([("scope", "admin")]))) == "invalid_scope")
-        #expect(
-            errorOf(flow.send("GET", flow.authorizeQuery([("response_type", "token")]))) == "unsupported_response_type"
-        )
-        // Consent CSRF: a forged token, a token for another transaction, and a second use.
-        let (txn, _, _) = try flow.consent()
-        #expect(
-            flow.form("/consent", [("txn_id", txn), ("csrf_token", "forged"), ("action", "approve")]).status == 403
-        )
-        // Two open consent pages: both tokens stay valid.
-        let authorize = flow.send("GET", flow.authorizeQuery())
-        let target = String(try #require(authorize.headers["Location"]).dropFirst("http://127.0.0.1:8000".count))
-        let firstPage = flow.send("GET", target).bodyText
-        let secondPage = flow.send("GET", target).bodyText
-        let pageTxn = try #require(Flow.field("txn_id", in: firstPage))
-        #expect(firstPage.contains("Test &lt;Client&gt;") && !firstPage.contains("<Client>"))
-        for page in [secondPage, firstPage] {
-            let csrf = try #require(Flow.field("csrf_token", in: page))
-            #expect(
-                flow.form("/consent", [("txn_id", pageTxn), ("csrf_token", csrf), ("action", "approve")]).status == 302
-            )
-            #expect(
-                flow.form("/consent", [("txn_id", pageTxn), ("csrf_token", csrf), ("action", "approve")]).status == 403,
-                "one use each"
-            )
-        }
-        // Deny: access_denied to the client, with state and iss.
-        let denyPage = flow.send(
-            "GET",
-            String(
-                try #require(flow.send("GET", flow.authorizeQuery()).headers["Location"]).dropFirst(
-                    "http://127.0.0.1:8000".count
-                )
-            )
-        ).bodyText
-        let denied = flow.form(
-            "/consent",
+        // Allowed patterns are matched part by part.
+        let strict = try upstream.proxy(
+            clock: clock,
             [
-                ("txn_id", try #require(Flow.field("txn_id", in: denyPage))),
-                ("csrf_token", try #require(Flow.field("csrf_token", in: denyPage))), ("action", "deny"),
+                "allowed_client_redirect_uris": [
+                    "http://localhost:*", "https://*.corp.example/cb", "https://claude.ai/api/*",
+                ]
             ]
         )
-        #expect(
-            errorOf(denied) == "access_denied"
-                && denied.headers["Location"]?.contains("iss=http%3A%2F%2F127.0.0.1%3A8000%2F") == true
-        )
+        for uri in [
+            "https://a.corp.example/cb", "https://a.b.corp.example/cb", "http://localhost:4000/anything",
+            "https://claude.ai/api/x/callback",
+        ] {
+            #expect(register([uri], on: strict).0 == 201, "\(uri)")
+        }
+        for uri in [
+            "https://evil.example/?.corp.example/cb", "https://corp.example/cb", "https://evilcorp.example/cb",
+            "https://a.corp.example/cb?x=1", "https://a.corp.example:8443/cb", "https://claude.ai/apix",
+            "https://claude.ai/api?x=/api/", "http://127.0.0.1:4000/cb",
+        ] {
+            #expect(register([uri], on: strict) == (400, "invalid_redirect_uri"), "\(uri)")
+        }
+        // A pattern with * anywhere else is a configuration error.
+        for pattern in [
+            "https://a*.corp.example/cb", "http*://x.example/", "https://x.example/cb?a=*", "https://*@x.example/",
+        ] {
+            #expect(
+                outcome { try upstream.proxy(clock: clock, ["allowed_client_redirect_uris": [.string(pattern)]]) }
+                    == .invalidConfig,
+                "\(pattern)"
+            )
+        }
     }
 
-    @Test func callbackAndTokenAttacks() throws {
-        let upstream = try Upstream()
-        let auth = try proxy(upstream)
-        var flow = Flow(auth: auth)
+    // MARK: - Defect 6: codes
+
+    @Test func aMisusedCodeIsNotUsedUpAndAReplayRevokes() throws {
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock)
+        let flow = ProxyFlow(auth: auth)
         try flow.register()
-        var other = Flow(auth: auth)
+        let other = ProxyFlow(auth: auth)
         try other.register()
-
-        // Another browser (no binding cookie, or a wrong one) cannot finish the flow.
-        let (txn, cookie, _) = try flow.consent()
-        #expect(flow.callback(txn: txn, cookie: nil)["status"] == "403")
-        #expect(flow.callback(txn: txn, cookie: "fastmcpauth_flow=stolen")["status"] == "403")
-        #expect(flow.callback(txn: "unknown-state", cookie: cookie)["status"] == "400", "state mismatch")
-        // The upstream's error text never reaches the client.
-        let failed = flow.callback(txn: txn, cookie: cookie, code: "bad-code")
-        #expect(failed["error"] == "server_error" && failed["error_description"]?.contains("script") == false)
-
-        let (txn2, cookie2, _) = try flow.consent()
-        let code = try #require(flow.callback(txn: txn2, cookie: cookie2)["code"])
-        #expect(flow.exchange(code, client: other.clientID).1["error"] == "invalid_grant", "code from another client")
-        // That attempt consumed the code: a one-time code stays one-time even when misused.
-        let (txn3, cookie3, _) = try flow.consent()
-        let code3 = try #require(flow.callback(txn: txn3, cookie: cookie3)["code"])
+        let code = try flow.code()
+        // Wrong client, redirect URI or verifier: refused, and the code survives for its owner.
+        #expect(flow.exchange(code, client: other.clientID).1["error"] == "invalid_grant")
+        #expect(flow.exchange(code, redirect: "http://127.0.0.1:1/other").1["error"] == "invalid_grant")
+        #expect(flow.exchange(code, verifier: String(repeating: "x", count: 43)).1["error"] == "invalid_grant")
         #expect(
-            flow.exchange(code3, verifier: String(repeating: "x", count: 43)).1["error"] == "invalid_grant",
-            "wrong PKCE verifier"
+            flow.exchange(code, extra: [("resource", "http://127.0.0.1:8000/other")]).1["error"] == "invalid_target"
         )
-        let (txn4, cookie4, _) = try flow.consent()
-        let code4 = try #require(flow.callback(txn: txn4, cookie: cookie4)["code"])
-        let resourceMismatch = flow.exchange(code4, extra: [("resource", "https://other.example/mcp")])
-        #expect(resourceMismatch.0 == 400 && resourceMismatch.1["error"] == "invalid_target")
-        // Replay: the second use fails and revokes what the first issued.
-        let (txn5, cookie5, _) = try flow.consent()
-        let code5 = try #require(flow.callback(txn: txn5, cookie: cookie5)["code"])
-        let (ok, issued) = flow.exchange(code5)
-        #expect(ok == 200 && bearerStatus(auth, issued["access_token"]?.stringValue) == 200)
-        #expect(flow.exchange(code5).1["error"] == "invalid_grant")
-        #expect(bearerStatus(auth, issued["access_token"]?.stringValue) == 401, "replay revoked the tokens")
-        // Expired code.
-        let (txn6, cookie6, _) = try flow.consent()
-        let code6 = try #require(flow.callback(txn: txn6, cookie: cookie6)["code"])
+        let (ok, issued) = flow.exchange(code)
+        #expect(ok == 200 && flow.bearer(issued["access_token"]?.stringValue) == 200)
+        // The client POSTs twice: refused, the grant left alone.
+        clock.advance(3)
+        #expect(flow.exchange(code).1["error"] == "invalid_grant")
+        #expect(flow.bearer(issued["access_token"]?.stringValue) == 200)
+        // Any other replay revokes what the code issued.
+        #expect(flow.exchange(code, verifier: String(repeating: "y", count: 43)).1["error"] == "invalid_grant")
+        #expect(flow.bearer(issued["access_token"]?.stringValue) == 401)
+        // A late duplicate (past 10 s) by the same client revokes too.
+        let second = try flow.code()
+        let (_, tokens) = flow.exchange(second)
+        clock.advance(11)
+        #expect(flow.exchange(second).1["error"] == "invalid_grant")
+        #expect(flow.bearer(tokens["access_token"]?.stringValue) == 401)
+        // Expired codes and made-up codes.
+        let third = try flow.code()
         clock.advance(301)
-        #expect(flow.exchange(code6).1["error"] == "invalid_grant")
-        // Refresh token of another client; unknown client; a confidential secret from a public client.
+        #expect(flow.exchange(third).1["error"] == "invalid_grant")
+        #expect(flow.exchange("made-up").1["error"] == "invalid_grant")
+    }
+
+    @Test func tokenEndpointClientChecks() throws {
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock)
+        let flow = ProxyFlow(auth: auth)
+        let other = ProxyFlow(auth: auth)
+        try other.register()
         let tokens = try flow.tokens()
-        #expect(
-            flow.refresh(tokens["refresh_token"]?.stringValue ?? "", client: other.clientID).1["error"]
-                == "invalid_grant"
-        )
-        #expect(flow.refresh(tokens["refresh_token"]?.stringValue ?? "", client: "nobody").0 == 401)
+        let refresh = tokens["refresh_token"]?.stringValue ?? ""
+        #expect(flow.refresh(refresh, client: other.clientID).1["error"] == "invalid_grant")
+        #expect(flow.refresh(refresh, client: "nobody").0 == 401)
         let withSecret = flow.form(
             "/token",
             [
-                ("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"]?.stringValue ?? ""),
-                ("client_id", flow.clientID), ("client_secret", "guess"),
+                ("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", flow.clientID),
+                ("client_secret", "guess"),
             ]
         )
         let secretError = try JSONValue.parse(withSecret.body)["error"]
         #expect(withSecret.status == 401 && secretError == "invalid_client")
         #expect(flow.form("/token", [("grant_type", "password"), ("client_id", flow.clientID)]).status == 400)
+        // The upstream's error text never reaches the client.
+        try flow.register()
+        let (txn, _) = try flow.consent()
+        let failed = flow.callback(txn: txn, code: "bad-code")
+        #expect(failed["error"] == "server_error" && failed["error_description"]?.contains("script") == false)
     }
+
+    // MARK: - Defect 7: honest outcomes
+
+    @Test func revokedTokensAreTokenRevokedAndOutagesAre503() throws {
+        let upstream = try ProxyUpstream()
+        // Our tokens outlive the upstream's hour, so the upstream expires first.
+        let auth = try upstream.proxy(clock: clock, ["access_token_lifetime": 20000])
+        let flow = ProxyFlow(auth: auth)
+        let tokens = try flow.tokens()
+        let access = try #require(tokens["access_token"]?.stringValue)
+        let proxy = try #require(auth.proxy)
+        #expect(outcome { try proxy.verify(access, requiredScopes: []) } == .ok)
+        #expect(flow.form("/revoke", [("token", access), ("client_id", flow.clientID)]).status == 200)
+        #expect(outcome { try proxy.verify(access, requiredScopes: []) } == .tokenRevoked)
+        guard case .challenge(let revoked) = auth.authenticate(authorization: "Bearer " + access) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(revoked.status == 401 && revoked.headers["WWW-Authenticate"]?.contains("invalid_token") == true)
+
+        // The upstream token expires and the upstream is down: 503 with Retry-After, never 401.
+        let live = try flow.tokens()
+        upstream.state.mode.withLock { $0 = .down }
+        clock.advance(3601)
+        let liveAccess = live["access_token"]?.stringValue
+        #expect(outcome { try proxy.verify(liveAccess ?? "", requiredScopes: []) } == .upstreamUnavailable)
+        guard case .challenge(let outage) = auth.authenticate(authorization: "Bearer " + (liveAccess ?? "")) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(outage.status == 503 && outage.headers["Retry-After"] != nil)
+        // At /token the same outage is temporarily_unavailable.
+        let (status, body) = flow.refresh(live["refresh_token"]?.stringValue ?? "")
+        #expect(status == 503 && body["error"] == "temporarily_unavailable")
+        // Back up: the client carries on with its grant, nothing was revoked.
+        upstream.state.mode.withLock { $0 = .normal }
+        let (again, renewed) = flow.refresh(live["refresh_token"]?.stringValue ?? "")
+        #expect(again == 200 && flow.bearer(renewed["access_token"]?.stringValue) == 200)
+        // An upstream that ends the grant (invalid_grant on refresh) revokes ours.
+        upstream.state.mode.withLock { $0 = .refusesRefresh }
+        clock.advance(3601)
+        #expect(
+            outcome { try proxy.verify(renewed["access_token"]?.stringValue ?? "", requiredScopes: []) }
+                == .tokenRevoked
+        )
+    }
+
+    @Test func aStoreOutageIs503AtTheMCPEndpoint() throws {
+        let redis = try RedisServer()
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock, ["storage": .string(redis.url)])
+        let flow = ProxyFlow(auth: auth)
+        let tokens = try flow.tokens()
+        let access = tokens["access_token"]?.stringValue
+        #expect(flow.bearer(access) == 200)
+        redis.stop()
+        guard case .challenge(let outage) = auth.authenticate(authorization: "Bearer " + (access ?? "")) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(outage.status == 503 && outage.headers["Retry-After"] != nil, "a Redis blip must not log users out")
+        let (status, body) = flow.refresh(tokens["refresh_token"]?.stringValue ?? "")
+        #expect(status == 503 && body["error"] == "temporarily_unavailable")
+        try redis.start()
+        #expect(flow.bearer(access) == 200)
+    }
+
+    // MARK: - Test-only settings
+
+    @Test func testOnlySettingsNeedTestingAndLoopback() throws {
+        let upstream = try ProxyUpstream()
+        #expect(outcome { try upstream.proxy(clock: clock, ["cimd_test_allow_loopback": true]) } == .invalidConfig)
+        #expect(outcome { try upstream.proxy(clock: clock, ["pbkdf2_iterations": 10]) } == .invalidConfig)
+        #expect(
+            outcome {
+                try upstream.proxy(clock: clock, ["testing": true, "base_url": "https://mcp.example.com"])
+            } == .invalidConfig
+        )
+        #expect(
+            outcome { try upstream.proxy(clock: clock, ["testing": true, "cimd_test_allow_loopback": true]) } == .ok
+        )
+        let environment = [
+            "FASTMCP_SERVER_AUTH": "oauth_proxy", "FASTMCP_SERVER_AUTH_OAUTH_PROXY_BASE_URL": "http://127.0.0.1:8000",
+            "FASTMCP_SERVER_AUTH_OAUTH_PROXY_UPSTREAM_AUTHORIZATION_ENDPOINT": upstream.baseURL + "/authorize",
+            "FASTMCP_SERVER_AUTH_OAUTH_PROXY_UPSTREAM_TOKEN_ENDPOINT": upstream.baseURL + "/token",
+            "FASTMCP_SERVER_AUTH_OAUTH_PROXY_UPSTREAM_CLIENT_ID": "up-client",
+            "FASTMCP_SERVER_AUTH_OAUTH_PROXY_UPSTREAM_CLIENT_SECRET": "up-secret",
+        ]
+        #expect(outcome { try AuthFacade.configuration(environment: environment) as Any } == .ok)
+        for (name, value) in [
+            ("FASTMCP_SERVER_AUTH_OAUTH_PROXY_TESTING", "true"),
+            ("FASTMCP_SERVER_AUTH_OAUTH_PROXY_PBKDF2_ITERATIONS", "1"),
+            ("FASTMCP_SERVER_AUTH_OAUTH_PROXY_CIMD_TEST_ALLOW_LOOPBACK", "true"),
+        ] {
+            do {
+                _ = try AuthFacade.configuration(environment: environment.merging([name: value]) { $1 })
+                Issue.record("\(name) was accepted")
+            } catch let error as AuthError {
+                #expect(error.code == .invalidConfig && error.message.contains(name))
+            }
+        }
+    }
+
+    // MARK: - Client ID Metadata Documents
+
+    @Test func addressPolicyRefusesEverythingButPublicUnicast() {
+        for address in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2002:808:808::1"] {
+            #expect(AddressPolicy.isPublic(address), "\(address)")
+        }
+        for address in [
+            "10.0.0.1", "172.16.5.4", "192.168.1.1", "127.0.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+            "255.255.255.255", "224.0.0.1", "198.51.100.7", "::1", "::", "::ffff:127.0.0.1", "::ffff:8.8.8.8",
+            "64:ff9b::a9fe:a9fe", "fd00::1", "fe80::1", "ff02::1", "2001:db8::1", "2002:a00:1::1", "not an address",
+        ] {
+            #expect(!AddressPolicy.isPublic(address), "\(address)")
+        }
+        #expect(ClientMetadataDocuments.lifetime("public, max-age=600") == 600)
+        #expect(
+            ClientMetadataDocuments.lifetime("max-age=5") == 60
+                && ClientMetadataDocuments.lifetime("max-age=9999999") == 86400
+        )
+        #expect(ClientMetadataDocuments.lifetime("no-store") == 0 && ClientMetadataDocuments.lifetime(nil) == 60)
+    }
+
+    @Test func clientIDMetadataDocuments() throws {
+        let upstream = try ProxyUpstream()
+        let documents = Mutex<[String: String]>([:])
+        let server = try LocalHTTPServer(requestHandler: { request in
+            if request.path == "/redirect.json" { return .init(status: 302, headers: [("Location", "/client.json")]) }
+            if request.path == "/big.json" {
+                return .init(body: Array(repeating: UInt8(ascii: " "), count: 6000) + Array("{}".utf8))
+            }
+            guard let body = documents.withLock({ $0[request.path] }) else { return .init(status: 404) }
+            return .init(
+                headers: [("Content-Type", "application/json"), ("Cache-Control", "max-age=300")],
+                body: Array(body.utf8)
+            )
+        })
+        let clientURL = server.baseURL + "/client.json"
+        documents.withLock {
+            $0["/client.json"] =
+                #"{"client_id":"\#(clientURL)","client_name":"Doc <Client>","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
+            $0["/mismatch.json"] =
+                #"{"client_id":"https://elsewhere.example/client.json","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
+            $0["/secret.json"] =
+                #"{"client_id":"\#(server.baseURL)/secret.json","client_secret":"x","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
+            $0["/evil.json"] = #"{"client_id":"\#(server.baseURL)/evil.json","redirect_uris":["javascript:alert(1)"]}"#
+        }
+        let auth = try upstream.proxy(clock: clock, ["testing": true, "cimd_test_allow_loopback": true])
+        let metadata = try JSONValue.parse(
+            ProxyFlow(auth: auth).send("GET", "/.well-known/oauth-authorization-server").body
+        )
+        #expect(metadata["client_id_metadata_document_supported"] == true)
+        let flow = ProxyFlow(auth: auth)
+        flow.clientID = clientURL
+        #expect(flow.exchange(try flow.code()).0 == 200)
+        let (_, _, page) = try flow.consentPage()
+        #expect(page.bodyText.contains("<strong>Doc &lt;Client&gt;</strong>"))
+        #expect(
+            page.bodyText.contains("Verified: its metadata document is published by <strong>127.0.0.1</strong>"),
+            "the page names the host vouching for the document"
+        )
+        // Refused documents: the client is unknown, and the error page does not redirect.
+        for path in ["/mismatch.json", "/secret.json", "/evil.json", "/redirect.json", "/big.json", "/missing.json"] {
+            let bad = ProxyFlow(auth: auth)
+            bad.clientID = server.baseURL + path
+            #expect(bad.send("GET", bad.authorizeQuery()).status == 400, "\(path)")
+        }
+        // Without the test setting, a loopback (or any non-public) document host is refused.
+        let strict = ProxyFlow(auth: try upstream.proxy(clock: clock))
+        strict.clientID = clientURL
+        #expect(strict.send("GET", strict.authorizeQuery()).status == 400)
+        let requestsBefore = server.requests
+        for url in [
+            "https://127.0.0.1:\(server.port)/client.json", "https://localhost:\(server.port)/client.json",
+            "https://10.0.0.1/client.json", "https://[::ffff:127.0.0.1]/client.json",
+            "https://169.254.169.254/latest/meta-data",
+        ] {
+            strict.clientID = url
+            #expect(strict.send("GET", strict.authorizeQuery()).status == 400, "\(url)")
+        }
+        #expect(server.requests == requestsBefore, "no request leaves for a refused address")
+        let policy = ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false)
+        #expect(!policy.isClientIDURL("https://example.com/") && !policy.isClientIDURL("https://example.com/a/../b"))
+        #expect(policy.isClientIDURL("https://app.example.com/oauth/client.json"))
+    }
+
+    @Test func upstreamJWTsAreVerifiedWithTheConfiguredVerifier() throws {
+        let key = try JSONWebKey.generate(.ES256, keyID: "up")
+        let now = Int64(clock.now)
+        let upstreamJWT = try JWT.sign(
+            claims: ["iss": "https://idp.example", "aud": "proxy", "sub": "user-9", "exp": .int(now + 600)],
+            key: key,
+            algorithm: .ES256
+        )
+        let server = try LocalHTTPServer(requestHandler: { _ in
+            .init(body: Array(#"{"access_token":"\#(upstreamJWT)","expires_in":600,"token_type":"Bearer"}"#.utf8))
+        })
+        let auth = try AuthFacade(
+            json: [
+                "provider": "oauth_proxy", "base_url": "http://127.0.0.1:8000",
+                "upstream_authorization_endpoint": .string(server.baseURL + "/authorize"),
+                "upstream_token_endpoint": .string(server.baseURL + "/token"),
+                "upstream_client_id": "c", "upstream_client_secret": "s", "required_scopes": ["read"],
+                "token_verifier": [
+                    "jwks": ["keys": [try key.publicJWK()]], "algorithm": "ES256", "issuer": "https://idp.example",
+                    "audience": "proxy",
+                ],
+            ],
+            clock: clock.function
+        )
+        let flow = ProxyFlow(auth: auth)
+        let tokens = try flow.tokens([("scope", nil)])
+        // Without an upstream refresh token our access token cannot outlive the upstream one.
+        #expect(tokens["expires_in"] == 600)
+        let access = try #require(tokens["access_token"]?.stringValue)
+        guard case .authenticated(let token) = auth.authenticate(authorization: "Bearer " + access) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(token.subject == "user-9" && token.token == upstreamJWT)
+        clock.advance(601)
+        #expect(flow.bearer(access) == 401)
+    }
+
+    // MARK: - The development identity provider
 
     /// The development IdP answering the proxy's back-channel calls in process (its real code,
     /// without a socket): an HTTPClient that hands each request to it.
@@ -555,7 +827,12 @@ import Testing
             let target = String(request.url.dropFirst("http://127.0.0.1:8000".count))
             let answer =
                 idp.handle(
-                    AuthRequest(method: request.method, target: target, headers: request.headers, body: request.body)
+                    AuthRequest(
+                        method: request.method,
+                        target: target,
+                        headers: request.headers + [(name: "Host", value: "127.0.0.1:8000")],
+                        body: request.body
+                    )
                 )
                 ?? AuthResponse(status: 404, headers: [:], body: [])
             return HTTPResponse(
@@ -584,15 +861,16 @@ import Testing
             http: InProcess(idp: idp),
             clock: clock.function
         )
-        var flow = Flow(auth: auth)
+        let flow = ProxyFlow(auth: auth)
         try flow.register()
-        let (txn, cookie, upstreamURL) = try flow.consent([("scope", nil)])
+        let (txn, upstreamURL) = try flow.consent([("scope", nil)])
         let loginTarget = String(upstreamURL.dropFirst("http://127.0.0.1:8000".count))
-        let page = idp.handle(AuthRequest(method: "GET", target: loginTarget))
+        let local: [(name: String, value: String)] = [("Host", "127.0.0.1:8000")]
+        let page = idp.handle(AuthRequest(method: "GET", target: loginTarget, headers: local))
         #expect(page?.status == 200 && page?.bodyText.contains("name=\"username\"") == true)
         let hidden = Dictionary(
             ["redirect_uri", "state", "scope", "code_challenge"].compactMap { name in
-                Flow.field(name, in: page?.bodyText ?? "").map { (name, $0) }
+                ProxyFlow.field(name, in: page?.bodyText ?? "").map { (name, $0) }
             },
             uniquingKeysWith: { a, _ in a }
         )
@@ -601,17 +879,14 @@ import Testing
             AuthRequest(
                 method: "POST",
                 target: "/dev-idp/authorize",
+                headers: local,
                 body: Array(Form.encode(hidden.map { ($0.key, $0.value) } + [("username", "ada <lovelace>")]).utf8)
             )
         )
         let back = try #require(login?.headers["Location"])
         #expect(back.hasPrefix("http://127.0.0.1:8000/auth/callback?code="))
-        let callbackTarget = String(back.dropFirst("http://127.0.0.1:8000".count))
-        let redirect = flow.send("GET", callbackTarget, headers: [("Cookie", cookie)])
-        let query = Parameters(
-            Form.decode(String(try #require(redirect.headers["Location"]).split(separator: "?")[1])) ?? []
-        )
-        let (status, tokens) = flow.exchange(try #require(query["code"]))
+        let redirect = ProxyFlow.clientParameters(flow.browse("GET", back), flow.redirectURI)
+        let (status, tokens) = flow.exchange(try #require(redirect["code"]))
         #expect(status == 200)
         guard
             case .authenticated(let token) = auth.authenticate(
@@ -627,7 +902,7 @@ import Testing
             AuthRequest(
                 method: "POST",
                 target: "/dev-idp/token",
-                headers: [(name: "Authorization", value: "Basic eDp5")],
+                headers: local + [(name: "Authorization", value: "Basic eDp5")],
                 body: Array("grant_type=authorization_code&code=x".utf8)
             )
         )
@@ -637,145 +912,20 @@ import Testing
                 AuthRequest(
                     method: "GET",
                     target:
-                        "/dev-idp/authorize?response_type=code&client_id=\(idp.clientID)&redirect_uri=https%3A%2F%2Fevil.example%2Fcb"
+                        "/dev-idp/authorize?response_type=code&client_id=\(idp.clientID)&redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+                    headers: local
                 )
             )?.status == 400
         )
-    }
-
-    @Test func addressPolicyRefusesEverythingButPublicUnicast() {
-        for address in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2002:808:808::1"] {
-            #expect(AddressPolicy.isPublic(address), "\(address)")
+        // A request that names a non-loopback host (a tunnel) never reaches the password-less sign-in.
+        for host in ["mcp.example.com", "127.0.0.1.evil.example", "evil.example:8000", "[::2]:8000", "0177.0.0.1"] {
+            let tunnelled = idp.handle(AuthRequest(method: "GET", target: loginTarget, headers: [("Host", host)]))
+            #expect(tunnelled?.status == 403, "\(host)")
         }
-        for address in [
-            "10.0.0.1", "172.16.5.4", "192.168.1.1", "127.0.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-            "255.255.255.255", "224.0.0.1", "198.51.100.7", "::1", "::", "::ffff:127.0.0.1", "::ffff:8.8.8.8",
-            "64:ff9b::a9fe:a9fe", "fd00::1", "fe80::1", "ff02::1", "2001:db8::1", "2002:a00:1::1", "not an address",
-        ] {
-            #expect(!AddressPolicy.isPublic(address), "\(address)")
-        }
-        #expect(ClientMetadataDocuments.lifetime("public, max-age=600") == 600)
+        #expect(idp.handle(AuthRequest(method: "GET", target: loginTarget))?.status == 403, "no Host at all")
         #expect(
-            ClientMetadataDocuments.lifetime("max-age=5") == 60
-                && ClientMetadataDocuments.lifetime("max-age=9999999") == 86400
+            idp.handle(AuthRequest(method: "GET", target: loginTarget, headers: [("Host", "localhost:8000")]))?.status
+                == 200
         )
-        #expect(ClientMetadataDocuments.lifetime("no-store") == 0 && ClientMetadataDocuments.lifetime(nil) == 60)
-    }
-
-    @Test func clientIDMetadataDocuments() throws {
-        let upstream = try Upstream()
-        let documents = Mutex<[String: String]>([:])
-        let server = try LocalHTTPServer(requestHandler: { request in
-            if request.path == "/redirect.json" { return .init(status: 302, headers: [("Location", "/client.json")]) }
-            if request.path == "/big.json" {
-                return .init(body: Array(repeating: UInt8(ascii: " "), count: 6000) + Array("{}".utf8))
-            }
-            guard let body = documents.withLock({ $0[request.path] }) else { return .init(status: 404) }
-            return .init(
-                headers: [("Content-Type", "application/json"), ("Cache-Control", "max-age=300")],
-                body: Array(body.utf8)
-            )
-        })
-        let clientURL = server.baseURL + "/client.json"
-        documents.withLock {
-            $0["/client.json"] =
-                #"{"client_id":"\#(clientURL)","client_name":"Doc <Client>","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
-            $0["/mismatch.json"] =
-                #"{"client_id":"https://elsewhere.example/client.json","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
-            $0["/secret.json"] =
-                #"{"client_id":"\#(server.baseURL)/secret.json","client_secret":"x","redirect_uris":["http://127.0.0.1:33418/callback"]}"#
-            $0["/evil.json"] = #"{"client_id":"\#(server.baseURL)/evil.json","redirect_uris":["javascript:alert(1)"]}"#
-        }
-        let auth = try proxy(upstream, ["cimd_test_allow_loopback": true])
-        let metadata = try JSONValue.parse(Flow(auth: auth).send("GET", "/.well-known/oauth-authorization-server").body)
-        #expect(metadata["client_id_metadata_document_supported"] == true)
-        var flow = Flow(auth: auth)
-        flow.clientID = clientURL
-        let (txn, cookie, _) = try flow.consent()
-        let code = try #require(flow.callback(txn: txn, cookie: cookie)["code"])
-        #expect(flow.exchange(code).0 == 200)
-        let page = flow.send(
-            "GET",
-            String(
-                try #require(flow.send("GET", flow.authorizeQuery()).headers["Location"]).dropFirst(
-                    "http://127.0.0.1:8000".count
-                )
-            )
-        )
-        #expect(
-            page.bodyText.contains("Doc &lt;Client&gt; (127.0.0.1)"),
-            "the page names the host vouching for the document"
-        )
-        // Refused documents: the client is unknown, and the error page does not redirect.
-        for path in ["/mismatch.json", "/secret.json", "/evil.json", "/redirect.json", "/big.json", "/missing.json"] {
-            var bad = Flow(auth: auth)
-            bad.clientID = server.baseURL + path
-            #expect(bad.send("GET", bad.authorizeQuery()).status == 400, "\(path)")
-        }
-        // Without the test setting, a loopback (or any non-public) document host is refused.
-        var strict = Flow(auth: try proxy(upstream))
-        strict.clientID = clientURL
-        #expect(strict.send("GET", strict.authorizeQuery()).status == 400)
-        let requestsBefore = server.requests
-        for url in [
-            "https://127.0.0.1:\(server.port)/client.json", "https://localhost:\(server.port)/client.json",
-            "https://10.0.0.1/client.json", "https://[::ffff:127.0.0.1]/client.json",
-            "https://169.254.169.254/latest/meta-data",
-        ] {
-            strict.clientID = url
-            #expect(strict.send("GET", strict.authorizeQuery()).status == 400, "\(url)")
-        }
-        #expect(server.requests == requestsBefore, "no request leaves for a refused address")
-        #expect(
-            !ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL("https://example.com/")
-        )
-        #expect(
-            !ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL(
-                "https://example.com/a/../b"
-            )
-        )
-        #expect(
-            ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false).isClientIDURL(
-                "https://app.example.com/oauth/client.json"
-            )
-        )
-    }
-
-    @Test func upstreamJWTsAreVerifiedWithTheConfiguredVerifier() throws {
-        let key = try JSONWebKey.generate(.ES256, keyID: "up")
-        let now = Int64(clock.now)
-        let upstreamJWT = try JWT.sign(
-            claims: ["iss": "https://idp.example", "aud": "proxy", "sub": "user-9", "exp": .int(now + 600)],
-            key: key,
-            algorithm: .ES256
-        )
-        let server = try LocalHTTPServer(requestHandler: { _ in
-            .init(body: Array(#"{"access_token":"\#(upstreamJWT)","expires_in":600,"token_type":"Bearer"}"#.utf8))
-        })
-        let auth = try AuthFacade(
-            json: [
-                "provider": "oauth_proxy", "base_url": "http://127.0.0.1:8000",
-                "upstream_authorization_endpoint": .string(server.baseURL + "/authorize"),
-                "upstream_token_endpoint": .string(server.baseURL + "/token"),
-                "upstream_client_id": "c", "upstream_client_secret": "s",
-                "token_verifier": [
-                    "jwks": ["keys": [try key.publicJWK()]], "algorithm": "ES256", "issuer": "https://idp.example",
-                    "audience": "proxy",
-                ],
-            ],
-            clock: clock.function
-        )
-        var flow = Flow(auth: auth)
-        let tokens = try flow.tokens()
-        // Without an upstream refresh token our access token cannot outlive the upstream one.
-        #expect(tokens["expires_in"] == 600)
-        let access = try #require(tokens["access_token"]?.stringValue)
-        guard case .authenticated(let token) = auth.authenticate(authorization: "Bearer " + access) else {
-            Issue.record("refused")
-            return
-        }
-        #expect(token.subject == "user-9" && token.token == upstreamJWT)
-        clock.advance(601)
-        #expect(bearerStatus(auth, access) == 401)
     }
 }

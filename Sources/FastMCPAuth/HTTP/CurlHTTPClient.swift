@@ -110,7 +110,7 @@ public struct CurlHTTPClient: HTTPClient {
 }
 
 extension StringProtocol {
-    func trimmingCharacters() -> String {
+    package func trimmingCharacters() -> String {
         let scalars = unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
         let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!

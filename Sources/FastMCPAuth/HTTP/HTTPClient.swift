@@ -62,7 +62,32 @@ public protocol HTTPClient: Sendable {
 /// True for http(s) URLs whose host is a loopback name or address, where plain http is allowed.
 func isLoopbackURL(_ url: String) -> Bool {
     guard let host = urlHost(url) else { return false }
-    return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    return isLoopbackHost(host)
+}
+
+/// The one loopback test: the literal name `localhost`, an IPv4 literal in 127.0.0.0/8 written as
+/// four canonical decimal parts, or `::1` (`[::1]` in a URL). A name such as
+/// `127.attacker.example` or an octal `0177.0.0.1` is not loopback.
+func isLoopbackHost(_ host: String) -> Bool {
+    let lowered = host.lowercased()
+    if lowered == "localhost" || lowered == "::1" || lowered == "[::1]" { return true }
+    guard let octets = ipv4Octets(lowered) else { return false }
+    return octets[0] == 127
+}
+
+/// The four octets of a dotted-quad IPv4 literal in canonical decimal (no leading zeros, no
+/// signs, ASCII digits only), or nil.
+func ipv4Octets(_ text: String) -> [UInt8]? {
+    let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count == 4 else { return nil }
+    var octets = [UInt8]()
+    for part in parts {
+        guard !part.isEmpty, part.utf8.count <= 3, part.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            part.utf8.count == 1 || part.utf8.first != 0x30, let value = UInt8(part)
+        else { return nil }
+        octets.append(value)
+    }
+    return octets
 }
 
 /// The text before and after "://", if present.

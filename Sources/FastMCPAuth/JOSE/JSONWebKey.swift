@@ -23,7 +23,12 @@ public final class JSONWebKey: @unchecked Sendable {
     private(set) var secret: [UInt8]
     /// Pre-initialised verification contexts per algorithm: creating one costs about as much as
     /// an RSA verification, so they are reused (each used by one thread at a time).
-    private let verifyContexts = Mutex<[JWSAlgorithm: [OpaquePointer]]>([:])
+    /// A pooled verification context.
+    private struct VerifyContext: @unchecked Sendable {  // One thread at a time uses it: taken out, used, put back.
+        let pointer: OpaquePointer
+    }
+
+    private let verifyContexts = Mutex<[JWSAlgorithm: [VerifyContext]]>([:])
 
     /// The smallest RSA modulus accepted.
     public static let minimumRSABits = 2048
@@ -50,7 +55,7 @@ public final class JSONWebKey: @unchecked Sendable {
 
     deinit {
         OpenSSL.wipe(&secret)
-        verifyContexts.withLock { pools in for context in pools.values.joined() { EVP_PKEY_CTX_free(context) } }
+        verifyContexts.withLock { pools in for context in pools.values.joined() { EVP_PKEY_CTX_free(context.pointer) } }
         if let pkey { EVP_PKEY_free(pkey) }
     }
 
@@ -357,7 +362,7 @@ public final class JSONWebKey: @unchecked Sendable {
 
     /// RFC 7638 thumbprint (SHA-256, base64url).
     public func thumbprint() throws -> String {
-        Base64URL.encode(OpenSSL.sha256(Array(JSONValue.object(try publicMembers()).serialized().utf8)))
+        Base64URL.encode(try OpenSSL.sha256(Array(JSONValue.object(try publicMembers()).serialized().utf8)))
     }
 
     private func metadataMembers() -> [String: JSONValue] {
@@ -434,13 +439,14 @@ public final class JSONWebKey: @unchecked Sendable {
 
     func withVerifyContext<T>(_ alg: JWSAlgorithm, _ body: (OpaquePointer) -> T) -> T? {
         guard let pkey else { return nil }
-        var context = verifyContexts.withLock { $0[alg]?.popLast() }
+        var context = verifyContexts.withLock { $0[alg]?.popLast()?.pointer }
         if context == nil { context = makeVerifyContext(pkey, alg) }
         guard let context else { return nil }
         let result = body(context)
+        let pooled = VerifyContext(pointer: context)
         let kept = verifyContexts.withLock { pools -> Bool in
             if pools[alg, default: []].count < 16 {
-                pools[alg, default: []].append(context)
+                pools[alg, default: []].append(pooled)
                 return true
             }
             return false
@@ -461,17 +467,18 @@ public final class JSONWebKey: @unchecked Sendable {
 
     /// Padding, digest and PSS salt length (= digest length, never "any") for RSA; digest for EC.
     func configure(_ ctx: OpaquePointer, _ alg: JWSAlgorithm) -> Bool {
+        guard let digest = alg.messageDigest.pointer else { return false }
         switch alg.family {
         case .rsaPKCS1:
             return EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0
-                && EVP_PKEY_CTX_set_signature_md(ctx, alg.messageDigest) > 0
+                && EVP_PKEY_CTX_set_signature_md(ctx, digest) > 0
         case .rsaPSS:
             return EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) > 0
-                && EVP_PKEY_CTX_set_signature_md(ctx, alg.messageDigest) > 0
-                && EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, alg.messageDigest) > 0
+                && EVP_PKEY_CTX_set_signature_md(ctx, digest) > 0
+                && EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, digest) > 0
                 && EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, Int32(alg.digestLength)) > 0
         case .ecdsa:
-            return EVP_PKEY_CTX_set_signature_md(ctx, alg.messageDigest) > 0
+            return EVP_PKEY_CTX_set_signature_md(ctx, digest) > 0
         default:
             return false
         }

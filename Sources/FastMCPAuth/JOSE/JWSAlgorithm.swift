@@ -49,12 +49,11 @@ public enum JWSAlgorithm: String, CaseIterable, Sendable {
 
     /// The digest, fetched once per process (OpenSSL 3 re-fetches a legacy EVP_sha256() on
     /// every one-shot call, which costs more than hashing a token).
-    var messageDigest: OpaquePointer? {
+    var messageDigest: OpenSSL.Fetched {
         switch digestLength {
-        case 32: return OpenSSL.sha256Digest
         case 48: return OpenSSL.sha384Digest
         case 64: return OpenSSL.sha512Digest
-        default: return nil
+        default: return OpenSSL.sha256Digest
         }
     }
 

@@ -15,19 +15,19 @@ extension JSONWebKey {
             }
             // JWS requires the full-length MAC; compare in constant time.
             guard signature.count == alg.digestLength else { return false }
-            let mac = input.withUnsafeBytes { OpenSSL.hmac(digestName: alg.digestName, key: secret, data: $0) }
+            let mac = try input.withUnsafeBytes { try OpenSSL.hmac(digestName: alg.digestName, key: secret, data: $0) }
             return OpenSSL.constantTimeEqual(mac, signature)
         case .rsaPKCS1, .rsaPSS:
             // RFC 7518: the signature is exactly as long as the modulus.
             guard let pkey, signature.count == Int(EVP_PKEY_get_size(pkey)) else { return false }
-            return verifyDigest(alg, input: input, signature: signature)
+            return try verifyDigest(alg, input: input, signature: signature)
         case .ecdsa:
             guard let curve = alg.curve, let info = ECCurve(jwkName: curve),
                 let der = OpenSSL.derSignature(fromRawSignature: signature, coordinateLength: info.coordinateLength)
             else {
                 return false
             }
-            return verifyDigest(alg, input: input, signature: der)
+            return try verifyDigest(alg, input: input, signature: der)
         case .eddsa:
             guard case .okp(let curve) = keyType, let info = EdwardsCurve(jwkName: curve),
                 signature.count == info.signatureLength, let pkey
@@ -39,8 +39,8 @@ extension JSONWebKey {
         }
     }
 
-    private func verifyDigest(_ alg: JWSAlgorithm, input: [UInt8], signature: [UInt8]) -> Bool {
-        let digest = input.withUnsafeBytes { OpenSSL.digest(alg.messageDigest!, $0) }
+    private func verifyDigest(_ alg: JWSAlgorithm, input: [UInt8], signature: [UInt8]) throws -> Bool {
+        let digest = try input.withUnsafeBytes { try OpenSSL.digest(alg.messageDigest, $0) }
         let result = withVerifyContext(alg) { ctx in
             EVP_PKEY_verify(ctx, signature, signature.count, digest, digest.count)
         }
@@ -63,7 +63,7 @@ extension JSONWebKey {
             guard secret.count >= alg.digestLength else {
                 throw AuthError(.weakKey, "\(alg.rawValue) needs a shared secret of at least \(alg.digestLength) bytes")
             }
-            return input.withUnsafeBytes { OpenSSL.hmac(digestName: alg.digestName, key: secret, data: $0) }
+            return try input.withUnsafeBytes { try OpenSSL.hmac(digestName: alg.digestName, key: secret, data: $0) }
         case .rsaPKCS1, .rsaPSS, .ecdsa:
             guard let pkey, let ctx = EVP_PKEY_CTX_new_from_pkey(nil, pkey, nil) else {
                 throw AuthError(.internalError, "cannot create a signing context")
@@ -72,7 +72,7 @@ extension JSONWebKey {
             guard EVP_PKEY_sign_init(ctx) == 1, configure(ctx, alg) else {
                 throw AuthError(.internalError, "cannot initialise signing")
             }
-            let digest = input.withUnsafeBytes { OpenSSL.digest(alg.messageDigest!, $0) }
+            let digest = try input.withUnsafeBytes { try OpenSSL.digest(alg.messageDigest, $0) }
             var length = 0
             guard EVP_PKEY_sign(ctx, nil, &length, digest, digest.count) == 1 else {
                 throw AuthError(.internalError, "signing failed")

@@ -7,13 +7,23 @@ import Glibc
 
 /// Thin helpers over libcrypto. Each returns nil/false on failure and clears OpenSSL's error
 /// queue, so no stale error leaks into a later call on the same thread.
-enum OpenSSL {
+package enum OpenSSL {
     static func clearErrors() { ERR_clear_error() }
 
-    static let sha256Digest = EVP_MD_fetch(nil, "SHA256", nil)!
-    static let sha384Digest = EVP_MD_fetch(nil, "SHA384", nil)!
-    static let sha512Digest = EVP_MD_fetch(nil, "SHA512", nil)!
-    private static let hmacAlgorithm = EVP_MAC_fetch(nil, "HMAC", nil)!
+    /// An algorithm fetched once per process; nil when this OpenSSL lacks it (no default
+    /// provider): every use then fails with internal_error instead of aborting.
+    struct Fetched: @unchecked Sendable {  // OpenSSL's fetched algorithm objects are immutable and thread-safe.
+        let pointer: OpaquePointer?
+    }
+
+    static let sha256Digest = Fetched(pointer: EVP_MD_fetch(nil, "SHA256", nil))
+    static let sha384Digest = Fetched(pointer: EVP_MD_fetch(nil, "SHA384", nil))
+    static let sha512Digest = Fetched(pointer: EVP_MD_fetch(nil, "SHA512", nil))
+    private static let hmacAlgorithm = Fetched(pointer: EVP_MAC_fetch(nil, "HMAC", nil))
+
+    static func unavailable(_ what: String) -> AuthError {
+        AuthError(.internalError, "OpenSSL cannot provide \(what) (is its default provider loaded?)")
+    }
 
     private static let internedNames = Mutex<[String: UnsafeMutablePointer<CChar>]>([:])
 
@@ -139,23 +149,27 @@ enum OpenSSL {
         return ok
     }
 
-    static func digest(_ md: OpaquePointer, _ data: UnsafeRawBufferPointer) -> [UInt8] {
+    static func digest(_ md: Fetched, _ data: UnsafeRawBufferPointer) throws -> [UInt8] {
+        guard let algorithm = md.pointer else { throw unavailable("the message digest") }
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
-        _ = EVP_Digest(data.baseAddress, data.count, &out, &length, md, nil)
+        guard EVP_Digest(data.baseAddress, data.count, &out, &length, algorithm, nil) == 1, length > 0 else {
+            clearErrors()
+            throw AuthError(.internalError, "OpenSSL could not compute a digest")
+        }
         return Array(out.prefix(Int(length)))
     }
 
-    static func sha256(_ data: [UInt8]) -> [UInt8] {
-        data.withUnsafeBytes { digest(sha256Digest, $0) }
+    package static func sha256(_ data: [UInt8]) throws -> [UInt8] {
+        try data.withUnsafeBytes { try digest(sha256Digest, $0) }
     }
 
     /// Lower-case hex SHA-256 of the text's UTF-8 (store keys for secrets: never the secret itself).
-    static func sha256Hex(_ text: String) -> String {
+    package static func sha256Hex(_ text: String) throws -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(64)
-        for byte in sha256(Array(text.utf8)) {
+        for byte in try sha256(Array(text.utf8)) {
             out.append(digits[Int(byte >> 4)])
             out.append(digits[Int(byte & 15)])
         }
@@ -163,8 +177,11 @@ enum OpenSSL {
     }
 
     /// HMAC through a pre-fetched EVP_MAC (the one-shot HMAC() fetches on every call).
-    static func hmac(digestName: String, key: [UInt8], data: UnsafeRawBufferPointer) -> [UInt8] {
-        guard let ctx = EVP_MAC_CTX_new(hmacAlgorithm) else { return [] }
+    static func hmac(digestName: String, key: [UInt8], data: UnsafeRawBufferPointer) throws -> [UInt8] {
+        guard let algorithm = hmacAlgorithm.pointer else { throw unavailable("HMAC") }
+        guard let ctx = EVP_MAC_CTX_new(algorithm) else {
+            throw AuthError(.internalError, "OpenSSL could not start an HMAC")
+        }
         defer { EVP_MAC_CTX_free(ctx) }
         var params = [
             OSSL_PARAM_construct_utf8_string(name("digest"), UnsafeMutablePointer(mutating: name(digestName)), 0),
@@ -177,15 +194,15 @@ enum OpenSSL {
                 && EVP_MAC_update(ctx, data.baseAddress, data.count) == 1
                 && EVP_MAC_final(ctx, &out, &length, out.count) == 1
         }
-        guard ok else {
+        guard ok, length > 0 else {
             clearErrors()
-            return []
+            throw AuthError(.internalError, "OpenSSL could not compute an HMAC")
         }
         return Array(out.prefix(length))
     }
 
     /// Constant-time equality for MACs and secrets (lengths are not secret).
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    package static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         if a.isEmpty { return true }
         return a.withUnsafeBytes { x in
@@ -193,7 +210,7 @@ enum OpenSSL {
         }
     }
 
-    static func randomBytes(_ count: Int) throws -> [UInt8] {
+    package static func randomBytes(_ count: Int) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         guard RAND_bytes(&out, Int32(count)) == 1 else {
             clearErrors()

@@ -32,7 +32,7 @@ public enum ProxyKeys {
         }
         return Array(
             Base64.encode(
-                hkdfSHA256(
+                try hkdfSHA256(
                     key: Array(upstreamClientSecret.utf8),
                     salt: Array(signingSalt.utf8),
                     info: Array("Fernet".utf8),
@@ -44,9 +44,9 @@ public enum ProxyKeys {
     }
 
     /// The Fernet key for stored state when none is configured: HKDF-SHA256 of the signing key text.
-    public static func storageKey(signingKey: [UInt8]) -> String {
+    public static func storageKey(signingKey: [UInt8]) throws -> String {
         Base64.encode(
-            hkdfSHA256(key: signingKey, salt: Array(storageSalt.utf8), info: Array("Fernet".utf8), length: 32),
+            try hkdfSHA256(key: signingKey, salt: Array(storageSalt.utf8), info: Array("Fernet".utf8), length: 32),
             alphabet: .urlSafe
         )
     }
@@ -77,16 +77,20 @@ public enum ProxyKeys {
     }
 
     /// RFC 5869 with SHA-256.
-    static func hkdfSHA256(key: [UInt8], salt: [UInt8], info: [UInt8], length: Int) -> [UInt8] {
-        let prk = key.withUnsafeBytes {
-            OpenSSL.hmac(digestName: "SHA256", key: salt.isEmpty ? [UInt8](repeating: 0, count: 32) : salt, data: $0)
+    static func hkdfSHA256(key: [UInt8], salt: [UInt8], info: [UInt8], length: Int) throws -> [UInt8] {
+        let prk = try key.withUnsafeBytes {
+            try OpenSSL.hmac(
+                digestName: "SHA256",
+                key: salt.isEmpty ? [UInt8](repeating: 0, count: 32) : salt,
+                data: $0
+            )
         }
         var output = [UInt8]()
         var previous = [UInt8]()
         var counter: UInt8 = 1
         while output.count < length {
             let block = previous + info + [counter]
-            previous = block.withUnsafeBytes { OpenSSL.hmac(digestName: "SHA256", key: prk, data: $0) }
+            previous = try block.withUnsafeBytes { try OpenSSL.hmac(digestName: "SHA256", key: prk, data: $0) }
             output += previous
             counter += 1
         }

@@ -34,9 +34,12 @@ public struct OAuthProxyConfig: Sendable {
     public var extraTokenParams: [(String, String)] = []
     public var upstreamValidation: UpstreamValidation = .exchangeOnly
 
-    /// Scopes clients may ask for (nil: any); scopes every token must carry.
+    /// Scopes clients may ask for (nil: the required scopes); scopes every token must carry.
     public var validScopes: [String]?
     public var requiredScopes: [String] = []
+    /// Upstream scope name → ours, for reading what the upstream says it granted (identity when
+    /// a name is not in it).
+    public var upstreamScopeNames: [String: String] = [:]
     /// Patterns (`*` wildcard) a client's redirect URIs must match; nil: any safe URI.
     public var allowedClientRedirectURIs: [String]?
     public var requireConsent = true
@@ -44,6 +47,8 @@ public struct OAuthProxyConfig: Sendable {
     public var clientMetadataDocuments = true
     /// Tests only: fetch metadata documents over http from loopback.
     public var clientMetadataTestAllowLoopback = false
+    /// The configuration is a test's (loopback base URL): the test-only settings are allowed.
+    public var testing = false
 
     public var signingKey: [UInt8]
     public var storeURL = "memory://"
@@ -100,8 +105,12 @@ public struct OAuthProxyConfig: Sendable {
         "refresh_grace_period",
         "transaction_lifetime", "code_lifetime", "client_lifetime", "registration_rate_limit",
         "require_authorization_consent",
-        "timeout_seconds", "pbkdf2_iterations", "client_id_metadata_documents", "cimd_test_allow_loopback",
+        "timeout_seconds", "pbkdf2_iterations", "client_id_metadata_documents", "cimd_test_allow_loopback", "testing",
+        "upstream_scope_names",
     ]
+    /// Accepted only beside `"testing": true` with a loopback base URL, never from FastMCP's
+    /// environment variables: each weakens a defence that production must keep.
+    static let testOnlyKeys: Set<String> = ["cimd_test_allow_loopback", "pbkdf2_iterations"]
     static let oidcKeys: Set<String> = proxyKeys.subtracting([
         "upstream_authorization_endpoint", "upstream_token_endpoint",
         "upstream_client_id", "upstream_client_secret",
@@ -183,6 +192,16 @@ public struct OAuthProxyConfig: Sendable {
         } else if values["token_verifier"] != nil {
             throw AuthError(.invalidConfig, "token_verifier: must be a JWTVerifier configuration object")
         }
+        let testing = try reader.bool("testing") ?? false
+        if testing, !isLoopbackURL(baseURL) {
+            throw AuthError(.invalidConfig, "testing: is allowed only with a loopback base_url")
+        }
+        if !testing, let key = testOnlyKeys.sorted().first(where: { values[$0] != nil }) {
+            throw AuthError(
+                .invalidConfig,
+                "\(key): is a test-only setting; it needs \"testing\": true and a loopback base_url"
+            )
+        }
         let iterations = try reader.count("pbkdf2_iterations", minimum: 1) ?? ProxyKeys.pbkdf2Iterations
         let signingKey = try ProxyKeys.signingKey(
             jwtSigningKey: try reader.string("jwt_signing_key"),
@@ -225,13 +244,18 @@ public struct OAuthProxyConfig: Sendable {
         config.extraAuthorizeParams = try stringPairs(values["extra_authorize_params"], "extra_authorize_params")
         config.extraTokenParams = try stringPairs(values["extra_token_params"], "extra_token_params")
         config.validScopes = try reader.stringList("valid_scopes")
+        config.upstreamScopeNames = Dictionary(
+            try stringPairs(values["upstream_scope_names"], "upstream_scope_names"),
+            uniquingKeysWith: { first, _ in first }
+        )
         config.allowedClientRedirectURIs = try reader.stringList("allowed_client_redirect_uris")
         config.requireConsent = try reader.bool("require_authorization_consent") ?? true
         config.clientMetadataDocuments = try reader.bool("client_id_metadata_documents") ?? true
         config.clientMetadataTestAllowLoopback = try reader.bool("cimd_test_allow_loopback") ?? false
+        config.testing = testing
         config.storeURL = try reader.string("storage") ?? "memory://"
         config.storeEncryptionKeys =
-            try reader.stringList("storage_encryption_keys") ?? [ProxyKeys.storageKey(signingKey: signingKey)]
+            try reader.stringList("storage_encryption_keys") ?? [try ProxyKeys.storageKey(signingKey: signingKey)]
         for (key, keyPath) in [
             ("access_token_lifetime", \OAuthProxyConfig.accessTokenLifetime),
             ("refresh_token_lifetime", \.refreshTokenLifetime),

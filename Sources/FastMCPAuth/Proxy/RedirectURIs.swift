@@ -1,4 +1,5 @@
-/// Redirect URI rules for registration and authorization (RFC 6749 §3.1.2, RFC 8252, OAuth 2.1).
+/// Redirect URI rules for registration and authorization (RFC 6749 §3.1.2, RFC 8252, OAuth 2.1):
+/// URIs are parsed into their parts and compared part by part, never as strings with globs.
 enum RedirectURIs {
     static let maxLength = 2048
     /// Schemes that run code or read local data in a browser: never a redirect target.
@@ -6,17 +7,25 @@ enum RedirectURIs {
         "javascript", "data", "file", "vbscript", "blob", "about", "filesystem", "view-source", "ws", "wss",
     ]
 
+    /// An absolute URI without userinfo or fragment, split into its parts.
     struct Parts: Equatable {
         var scheme: String
+        /// Lower-cased; IPv6 literals keep their brackets. nil for URIs without an authority.
         var host: String?
+        /// ASCII digits only (1 to 65535), or nil when absent.
         var port: String?
-        var pathAndQuery: String
+        var path: String
+        /// After "?", or nil when there is none.
+        var query: String?
+
+        var pathAndQuery: String { path + (query.map { "?" + $0 } ?? "") }
     }
 
-    /// Splits an absolute URI without a fragment; nil when it is not one.
+    /// Splits an absolute URI; nil when it is not one we accept as a redirect target: control
+    /// characters, spaces, backslashes, a fragment, userinfo, a bad port or dot-segments.
     static func parts(_ uri: String) -> Parts? {
-        guard !uri.isEmpty, uri.utf8.count <= maxLength, !uri.contains("#"),
-            !uri.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }),
+        guard !uri.isEmpty, uri.utf8.count <= maxLength,
+            !uri.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F || $0 == "\\" || $0 == "#" }),
             let colon = uri.firstIndex(of: ":")
         else { return nil }
         let scheme = uri[..<colon].lowercased()
@@ -26,41 +35,77 @@ enum RedirectURIs {
             })
         else { return nil }
         let rest = uri[uri.index(after: colon)...]
-        guard rest.hasPrefix("//") else {
-            return Parts(scheme: scheme, host: nil, port: nil, pathAndQuery: String(rest))
-        }
-        let authorityAndPath = rest.dropFirst(2)
-        let end = authorityAndPath.firstIndex { $0 == "/" || $0 == "?" } ?? authorityAndPath.endIndex
-        var authority = authorityAndPath[..<end]
-        if authority.contains("@") { return nil }  // userinfo in a redirect URI only serves to deceive
+        var host: String? = nil
         var port: String? = nil
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
-            let after = authority[authority.index(after: close)...]
-            if after.hasPrefix(":") { port = String(after.dropFirst()) } else if !after.isEmpty { return nil }
-            authority = authority[...close]
-        } else if let portColon = authority.lastIndex(of: ":") {
-            port = String(authority[authority.index(after: portColon)...])
-            authority = authority[..<portColon]
+        var pathAndQuery = rest
+        if rest.hasPrefix("//") {
+            let authorityAndPath = rest.dropFirst(2)
+            let end = authorityAndPath.firstIndex { $0 == "/" || $0 == "?" } ?? authorityAndPath.endIndex
+            guard let authority = authority(authorityAndPath[..<end]) else { return nil }
+            (host, port) = authority
+            pathAndQuery = authorityAndPath[end...]
         }
-        if let port, !port.isEmpty, !port.allSatisfy(\.isNumber) { return nil }
-        guard !authority.isEmpty else { return nil }
-        return Parts(
-            scheme: scheme,
-            host: authority.lowercased(),
-            port: port,
-            pathAndQuery: String(authorityAndPath[end...])
-        )
+        let question = pathAndQuery.firstIndex(of: "?")
+        let path = String(question.map { pathAndQuery[..<$0] } ?? pathAndQuery)
+        let query = question.map { String(pathAndQuery[pathAndQuery.index(after: $0)...]) }
+        guard !hasDotSegments(path) else { return nil }
+        return Parts(scheme: scheme, host: host, port: port, path: path, query: query)
+    }
+
+    /// host and port of an authority; nil with userinfo (it only serves to deceive), an empty
+    /// host or a port that is not 1 to 65535 in ASCII digits.
+    private static func authority(_ text: Substring) -> (String, String?)? {
+        guard !text.contains("@") else { return nil }
+        var hostPart = text
+        var port: Substring? = nil
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            let after = text[text.index(after: close)...]
+            if after.hasPrefix(":") { port = after.dropFirst() } else if !after.isEmpty { return nil }
+            hostPart = text[...close]
+        } else if let colon = text.lastIndex(of: ":") {
+            port = text[text.index(after: colon)...]
+            hostPart = text[..<colon]
+        }
+        guard !hostPart.isEmpty, !hostPart.contains(":") || hostPart.hasPrefix("[") else { return nil }
+        if let port {
+            guard isPort(port) else { return nil }
+        }
+        return (hostPart.lowercased(), port.map(String.init))
+    }
+
+    /// 1 to 65535, ASCII digits only.
+    static func isPort(_ text: Substring) -> Bool {
+        guard (1...5).contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let value = Int(text)
+        else { return false }
+        return (1...65535).contains(value)
+    }
+
+    /// `.` or `..` segments, raw or percent-encoded: a browser resolves them when it follows the
+    /// redirect, so a URI that matched a pattern could land somewhere else.
+    static func hasDotSegments(_ path: String) -> Bool {
+        let decoded = Form.unescape(Substring(path.replacingPlus())) ?? path
+        for candidate in [path, decoded] {
+            if candidate.split(separator: "/", omittingEmptySubsequences: false).contains(where: {
+                $0 == "." || $0 == ".."
+            }) {
+                return true
+            }
+        }
+        return false
     }
 
     static func isLoopback(_ parts: Parts) -> Bool {
         guard parts.scheme == "http", let host = parts.host else { return false }
-        return host == "localhost" || host == "[::1]" || host.hasPrefix("127.")
+        return isLoopbackHost(host)
     }
 
     /// Why a redirect URI cannot be registered, or nil when it can.
-    static func problem(_ uri: String, applicationType: String, allowedPatterns: [String]?) -> String? {
-        guard let parts = parts(uri) else { return "redirect_uris: each must be an absolute URI without a fragment" }
+    static func problem(_ uri: String, applicationType: String, allowedPatterns: [RedirectPattern]?) -> String? {
+        guard let parts = parts(uri) else {
+            return "redirect_uris: each must be an absolute URI without userinfo, fragment or dot-segments"
+        }
         if unsafeSchemes.contains(parts.scheme) { return "redirect_uris: the \(parts.scheme): scheme is not allowed" }
         switch parts.scheme {
         case "https": if parts.host == nil { return "redirect_uris: an https URI needs a host" }
@@ -68,7 +113,7 @@ enum RedirectURIs {
         default:
             if applicationType != "native" { return "redirect_uris: a custom scheme needs application_type \"native\"" }
         }
-        if let allowedPatterns, !allowedPatterns.contains(where: { glob($0, matches: uri) }) {
+        if let allowedPatterns, !allowedPatterns.contains(where: { $0.matches(parts) }) {
             return "redirect_uris: not among the allowed redirect URIs"
         }
         return nil
@@ -76,7 +121,7 @@ enum RedirectURIs {
 
     /// Exact match, except that a loopback redirect URI may use any port (RFC 8252 §7.3).
     static func matches(requested: String, registered: String) -> Bool {
-        if requested == registered { return true }
+        if requested == registered { return parts(requested) != nil }
         guard var asked = parts(requested), var known = parts(registered), isLoopback(asked), isLoopback(known) else {
             return false
         }
@@ -84,8 +129,124 @@ enum RedirectURIs {
         known.port = nil
         return asked == known
     }
+}
 
-    /// Shell-style pattern where `*` matches any run of characters (as FastMCP's allowed patterns).
+extension String {
+    /// "+" as an encoded space would be, so a path is decoded the way a form value is not.
+    fileprivate func replacingPlus() -> String { replacing("+", with: "%2B") }
+}
+
+/// One entry of `allowed_client_redirect_uris`, parsed once: the scheme exactly; the host
+/// exactly, or `*.` + a domain meaning one or more labels under it (never the domain itself);
+/// the port exactly or `*` (none written: the scheme's default, or any port for a loopback
+/// host, RFC 8252); the path with `*` matching any run of path characters (an empty path or
+/// "/" matches any path, as FastMCP's patterns do); a query only exactly. A `*` anywhere else
+/// makes the pattern invalid.
+struct RedirectPattern: Sendable, Equatable {
+    enum Host: Sendable, Equatable {
+        case exact(String)
+        /// One or more labels under this domain.
+        case below(String)
+    }
+
+    enum Port: Sendable, Equatable {
+        case any
+        case exact(String?)
+    }
+
+    let scheme: String
+    let host: Host?
+    let port: Port
+    let path: String
+    let query: String?
+
+    init(_ text: String) throws {
+        func invalid(_ why: String) -> AuthError {
+            AuthError(.invalidConfig, "allowed_client_redirect_uris: a pattern \(why)")
+        }
+        guard text.utf8.count <= RedirectURIs.maxLength,
+            !text.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F || $0 == "\\" || $0 == "#" })
+        else { throw invalid("has spaces, control characters, a backslash or a fragment") }
+        // Take the wildcards out of the places they may stand, then parse what is left as a URI.
+        var working = text
+        var hostPattern: Host? = nil
+        var anyPort = false
+        guard let schemeEnd = working.firstRange(of: "://") else {
+            guard !working.contains("*"), let parts = RedirectURIs.parts(working) else {
+                throw invalid("is not an absolute URI")
+            }
+            (scheme, host, port, path, query) = (parts.scheme, nil, .exact(nil), parts.path, parts.query)
+            return
+        }
+        let afterScheme = working[schemeEnd.upperBound...]
+        let authorityEnd = afterScheme.firstIndex { $0 == "/" || $0 == "?" } ?? afterScheme.endIndex
+        var authority = String(afterScheme[..<authorityEnd])
+        if authority.hasPrefix("*.") {
+            authority.removeFirst(2)
+            hostPattern = .below("")
+        }
+        if authority.hasSuffix(":*") {
+            authority.removeLast(2)
+            anyPort = true
+        }
+        guard !authority.contains("*") else { throw invalid("may use * only as a leading \"*.\" label or as the port") }
+        let pathPart = String(afterScheme[authorityEnd...])
+        let pathOnly = pathPart.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        if pathPart.contains("?"),
+            pathPart.split(separator: "?", maxSplits: 1).dropFirst().contains(where: {
+                $0.contains("*")
+            })
+        {
+            throw invalid("may not use * in its query")
+        }
+        // Parse with the path's wildcards standing in as ordinary characters.
+        working = String(working[..<schemeEnd.upperBound]) + authority + pathPart.replacing("*", with: "x")
+        guard let parts = RedirectURIs.parts(working), let parsedHost = parts.host else {
+            throw invalid("is not an absolute URI with a host, or has userinfo or dot-segments")
+        }
+        if case .below = hostPattern {
+            guard parsedHost.contains("."), !parsedHost.hasPrefix("["), ipv4Octets(parsedHost) == nil else {
+                throw invalid("with \"*.\" must name a domain under it")
+            }
+            hostPattern = .below(parsedHost)
+        } else {
+            hostPattern = .exact(parsedHost)
+        }
+        scheme = parts.scheme
+        host = hostPattern
+        port = anyPort ? .any : .exact(parts.port)
+        path = String(pathOnly)
+        query = parts.query
+    }
+
+    func matches(_ uri: RedirectURIs.Parts) -> Bool {
+        guard uri.scheme == scheme, uri.query == query else { return false }
+        guard let host else { return uri.host == nil && uri.path == path }
+        guard let uriHost = uri.host else { return false }
+        switch host {
+        case .exact(let name): guard uriHost == name else { return false }
+        case .below(let domain):
+            guard uriHost.hasSuffix("." + domain), uriHost.count > domain.count + 1 else { return false }
+        }
+        switch port {
+        case .any: break
+        case .exact(let expected):
+            if case .exact(let name) = host, expected == nil, isLoopbackHost(name) { break }
+            guard (uri.port ?? Self.defaultPort(scheme)) == (expected ?? Self.defaultPort(scheme)) else { return false }
+        }
+        if path.isEmpty || path == "/" { return true }
+        return Self.glob(path, matches: uri.path)
+    }
+
+    static func defaultPort(_ scheme: String) -> String? {
+        switch scheme {
+        case "https": return "443"
+        case "http": return "80"
+        default: return nil
+        }
+    }
+
+    /// `*` matches any run of characters of the path (the path holds no `?`, `#` or authority).
     static func glob(_ pattern: String, matches text: String) -> Bool {
         let p = Array(pattern.unicodeScalars)
         let t = Array(text.unicodeScalars)

@@ -247,6 +247,12 @@ extension AuthFacade {
             for (variable, value) in environment.sorted(by: { $0.key < $1.key }) {
                 guard let prefix = prefixes.first(where: { variable.hasPrefix($0) }) else { continue }
                 let key = variable.dropFirst(prefix.count).lowercased()
+                if OAuthProxyConfig.testOnlyKeys.contains(key) || key == "testing" {
+                    throw AuthError(
+                        .invalidConfig,
+                        "\(variable): test-only settings are never read from the environment"
+                    )
+                }
                 let parsed = try environmentValue(value, key: key, variable: variable)
                 if provider == .remote, prefix == "FASTMCP_SERVER_AUTH_JWT_", key != "base_url",
                     key != "required_scopes"

@@ -292,15 +292,10 @@ public final class AuthFacade: @unchecked Sendable {
                     scopes: needed
                 )
             )
-        } catch let error as AuthError where error.code == .jwksUnavailable {
-            return .challenge(
-                challenge(
-                    401,
-                    error: "invalid_token",
-                    description: "The token could not be verified right now.",
-                    scopes: needed
-                )
-            )
+        } catch let error as AuthError where Self.isOutage(error.code) {
+            // The token may be fine: a client told 401 would throw it away and sign in again, so
+            // an outage (store, upstream, JWKS) is a 503 to retry.
+            return .challenge(unavailable(error.code))
         } catch let error as AuthError {
             // The code names the reason without echoing any token bytes.
             return .challenge(
@@ -316,6 +311,23 @@ public final class AuthFacade: @unchecked Sendable {
                 challenge(401, error: "invalid_token", description: "The token is not valid.", scopes: needed)
             )
         }
+    }
+
+    /// Failures that say nothing about the token: something it depends on cannot be reached.
+    static func isOutage(_ code: ErrorCode) -> Bool {
+        code == .storeUnavailable || code == .upstreamUnavailable || code == .jwksUnavailable
+    }
+
+    /// 503 with Retry-After: the token could not be checked now.
+    func unavailable(_ code: ErrorCode) -> AuthResponse {
+        .json(
+            503,
+            [
+                "error": "temporarily_unavailable",
+                "error_description": .string("The token cannot be checked right now (\(code.name)); retry shortly."),
+            ],
+            extraHeaders: ["Retry-After": "5"]
+        )
     }
 
     /// A 401/403 with `WWW-Authenticate: Bearer …` and a JSON body.

@@ -12,7 +12,7 @@ public final class Fernet: @unchecked Sendable {
     private var keys: [Key]
     /// Seconds a token's timestamp may lie in the future when a TTL is checked (as cryptography).
     public static let maxClockSkew: Int64 = 60
-    private static let aes128CBC = EVP_CIPHER_fetch(nil, "AES-128-CBC", nil)!
+    private static let aes128CBC = OpenSSL.Fetched(pointer: EVP_CIPHER_fetch(nil, "AES-128-CBC", nil))
 
     /// `keys`: urlsafe base64 of 32 bytes each (44 characters, padded), as `Fernet.generateKey()`.
     public init(keys: [String]) throws {
@@ -55,7 +55,7 @@ public final class Fernet: @unchecked Sendable {
         withUnsafeBytes(of: UInt64(bitPattern: time).bigEndian) { token += $0 }
         token += iv
         token += ciphertext
-        token += token.withUnsafeBytes { OpenSSL.hmac(digestName: "SHA256", key: key.signing, data: $0) }
+        token += try token.withUnsafeBytes { try OpenSSL.hmac(digestName: "SHA256", key: key.signing, data: $0) }
         return Base64.encode(token, alphabet: .urlSafe)
     }
 
@@ -107,8 +107,8 @@ public final class Fernet: @unchecked Sendable {
         guard data.count >= 1 + 8 + 16 + 32 else { throw AuthError(.malformedToken, "the Fernet token is too short") }
         let mac = Array(data[(data.count - 32)...])
         for key in keys {
-            let expected = data.withUnsafeBytes {
-                OpenSSL.hmac(
+            let expected = try data.withUnsafeBytes {
+                try OpenSSL.hmac(
                     digestName: "SHA256",
                     key: key.signing,
                     data: UnsafeRawBufferPointer(rebasing: $0[..<(data.count - 32)])
@@ -139,7 +139,7 @@ public final class Fernet: @unchecked Sendable {
         var written: Int32 = 0
         var final: Int32 = 0
         let ok = out.withUnsafeMutableBufferPointer { buffer -> Bool in
-            guard EVP_CipherInit_ex2(ctx, aes128CBC, key, iv, encrypt ? 1 : 0, nil) == 1,
+            guard let cipher = aes128CBC.pointer, EVP_CipherInit_ex2(ctx, cipher, key, iv, encrypt ? 1 : 0, nil) == 1,
                 EVP_CipherUpdate(ctx, buffer.baseAddress, &written, input, Int32(input.count)) == 1
             else { return false }
             return EVP_CipherFinal_ex(ctx, buffer.baseAddress! + Int(written), &final) == 1

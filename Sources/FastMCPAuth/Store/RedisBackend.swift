@@ -16,14 +16,19 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
 
     private let endpoint: Endpoint
     private let timeout: Double
-    private let idle = Mutex<[UnsafeMutablePointer<redisContext>]>([])
+    /// An idle hiredis connection in the pool.
+    private struct Connection: @unchecked Sendable {  // One thread at a time uses it: taken out, used, put back.
+        let context: UnsafeMutablePointer<redisContext>
+    }
+
+    private let idle = Mutex<[Connection]>([])
 
     init(endpoint: Endpoint, timeout: Double) {
         self.endpoint = endpoint
         self.timeout = timeout
     }
 
-    deinit { idle.withLock { contexts in for context in contexts { redisFree(context) } } }
+    deinit { idle.withLock { connections in for connection in connections { redisFree(connection.context) } } }
 
     /// Parses the URL's parts (the scheme is already checked by the caller).
     static func endpoint(from url: String) throws -> Endpoint {
@@ -163,11 +168,12 @@ final class RedisBackend: StoreBackend, @unchecked Sendable {
     /// tried once more on a fresh one (the server may have restarted).
     private func run(_ arguments: [String]) throws -> Reply {
         for attempt in 0..<2 {
-            let context = try idle.withLock { $0.popLast() } ?? connect()
+            let context = try idle.withLock { $0.popLast()?.context } ?? connect()
             do {
                 let reply = try command(context, arguments)
-                idle.withLock { contexts in
-                    if contexts.count < 16 { contexts.append(context) } else { redisFree(context) }
+                let connection = Connection(context: context)
+                idle.withLock { connections in
+                    if connections.count < 16 { connections.append(connection) } else { redisFree(connection.context) }
                 }
                 if case .error(let message) = reply {
                     // The server's message names the command, never our data.

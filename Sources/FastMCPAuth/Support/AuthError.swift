@@ -32,6 +32,8 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     case corruptedValue = 34
     case undecryptableValue = 35
     case plaintextValue = 36
+    case tokenRevoked = 37
+    case upstreamUnavailable = 38
 
     /// The stable lowercase name (`bad_signature`), also the Python exception's `.code`.
     public var name: String {
@@ -67,6 +69,8 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .corruptedValue: return "corrupted_value"
         case .undecryptableValue: return "undecryptable_value"
         case .plaintextValue: return "plaintext_value"
+        case .tokenRevoked: return "token_revoked"
+        case .upstreamUnavailable: return "upstream_unavailable"
         }
     }
 
@@ -104,6 +108,8 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .corruptedValue: return "A stored value is corrupted or truncated."
         case .undecryptableValue: return "A stored value does not decrypt with any configured key."
         case .plaintextValue: return "A stored value is not encrypted but encryption is required."
+        case .tokenRevoked: return "The token is revoked or unknown to its issuer."
+        case .upstreamUnavailable: return "The upstream identity provider cannot be reached; try again later."
         }
     }
 }

@@ -98,7 +98,7 @@ public final class JWTVerifier: Sendable {
         let now = clock()
         var digest: [UInt8] = []
         if let cache {
-            digest = OpenSSL.sha256(bytes)
+            digest = try OpenSSL.sha256(bytes)
             if let hit = cache.lookup(digest, now: now) {
                 if let exp = hit.expiresAt, now >= Double(exp) + config.policy.leeway { throw AuthError(.expired) }
                 let missing = requiredScopes.filter { !hit.scopes.contains($0) }

@@ -52,17 +52,17 @@ public final class RemoteTokenVerifier: @unchecked Sendable {
         guard !bytes.isEmpty, bytes.count <= 16 * 1024 else {
             throw AuthError(bytes.isEmpty ? .malformedToken : .tooLarge)
         }
-        let digest = OpenSSL.sha256(bytes)
+        let digest = try OpenSSL.sha256(bytes)
         let now = clock()
         let access: AccessToken
         if let hit = cache.lookup(digest, now: now) {
             access = hit
         } else if rejected.lookup(digest, now: now) != nil {
-            throw AuthError(.badSignature, "the authorization server does not accept the token")
+            throw AuthError(.tokenRevoked, "the authorization server does not accept the token")
         } else {
             do {
                 access = try check(token, now: now)
-            } catch let error as AuthError where error.code == .badSignature || error.code == .expired {
+            } catch let error as AuthError where error.code == .tokenRevoked || error.code == .expired {
                 rejected.store(digest, AccessToken(token: "", claims: [:]), now: now, expiresBy: nil)
                 throw error
             }
@@ -109,24 +109,24 @@ public final class RemoteTokenVerifier: @unchecked Sendable {
                 )
             }
         } catch {
-            throw AuthError(.jwksUnavailable, "the authorization server could not be reached")
+            throw AuthError(.upstreamUnavailable, "the authorization server could not be reached")
         }
         switch method {
         case .introspection:
             guard response.status == 200, let body = try? JSONValue.parse(response.body).objectValue else {
-                throw AuthError(.jwksUnavailable, "the introspection endpoint answered HTTP \(response.status)")
+                throw AuthError(.upstreamUnavailable, "the introspection endpoint answered HTTP \(response.status)")
             }
-            guard body["active"] == .bool(true) else { throw AuthError(.badSignature, "the token is not active") }
+            guard body["active"] == .bool(true) else { throw AuthError(.tokenRevoked, "the token is not active") }
             var policy = ClaimsPolicy()
             policy.requireExpiration = false
             try policy.checkClaims(body, now: now)
             return AccessToken(token: token, claims: body)
         case .userinfo:
             if response.status == 401 || response.status == 403 {
-                throw AuthError(.badSignature, "the userinfo endpoint refused the token")
+                throw AuthError(.tokenRevoked, "the userinfo endpoint refused the token")
             }
             guard response.status == 200, var claims = try? JSONValue.parse(response.body).objectValue else {
-                throw AuthError(.jwksUnavailable, "the userinfo endpoint answered HTTP \(response.status)")
+                throw AuthError(.upstreamUnavailable, "the userinfo endpoint answered HTTP \(response.status)")
             }
             // Userinfo proves the token valid; its scopes and expiry come from the token itself
             // when it is a JWT (WorkOS access tokens are).

@@ -1,3 +1,4 @@
+import FastMCPAuth
 import Synchronization
 
 /// A tiny OAuth identity provider for development, so the complete proxy flow runs offline: a
@@ -44,19 +45,53 @@ public final class DevelopmentIdentityProvider: @unchecked Sendable {
     public var userinfoEndpoint: String { baseURL + prefix + "/userinfo" }
 
     var basePath: String {
-        guard let origin = AuthFacade.origin(of: baseURL) else { return "" }
-        return String(baseURL.dropFirst(origin.count))
+        guard let schemeEnd = baseURL.firstRange(of: "://") else { return "" }
+        let afterScheme = baseURL[schemeEnd.upperBound...]
+        guard let slash = afterScheme.firstIndex(of: "/") else { return "" }
+        return String(afterScheme[slash...])
     }
 
     public func answers(path: String) -> Bool { path.hasPrefix(basePath + prefix + "/") }
 
     public func handle(_ request: AuthRequest) -> AuthResponse? {
+        guard answers(path: request.path) else { return nil }
+        // Password-less sign-in must never be reachable through a tunnel or a proxy: a request
+        // naming any host but a loopback one is refused.
+        guard let host = request.header("Host"), Self.isLoopbackAuthority(host) else {
+            return Responses.errorPage(
+                403,
+                "The development identity provider answers only requests to a loopback host."
+            )
+        }
         switch (request.method, String(request.path.dropFirst(basePath.count))) {
         case ("GET", prefix + "/authorize"): return loginPage(request)
         case ("POST", prefix + "/authorize"): return login(request)
         case ("POST", prefix + "/token"): return token(request)
         case ("GET", prefix + "/userinfo"): return userinfo(request)
-        default: return answers(path: request.path) ? Responses.errorPage(404, "Not found.") : nil
+        default: return Responses.errorPage(404, "Not found.")
+        }
+    }
+
+    /// A Host header naming localhost, 127.0.0.0/8 or [::1], with or without a port.
+    static func isLoopbackAuthority(_ authority: String) -> Bool {
+        var host = Substring(authority.lowercased())
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return false }
+            let after = host[host.index(after: close)...]
+            guard after.isEmpty || (after.hasPrefix(":") && after.dropFirst().allSatisfy(\.isASCIIDigit)) else {
+                return false
+            }
+            return host[...close] == "[::1]"
+        }
+        if let colon = host.lastIndex(of: ":") {
+            guard host[host.index(after: colon)...].allSatisfy(\.isASCIIDigit) else { return false }
+            host = host[..<colon]
+        }
+        if host == "localhost" { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "127" else { return false }
+        return parts.allSatisfy { part in
+            !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCIIDigit) && (Int(part) ?? 256) <= 255
         }
     }
 
@@ -134,7 +169,7 @@ public final class DevelopmentIdentityProvider: @unchecked Sendable {
             }
             if let challenge = found.challenge {
                 guard let verifier = form["code_verifier"],
-                    Base64URL.encode(OpenSSL.sha256(Array(verifier.utf8))) == challenge
+                    (try? Base64URL.encode(OpenSSL.sha256(Array(verifier.utf8)))) == challenge
                 else {
                     return Responses.oauthError(400, "invalid_grant", "PKCE verification failed.")
                 }
@@ -188,4 +223,8 @@ public final class DevelopmentIdentityProvider: @unchecked Sendable {
             ["sub": .string(grant.user), "name": .string(grant.user), "preferred_username": .string(grant.user)]
         )
     }
+}
+
+extension Character {
+    fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
 }
