@@ -151,6 +151,8 @@ struct HostResponder: HTTPResponder {
     private func route(_ request: Request, clientAddress: String?) async throws -> Response {
         let target = request.uri.string
         var headers = [(name: String, value: String)]()
+        // HTTP/1.1's Host header is HTTPTypes' :authority pseudo-header: hand it on as Host.
+        if let authority = request.head.authority { headers.append((name: "Host", value: authority)) }
         for field in request.headers { headers.append((name: field.name.canonicalName, value: field.value)) }
         let body = try await request.body.collect(upTo: 1 << 20)
         let bytes = Array(body.readableBytesView)

@@ -263,7 +263,6 @@ def test_workos_proxy_from_the_fastmcp_environment(monkeypatch):
         "JWT_SIGNING_KEY": "a-signing-key",
         "ALLOWED_CLIENT_REDIRECT_URIS": '["http://localhost:*"]',
         "STORAGE": "memory://",
-        "PBKDF2_ITERATIONS": "10",
     }.items():
         monkeypatch.setenv("FASTMCP_SERVER_AUTH_WORKOS_" + name, value)
     auth = fastmcpauth.auth_from_env()
@@ -273,6 +272,13 @@ def test_workos_proxy_from_the_fastmcp_environment(monkeypatch):
     allowed = auth.handle("POST", "/register", {}, json.dumps({"redirect_uris": ["http://localhost:1234/cb"]}).encode())
     refused = auth.handle("POST", "/register", {}, json.dumps({"redirect_uris": ["https://app.example/cb"]}).encode())
     assert allowed.status == 201 and refused.status == 400
+    # Test-only settings never come from the environment.
+    for name in ("PBKDF2_ITERATIONS", "CIMD_TEST_ALLOW_LOOPBACK", "TESTING"):
+        monkeypatch.setenv("FASTMCP_SERVER_AUTH_WORKOS_" + name, "10" if name == "PBKDF2_ITERATIONS" else "true")
+        with pytest.raises(fastmcpauth.ConfigurationError) as info:
+            fastmcpauth.auth_from_env()
+        assert info.value.code == "invalid_config" and "FASTMCP_SERVER_AUTH_WORKOS_" + name in str(info.value)
+        monkeypatch.delenv("FASTMCP_SERVER_AUTH_WORKOS_" + name)
     monkeypatch.setenv("FASTMCP_SERVER_AUTH_WORKOS_TIMEOUT_SECONDS", "soon")
     with pytest.raises(fastmcpauth.ConfigurationError) as info:
         fastmcpauth.auth_from_env()

@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 import httpx2
@@ -119,47 +120,149 @@ def test_authorize_errors_go_back_to_the_verified_redirect_uri(host, overrides, 
     assert redirect_error(httpx2.get(client.authorize_url(**overrides))) == error
 
 
-def test_wrong_pkce_cross_client_expired_and_resource_mismatch(host):
+def test_a_misused_code_is_refused_without_being_used_up(host):
     client, other = Client(host), Client(host)
-    oauth_error(client.exchange(client.code(), code_verifier=secrets.token_urlsafe(48)), 400, "invalid_grant")
-    oauth_error(client.exchange(client.code(), code_verifier=None), 400, "invalid_grant")
-    oauth_error(other.exchange(client.code(), client_id=other.id, code_verifier=client.verifier), 400, "invalid_grant")
-    oauth_error(client.exchange(client.code(), resource="https://other.example/mcp"), 400, "invalid_target")
+    code = client.code()
+    oauth_error(client.exchange(code, code_verifier=secrets.token_urlsafe(48)), 400, "invalid_grant")
+    oauth_error(client.exchange(code, code_verifier=None), 400, "invalid_grant")
+    oauth_error(other.exchange(code, client_id=other.id), 400, "invalid_grant")
+    oauth_error(client.exchange(code, redirect_uri="http://127.0.0.1:47619/other"), 400, "invalid_grant")
+    oauth_error(client.exchange(code, resource="https://other.example/mcp"), 400, "invalid_target")
+    # None of that burned it: a stranger holding a leaked code cannot lock its owner out.
+    assert client.exchange(code).status_code == 200
     code = client.code()
     time.sleep(2.5)
     oauth_error(client.exchange(code), 400, "invalid_grant")
 
 
-def test_code_replay_revokes_what_it_issued(host):
+def test_a_second_use_of_a_code_is_refused_and_a_replay_revokes(host):
     client = Client(host)
     code = client.code()
     first = client.exchange(code)
     assert first.status_code == 200 and post_mcp(host, first.json()["access_token"]).status_code == 200
+    # The same client posting twice (same verifier, within 10 s): refused, the grant left alone.
     oauth_error(client.exchange(code), 400, "invalid_grant")
+    assert post_mcp(host, first.json()["access_token"]).status_code == 200
+    # Anyone else's replay revokes what the code issued.
+    oauth_error(client.exchange(code, code_verifier=secrets.token_urlsafe(48)), 400, "invalid_grant")
     assert post_mcp(host, first.json()["access_token"]).status_code == 401
+    oauth_error(client.refresh(first.json()["refresh_token"]), 400, "invalid_grant")
 
 
-def test_state_mismatch_consent_csrf_and_a_foreign_browser(host):
+def test_concurrent_exchanges_of_one_code_issue_once(host):
+    client = Client(host)
+    code = client.code()
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: client.exchange(code), range(8)))
+    assert sorted(r.status_code for r in responses) == [200] + [400] * 7
+    winner = next(r for r in responses if r.status_code == 200).json()
+    assert post_mcp(host, winner["access_token"]).status_code == 200, "duplicates of the winner revoke nothing"
+
+
+def consent_page(browser, client):
+    consent_url = browser.get(client.authorize_url()).headers["location"]
+    page = browser.get(consent_url)
+    fields = dict(re.findall(r'name="(txn_id|csrf_token)" value="([^"]*)"', page.text))
+    return page, fields["txn_id"], fields["csrf_token"]
+
+
+def test_the_consent_form_of_one_browser_cannot_be_submitted_by_another(host):
+    """The reported takeover: the attacker renders the consent page of their own authorization,
+    then has a victim's browser submit it."""
+    client = Client(host)
+    attacker = httpx2.Client(follow_redirects=False)
+    page, txn, csrf = consent_page(attacker, client)
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith("fastmcpauth_browser=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert page.headers["referrer-policy"] == "same-origin"
+    # The victim: a browser with a binding cookie of its own (it visited before), or none.
+    victim = httpx2.Client(follow_redirects=False)
+    consent_page(victim, Client(host))
+    for browser in (victim, httpx2.Client(follow_redirects=False)):
+        refused = browser.post(host + "/consent", data={"txn_id": txn, "csrf_token": csrf, "action": "approve"})
+        assert refused.status_code == 403 and "set-cookie" not in refused.headers
+    # Cross-site posts are refused before the token is read, in the attacker's own browser too.
+    _, txn, csrf = consent_page(attacker, client)
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ):
+        response = attacker.post(
+            host + "/consent", data={"txn_id": txn, "csrf_token": csrf, "action": "approve"}, headers=headers
+        )
+        assert response.status_code == 403, headers
+    approved = attacker.post(
+        host + "/consent", data={"txn_id": txn, "csrf_token": csrf, "action": "approve"}, headers={"Origin": host}
+    )
+    assert approved.status_code == 302
+    # Signed in at the provider; only the approving browser can finish.
+    login = approved.headers["location"]
+    attacker.get(login)
+    callback = attacker.post(login, data={"sub": "mallory"}).headers["location"]
+    assert httpx2.get(callback).status_code == 403
+    assert victim.get(callback).status_code == 403
+    assert httpx2.get(host + "/auth/callback?code=x&state=unknown", cookies=attacker.cookies).status_code == 400
+    finished = attacker.get(callback)
+    assert finished.status_code == 302 and "code=" in finished.headers["location"]
+
+
+def test_two_pages_and_two_authorizations_in_one_browser(host):
     client = Client(host)
     browser = httpx2.Client(follow_redirects=False)
-    consent_url = browser.get(client.authorize_url()).headers["location"]
-    page = browser.get(consent_url).text
-    txn = re.search(r'name="txn_id" value="([^"]*)"', page).group(1)
-    assert (
-        browser.post(host + "/consent", data={"txn_id": txn, "csrf_token": "forged", "action": "approve"}).status_code
-        == 403
+    _, txn, csrf = consent_page(browser, client)
+    prefetch = browser.get(host + "/consent?txn_id=" + txn)  # a prefetch or an extension
+    assert prefetch.status_code == 200 and "set-cookie" not in prefetch.headers
+    _, other_txn, other_csrf = consent_page(browser, client)
+    for t, c in ((txn, csrf), (other_txn, other_csrf)):
+        approved = browser.post(host + "/consent", data={"txn_id": t, "csrf_token": c, "action": "approve"})
+        assert approved.status_code == 302
+        login = approved.headers["location"]
+        browser.get(login)
+        callback = browser.post(login, data={"sub": "alice"}).headers["location"]
+        assert "code=" in browser.get(callback).headers["location"]
+
+
+def test_scopes_are_only_those_offered(host):
+    oauth_error(
+        httpx2.post(host + "/register", json={"redirect_uris": [CLIENT_REDIRECT], "scope": "openid admin"}),
+        400,
+        "invalid_client_metadata",
     )
-    csrf = re.search(r'name="csrf_token" value="([^"]*)"', page).group(1)
-    approved = browser.post(host + "/consent", data={"txn_id": txn, "csrf_token": csrf, "action": "approve"})
-    assert approved.status_code == 302
-    # The provider signs the user in and sends them back; another browser (no binding cookie) cannot finish.
-    login = approved.headers["location"]
-    browser.get(login)
-    callback = browser.post(login, data={"sub": "mallory"}).headers["location"]
-    assert httpx2.get(callback).status_code == 403
-    assert httpx2.get(host + "/auth/callback?code=x&state=unknown", cookies=browser.cookies).status_code == 400
-    finished = browser.get(callback)
-    assert finished.status_code == 302 and "code=" in finished.headers["location"]
+    client = Client(host)
+    assert redirect_error(httpx2.get(client.authorize_url(scope="openid admin"))) == "invalid_scope"
+    # A client that asks for nothing gets the offered set.
+    tokens = client.tokens()
+    assert set(tokens["scope"].split()) == {"openid", "profile"}
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://127.attacker.example/cb",
+        "http://localhost.evil.example/cb",
+        "https://app.example/a/../cb",
+        "https://app.example/a/%2e%2e/cb",
+        "https://user@app.example/cb",
+        "http://127.0.0.1:\u0668\u0660/cb",
+    ],
+)
+def test_deceptive_redirect_uris_are_not_registered(host, uri):
+    oauth_error(httpx2.post(host + "/register", json={"redirect_uris": [uri]}), 400, "invalid_redirect_uri")
+
+
+def test_a_replay_inside_the_grace_window_gets_the_same_successor_once(host):
+    client = Client(host)
+    tokens = client.tokens()
+    first = client.refresh(tokens["refresh_token"])
+    second = client.refresh(tokens["refresh_token"])
+    assert first.status_code == 200 and second.status_code == 200 and second.json() == first.json()
+    oauth_error(client.refresh(tokens["refresh_token"]), 400, "invalid_grant")
+    # The grant lives on: the successor works and refreshes.
+    assert post_mcp(host, first.json()["access_token"]).status_code == 200
+    successor = client.refresh(first.json()["refresh_token"])
+    assert successor.status_code == 200
 
 
 def test_refresh_reuse_after_grace_and_cross_client_refresh(host):
@@ -170,9 +273,23 @@ def test_refresh_reuse_after_grace_and_cross_client_refresh(host):
     assert rotated.status_code == 200
     time.sleep(1.5)
     oauth_error(client.refresh(tokens["refresh_token"]), 400, "invalid_grant")
-    # Reuse after the grace window revoked the whole family.
+    # Reuse after the grace window revoked the whole grant.
     assert post_mcp(host, rotated.json()["access_token"]).status_code == 401
     oauth_error(client.refresh(rotated.json()["refresh_token"]), 400, "invalid_grant")
+
+
+@pytest.mark.parametrize("concurrency", [2, 5, 10])
+def test_concurrent_refreshes_never_revoke_the_grant(host, concurrency):
+    client = Client(host)
+    tokens = client.tokens()
+    with ThreadPoolExecutor(concurrency) as pool:
+        responses = list(pool.map(lambda _: client.refresh(tokens["refresh_token"]), range(concurrency)))
+    granted = [r.json() for r in responses if r.status_code == 200]
+    assert granted and all(r.status_code in (200, 400) for r in responses)
+    assert all(g == granted[0] for g in granted), "one successor, never a second chain"
+    for g in granted:
+        assert post_mcp(host, g["access_token"]).status_code == 200
+    assert client.refresh(granted[0]["refresh_token"]).status_code == 200, "the grant can still be refreshed"
 
 
 def test_tokens_that_are_not_access_tokens_and_revocation(host, oidc_provider):

@@ -295,4 +295,16 @@ def test_one_flow_split_across_two_hosts(workos_pair):
         },
     )
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
-    assert post_mcp(b, access).status_code == 401, "the replay revoked what the code issued"
+    assert post_mcp(b, access).status_code == 200, "the same client's duplicate leaves the grant alone"
+    stolen = httpx2.post(
+        a + "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": result["code"],
+            "redirect_uri": CLIENT_REDIRECT,
+            "code_verifier": secrets.token_urlsafe(48),
+            "client_id": client_id,
+        },
+    )
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+    assert post_mcp(b, access).status_code == 401, "a replay with another verifier revoked what the code issued"
