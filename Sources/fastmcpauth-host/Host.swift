@@ -37,6 +37,10 @@ struct Host: AsyncParsableCommand {
     var mcpPath = "/mcp"
     @Option(help: "Public base URL (default: http://{host}:{port}).")
     var baseUrl: String?
+    @Flag(
+        help: "Test mode (loopback binds only): the OAuth proxy also fetches client metadata documents from loopback."
+    )
+    var testing = false
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -49,7 +53,16 @@ struct Host: AsyncParsableCommand {
             port = value
         }
         let baseURL = baseUrl ?? "http://\(host):\(port)"
-        let (auth, idp) = try Self.makeAuth(environment: environment, host: host, baseURL: baseURL, mcpPath: mcpPath)
+        if testing, !["127.0.0.1", "localhost", "::1"].contains(host) || !Self.isLoopback(baseURL) {
+            throw ValidationError("--testing serves loopback only: bind 127.0.0.1 and use a loopback base URL")
+        }
+        let (auth, idp) = try Self.makeAuth(
+            environment: environment,
+            host: host,
+            baseURL: baseURL,
+            mcpPath: mcpPath,
+            testing: testing
+        )
         let responder = HostResponder(auth: auth, idp: idp, mcpPath: mcpPath)
         let app = Application(
             responder: responder,
@@ -67,14 +80,24 @@ struct Host: AsyncParsableCommand {
         environment: [String: String],
         host: String,
         baseURL: String,
-        mcpPath: String
+        mcpPath: String,
+        testing: Bool = false
     ) throws
         -> (AuthFacade, DevelopmentIdentityProvider?)
     {
-        if let config = try AuthFacade.configuration(
-            environment: environment,
-            defaults: ["base_url": .string(baseURL), "mcp_path": .string(mcpPath)]
-        ) {
+        let defaults: [String: JSONValue] = ["base_url": .string(baseURL), "mcp_path": .string(mcpPath)]
+        if var config = try AuthFacade.configuration(environment: environment, defaults: defaults) {
+            // Test-only settings come from the flag, never from the environment.
+            if testing, let provider = config["provider"]?.stringValue,
+                ["oauth_proxy", "oidc_proxy", "workos"].contains(provider)
+            {
+                config =
+                    try AuthFacade.configuration(
+                        environment: environment,
+                        overrides: ["testing": true, "cimd_test_allow_loopback": true],
+                        defaults: defaults
+                    ) ?? config
+            }
             return (try AuthFacade(json: config, log: { logLine($0) }), nil)
         }
         guard ["127.0.0.1", "localhost", "::1"].contains(host), isLoopback(baseURL) else {
@@ -84,14 +107,19 @@ struct Host: AsyncParsableCommand {
         }
         let base = baseURL.trimmingSuffix("/")
         let idp = try DevelopmentIdentityProvider(baseURL: base, callbackURL: base + "/auth/callback")
+        var config: [String: JSONValue] = [
+            "provider": "oauth_proxy", "base_url": .string(base), "mcp_path": .string(mcpPath),
+            "upstream_authorization_endpoint": .string(idp.authorizationEndpoint),
+            "upstream_token_endpoint": .string(idp.tokenEndpoint),
+            "userinfo_endpoint": .string(idp.userinfoEndpoint), "upstream_client_id": .string(idp.clientID),
+            "upstream_client_secret": .string(idp.clientSecret), "required_scopes": ["mcp"],
+        ]
+        if testing {
+            config["testing"] = true
+            config["cimd_test_allow_loopback"] = true
+        }
         let auth = try AuthFacade(
-            json: [
-                "provider": "oauth_proxy", "base_url": .string(base), "mcp_path": .string(mcpPath),
-                "upstream_authorization_endpoint": .string(idp.authorizationEndpoint),
-                "upstream_token_endpoint": .string(idp.tokenEndpoint),
-                "userinfo_endpoint": .string(idp.userinfoEndpoint), "upstream_client_id": .string(idp.clientID),
-                "upstream_client_secret": .string(idp.clientSecret), "required_scopes": ["mcp"],
-            ],
+            json: .object(config),
             log: { logLine($0) }
         )
         logLine(

@@ -110,7 +110,8 @@ class AuthProvider:
         required_scopes: Optional[Iterable[str]] = None,
         target: Optional[str] = None,
     ) -> AccessToken:
-        """The AccessToken, or raises AuthChallenge (401 or 403) to send back as it is."""
+        """The AccessToken, or raises AuthChallenge (401, 403, or 503 while something the check needs
+        cannot be reached) to send back as it is."""
         token, challenge = ctypes.c_void_p(), ctypes.c_void_p()
         err = _native.Error()
         scopes = " ".join(required_scopes).encode() if required_scopes else None
@@ -127,7 +128,9 @@ class AuthProvider:
             _native.raise_for(status, err, FastMCPAuthError)
         if challenge.value:
             response = _response(challenge)
-            raise AuthChallenge(response.status, response.headers.get("WWW-Authenticate", "Bearer"), response.body)
+            raise AuthChallenge(
+                response.status, response.headers.get("WWW-Authenticate", "Bearer"), response.body, response.headers
+            )
         return AccessToken._from_handle(token)
 
     def close(self):

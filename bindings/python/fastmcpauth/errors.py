@@ -1,6 +1,8 @@
 """Exceptions. Every one carries the library's stable code (``.code``) and a message that never
 contains token, key or secret bytes."""
 
+from typing import Optional
+
 
 class FastMCPAuthError(Exception):
     """Base class: ``code`` is the stable lowercase status name, ``message`` a sentence."""
@@ -29,13 +31,21 @@ class StoreError(FastMCPAuthError):
 
 
 class AuthChallenge(FastMCPAuthError):
-    """A request was not authenticated: send ``status`` with ``WWW-Authenticate:
-    www_authenticate`` and ``body`` (JSON) back to the client."""
+    """A request was not authenticated: send ``status`` with ``headers`` and ``body`` (JSON) back to
+    the client. 401 (``invalid_token``) and 403 (``insufficient_scope``) carry ``WWW-Authenticate``;
+    503 (``temporarily_unavailable``: the store, the identity provider or the JWKS cannot be
+    reached) carries ``Retry-After`` and must not make the client sign in again."""
 
-    def __init__(self, status: int, www_authenticate: str, body: bytes):
-        code = "insufficient_scope" if status == 403 else "invalid_token"
+    def __init__(self, status: int, www_authenticate: str, body: bytes, headers: Optional[dict] = None):
+        code = {403: "insufficient_scope", 503: "temporarily_unavailable"}.get(status, "invalid_token")
         super().__init__(code, f"HTTP {status}: {www_authenticate}")
         self.status = status
         self.www_authenticate = www_authenticate
         self.body = body
-        self.headers = {"WWW-Authenticate": www_authenticate, "Content-Type": "application/json"}
+        self.headers = dict(headers) if headers else {"WWW-Authenticate": www_authenticate}
+        self.headers.setdefault("Content-Type", "application/json")
+
+    @property
+    def is_outage(self) -> bool:
+        """True for a 503: the token may well be valid; retry later."""
+        return self.status == 503

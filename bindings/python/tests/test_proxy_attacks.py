@@ -5,6 +5,7 @@ import base64
 import hashlib
 import re
 import secrets
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
@@ -12,7 +13,7 @@ from urllib.parse import urlencode
 import httpx2
 import pytest
 from oauth_client import CLIENT_REDIRECT, Browser, post_mcp
-from test_proxy_e2e import start_host
+from test_proxy_e2e import HOST, start_host
 
 
 @pytest.fixture(scope="module")
@@ -345,3 +346,68 @@ def test_registration_flood(host):
     response = httpx2.post(host + "/register", json={"redirect_uris": [CLIENT_REDIRECT]})
     oauth_error(response, 429, "too_many_requests")
     assert int(response.headers["retry-after"]) > 0
+
+
+def test_a_store_outage_is_a_503_never_a_401(oidc_provider):
+    """MCP clients throw their tokens away on 401: a Redis blip must not log every user out."""
+    from redis_server import RedisServer
+
+    redis = RedisServer()
+    process, base = start_host(oidc_provider, {"FASTMCP_SERVER_AUTH_OIDC_STORAGE": redis.url})
+    try:
+        client = Client(base)
+        tokens = client.tokens()
+        assert post_mcp(base, tokens["access_token"]).status_code == 200
+        redis.stop()
+        outage = post_mcp(base, tokens["access_token"])
+        assert outage.status_code == 503 and int(outage.headers["retry-after"]) > 0
+        assert outage.json()["error"] == "temporarily_unavailable" and "www-authenticate" not in outage.headers
+        refresh = client.refresh(tokens["refresh_token"])
+        assert refresh.status_code == 503 and refresh.json()["error"] == "temporarily_unavailable"
+        redis.start()
+        assert post_mcp(base, tokens["access_token"]).status_code == 200
+        assert client.refresh(tokens["refresh_token"]).status_code == 200, "nothing was revoked by the outage"
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+        redis.close()
+
+
+def test_the_testing_flag_allows_loopback_metadata_documents_and_nothing_else(oidc_provider):
+    from json_server import JSONServer
+
+    documents = {}
+    server = JSONServer({"/client.json": lambda: documents["client"]}, headers={"Cache-Control": "max-age=60"})
+    client_id = server.url + "/client.json"
+    documents["client"] = {"client_id": client_id, "client_name": "Doc Client", "redirect_uris": [CLIENT_REDIRECT]}
+    try:
+        # Without --testing, a loopback document host is refused (SSRF policy).
+        process, base = start_host(oidc_provider)
+        try:
+            client = Client(base)
+            client.id = client_id
+            assert httpx2.get(client.authorize_url()).status_code == 400
+        finally:
+            process.terminate()
+            process.communicate(timeout=10)
+        process, base = start_host(oidc_provider, args=["--testing"])
+        try:
+            client = Client(base)
+            client.id = client_id
+            browser = httpx2.Client(follow_redirects=False)
+            page, _, _ = consent_page(browser, client)
+            assert "Verified: its metadata document is published by <strong>127.0.0.1</strong>" in page.text
+        finally:
+            process.terminate()
+            process.communicate(timeout=10)
+        # --testing refuses a non-loopback bind.
+        refused = subprocess.run(
+            [str(HOST), "--testing", "--host", "0.0.0.0", "--port", "1"],
+            env={"PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert refused.returncode != 0 and "loopback" in refused.stderr + refused.stdout
+    finally:
+        server.close()

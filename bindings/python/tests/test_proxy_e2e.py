@@ -5,10 +5,15 @@ Register, authorize, consent, login, callback, token, tool call, refresh (by the
 when our short-lived access token expires), revoke, refused after revoke."""
 
 import asyncio
+import base64
+import hashlib
 import json
+import multiprocessing
 import os
 import re
+import secrets
 import subprocess
+import time
 from urllib.parse import urlsplit
 
 import httpx2
@@ -20,7 +25,7 @@ from ports import free_port, wait_for_port
 HOST = REPO / ".build" / "release" / "fastmcpauth-host"
 
 
-def start_host(upstream_url, extra=None, port=None):
+def start_host(upstream_url, extra=None, port=None, args=()):
     port = port or free_port()
     env = {
         **os.environ,
@@ -35,7 +40,7 @@ def start_host(upstream_url, extra=None, port=None):
     }
     if extra and extra.get("FASTMCP_SERVER_AUTH") == "workos":
         env = {k: v for k, v in env.items() if not k.startswith("FASTMCP_SERVER_AUTH_OIDC_")}
-    process = subprocess.Popen([str(HOST)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen([str(HOST), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for_port(port, process=process)
     return process, f"http://127.0.0.1:{port}"
 
@@ -236,12 +241,9 @@ def test_workos_mode_with_the_official_client(workos_pair):
     assert len(workos.revoked) == 1 and "token_type_hint=refresh_token" in workos.revoked[0]
 
 
-def test_one_flow_split_across_two_hosts(workos_pair):
-    (a, b), _, _ = workos_pair
-    import base64
-    import hashlib
-    import secrets
-
+def sign_in_split(a, b, user="bob"):
+    """One authorization with every step on the other host from the last; (client id, verifier,
+    the client's redirect parameters)."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
     registration = httpx2.post(a + "/register", json={"redirect_uris": [CLIENT_REDIRECT]}).json()
@@ -266,9 +268,14 @@ def test_one_flow_split_across_two_hosts(workos_pair):
     assert approved.status_code == 302
     login = http.get(approved.headers["location"]).headers["location"]  # WorkOS sends the browser to the provider
     http.get(login)
-    back = http.post(login, data={"sub": "bob"})
+    back = http.post(login, data={"sub": user})
     callback = http.get(on(a, back.headers["location"]))
-    result = Browser.parameters(callback.headers["location"])
+    return client_id, verifier, Browser.parameters(callback.headers["location"])
+
+
+def test_one_flow_split_across_two_hosts(workos_pair):
+    (a, b), _, _ = workos_pair
+    client_id, verifier, result = sign_in_split(a, b)
     assert result["state"] == "s1" and result["iss"] == a + "/"
     token = httpx2.post(
         b + "/token",
@@ -308,3 +315,57 @@ def test_one_flow_split_across_two_hosts(workos_pair):
     )
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
     assert post_mcp(b, access).status_code == 401, "a replay with another verifier revoked what the code issued"
+
+
+def _refresh_in_a_process(base, refresh_token, client_id, start, results):
+    start.wait(30)
+    response = httpx2.post(
+        base + "/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id},
+        timeout=30,
+    )
+    results.put((response.status_code, response.json()))
+
+
+@pytest.mark.parametrize("concurrency", [2, 5, 10])
+def test_concurrent_refreshes_from_processes_sharing_redis(workos_pair, concurrency):
+    """Separate processes refresh one token at once through two hosts on one redis-server: the
+    grant is never revoked, every access token handed out works, and it refreshes on."""
+    (a, b), _, _ = workos_pair
+    client_id, verifier, result = sign_in_split(a, b, user=f"racer{concurrency}")
+    tokens = httpx2.post(
+        a + "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": result["code"],
+            "redirect_uri": CLIENT_REDIRECT,
+            "code_verifier": verifier,
+            "client_id": client_id,
+        },
+    ).json()
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Event(), context.Queue()
+    workers = [
+        context.Process(
+            target=_refresh_in_a_process, args=((a, b)[i % 2], tokens["refresh_token"], client_id, start, results)
+        )
+        for i in range(concurrency)
+    ]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.5)  # every process is waiting on the event
+    start.set()
+    outcomes = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    granted = [body for status, body in outcomes if status == 200]
+    assert granted, outcomes
+    assert all(status == 200 or body["error"] == "invalid_grant" for status, body in outcomes)
+    assert all(g == granted[0] for g in granted), "one successor, never a second chain"
+    for g in granted:
+        assert post_mcp(a, g["access_token"]).status_code == 200 and post_mcp(b, g["access_token"]).status_code == 200
+    again = httpx2.post(
+        b + "/token",
+        data={"grant_type": "refresh_token", "refresh_token": granted[0]["refresh_token"], "client_id": client_id},
+    )
+    assert again.status_code == 200 and post_mcp(a, again.json()["access_token"]).status_code == 200

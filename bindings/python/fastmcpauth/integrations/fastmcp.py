@@ -120,7 +120,9 @@ class FastMCPAuth(FastMCPAuthProvider):
         this server (including a missing required scope)."""
         try:
             access = await anyio.to_thread.run_sync(self._facade.authenticate, "Bearer " + token)
-        except AuthChallenge:
+        except AuthChallenge as challenge:
+            if challenge.is_outage:
+                raise  # not "invalid": a 401 would make the client throw its token away
             return None
         return self._access_token(access)
 
@@ -192,10 +194,13 @@ class _AuthenticationMiddleware:
                 "type": "http.response.start",
                 "status": challenge.status,
                 "headers": [
-                    (b"content-type", b"application/json"),
                     (b"cache-control", b"no-store"),
                     (b"content-length", str(len(challenge.body)).encode()),
-                    (b"www-authenticate", challenge.www_authenticate.encode()),
+                ]
+                + [
+                    (name.lower().encode(), value.encode())
+                    for name, value in challenge.headers.items()
+                    if name.lower() not in ("cache-control", "content-length")
                 ],
             }
         )

@@ -43,7 +43,9 @@ class TokenVerifier:
         if isinstance(self.verifier, AuthProvider):
             try:
                 return self.verifier.authenticate("Bearer " + token)
-            except AuthChallenge:
+            except AuthChallenge as challenge:
+                if challenge.is_outage:
+                    raise  # not "invalid": a 401 would make the client throw its token away
                 return None
         return self.verifier.verify_token(token)
 
