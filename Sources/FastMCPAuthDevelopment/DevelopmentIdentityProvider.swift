@@ -4,7 +4,7 @@ import Synchronization
 /// A tiny OAuth identity provider for development, so the complete proxy flow runs offline: a
 /// login page that asks only for a user name, a token endpoint and a userinfo endpoint. It keeps
 /// everything in memory and must only ever listen on loopback (the host refuses otherwise).
-public final class DevelopmentIdentityProvider: @unchecked Sendable {
+public final class DevelopmentIdentityProvider: Sendable {
     public let prefix: String
     public let clientID: String
     public let clientSecret: String

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// A real redis-server on a free loopback port, started for a test and stopped after it.
-final class RedisServer: @unchecked Sendable {
+final class RedisServer: @unchecked Sendable {  // The child process is started and stopped by one test thread.
     let port: Int
     let directory: String
     var url: String { "redis://127.0.0.1:\(port)/0" }

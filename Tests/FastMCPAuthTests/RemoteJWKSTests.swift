@@ -12,7 +12,7 @@ import Testing
     let clock = TestClock(1_800_000_000)
 
     /// What the server answers, changeable while it runs.
-    final class Script: @unchecked Sendable {
+    final class Script: Sendable {
         let state = Mutex(LocalHTTPServer.Response())
         func set(_ change: (inout LocalHTTPServer.Response) -> Void) { state.withLock { change(&$0) } }
     }

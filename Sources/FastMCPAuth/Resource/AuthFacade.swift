@@ -59,7 +59,7 @@ public struct AuthResponse: Sendable, Equatable {
 /// (RFC 9728 protected-resource metadata; for AuthKit, the mirrored authorization-server
 /// metadata) and turns an Authorization header into an access token or the exact 401/403 the
 /// MCP authorization spec requires. Immutable configuration; thread-safe.
-public final class AuthFacade: @unchecked Sendable {
+public final class AuthFacade: Sendable {
     public enum Provider: String, CaseIterable, Sendable {
         case jwt, remote, authkit, `static`, introspection
         case workosUserinfo = "workos-userinfo"

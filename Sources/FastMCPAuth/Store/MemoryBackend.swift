@@ -2,7 +2,7 @@ import Synchronization
 
 /// `memory://`: a process-local store, bounded per collection. When a collection is full the
 /// expired entries go first, then the entry written longest ago.
-final class MemoryBackend: StoreBackend, @unchecked Sendable {
+final class MemoryBackend: StoreBackend, Sendable {
     private struct Entry {
         let valueJSON: String
         /// Parsed once when written: reads are the hot path.

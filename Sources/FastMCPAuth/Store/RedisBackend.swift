@@ -5,7 +5,7 @@ import Synchronization
 /// `"{collection}::{key}"`, value the JSON envelope {collection, created_at, expires_at, key,
 /// value, version} with sorted keys, server-side expiry. Connections are pooled and re-made
 /// after the server restarts; atomic operations run as Lua scripts.
-final class RedisBackend: StoreBackend, @unchecked Sendable {
+final class RedisBackend: StoreBackend, Sendable {
     struct Endpoint: Equatable {
         var host = "127.0.0.1"
         var port: Int32 = 6379

@@ -8,7 +8,7 @@ import Glibc
 /// `sqlite:///relative/path.db` or `sqlite:////absolute/path.db` (SQLAlchemy's convention): a
 /// persistent store in WAL mode, safe for several processes on one file. Every operation is
 /// one statement or one transaction, so a crash leaves either the old or the new value.
-final class SQLiteBackend: StoreBackend, @unchecked Sendable {
+final class SQLiteBackend: StoreBackend, Sendable {
     private let database: Mutex<OpaquePointer>
     private let operations = Mutex(0)
 

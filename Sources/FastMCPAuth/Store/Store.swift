@@ -4,7 +4,7 @@ import Synchronization
 /// py-key-value's FernetEncryptionWrapper does it (so a Python FastMCP server and ours can share
 /// one Redis). Backends by URL: `memory://`, `sqlite:///path.db`, `redis://host:port/db`.
 /// Thread-safe; operations are atomic per entry, across processes for SQLite and Redis.
-public final class Store: @unchecked Sendable {
+public final class Store: Sendable {
     public enum Mode: String, Sendable { case error, miss }
 
     public struct Options: Sendable {

@@ -3,7 +3,7 @@ import Synchronization
 /// A JWKS fetched from `jwks_uri` and kept fresh: cached per Cache-Control max-age (clamped),
 /// refetched on an unknown `kid` at most once per cooldown, and the last good set kept serving
 /// when a refresh fails. Fetches are single-flight: concurrent callers wait for one request.
-public final class RemoteKeySet: @unchecked Sendable {
+public final class RemoteKeySet: Sendable {
     public struct Settings: Sendable {
         public var timeout: Double = 5
         public var maxBytes = 256 * 1024

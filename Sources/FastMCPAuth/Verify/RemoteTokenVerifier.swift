@@ -4,7 +4,7 @@ import Synchronization
 /// introspection (client credentials in HTTP Basic) or WorkOS's userinfo endpoint. Results are
 /// cached by the token's SHA-256 (bounded, never past the token's `exp`, at most `cacheLifetime`).
 /// Thread-safe; each check blocks on the network, so hosts call it off their event loops.
-public final class RemoteTokenVerifier: @unchecked Sendable {
+public final class RemoteTokenVerifier: Sendable {
     public enum Method: Sendable {
         /// POST token=…&token_type_hint=access_token to the introspection endpoint.
         case introspection(url: String, clientID: String, clientSecret: String)

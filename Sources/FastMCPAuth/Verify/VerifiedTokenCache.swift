@@ -2,7 +2,7 @@ import Synchronization
 
 /// Bounded cache of verified tokens, keyed by the token's SHA-256 (the token itself is never a
 /// key), each entry kept at most `maxLifetime` seconds and never past the token's `exp`.
-final class VerifiedTokenCache: @unchecked Sendable {
+final class VerifiedTokenCache: Sendable {
     private struct Entry {
         let token: AccessToken
         let validUntil: Double
