@@ -7,7 +7,8 @@ import Glibc
 
 /// A real HTTP/1.1 server on a free loopback port, one thread per connection, for JWKS tests.
 /// The handler decides each response (status, headers, body, an optional delay).
-final class LocalHTTPServer: @unchecked Sendable {  // The listening socket is a C descriptor; shared state is in Mutexes.
+// @unchecked: the listening socket is a C descriptor; shared state is in Mutexes.
+final class LocalHTTPServer: @unchecked Sendable {
     struct Response {
         var status = 200
         var headers: [(String, String)] = [("Content-Type", "application/json")]

@@ -3,7 +3,8 @@ import Synchronization
 
 /// One key: a JWK (RFC 7517) or a PEM key, public or private. Immutable after creation and
 /// safe to share across threads; the OpenSSL key is freed and secrets wiped on release.
-public final class JSONWebKey: @unchecked Sendable {  // An immutable EVP_PKEY (thread-safe for use) and a secret wiped in deinit.
+// @unchecked: an immutable EVP_PKEY (thread-safe to use) and a secret wiped in deinit.
+public final class JSONWebKey: @unchecked Sendable {
     public enum KeyType: Equatable, Sendable {
         case rsa
         case ec(curve: String)

@@ -3,7 +3,8 @@ import COpenSSL
 /// Fernet (github.com/fernet/spec), byte-compatible with Python `cryptography.fernet`, with
 /// MultiFernet's key rotation: the first key encrypts, any key decrypts. Immutable and
 /// thread-safe; key material is wiped when the object is released.
-public final class Fernet: @unchecked Sendable {  // `keys` is a var only so deinit can wipe it; never mutated otherwise.
+// @unchecked: `keys` is a var only so deinit can wipe it; it is never mutated otherwise.
+public final class Fernet: @unchecked Sendable {
     private struct Key {
         var signing: [UInt8]
         var encryption: [UInt8]
