@@ -166,7 +166,7 @@ public func abiAuthAuthenticate(
             throw AuthError(.invalidArgument, "out_token or out_challenge is NULL")
         }
         guard let handle = handle(auth, as: AuthHandle.self) else { throw AuthError(.invalidArgument, "auth is NULL") }
-        let scopes = requiredScopes.map { String(cString: $0).split(separator: " ").map(String.init) } ?? []
+        let scopes = try requiredScopes.map { try ScopeNames.parseArgument(String(cString: $0)) } ?? []
         let request = target.map { AuthRequest(method: "GET", target: String(cString: $0)) }
         switch handle.auth.authenticate(
             authorization: authorization.map { String(cString: $0) },

@@ -316,6 +316,41 @@ import Testing
         #expect(upstream.revocationCount == 1)
     }
 
+    /// Review finding: a grant revoked while its upstream token was being renewed came back when
+    /// the renewal wrote the token set back. It must stay revoked.
+    @Test func aGrantRevokedDuringAnUpstreamRenewalStaysRevoked() throws {
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock, ["access_token_lifetime": 7200])
+        let flow = ProxyFlow(auth: auth)
+        let tokens = try flow.tokens()
+        let access = try #require(tokens["access_token"]?.stringValue)
+        clock.advance(3590)  // the upstream token is due for renewal
+        upstream.state.refreshDelay.withLock { $0 = 0.6 }
+        let renewal = Thread { _ = flow.bearer(access) }
+        renewal.start()
+        Thread.sleep(forTimeInterval: 0.2)  // the renewal is on its way upstream
+        #expect(
+            flow.form("/revoke", [("token", tokens["refresh_token"]?.stringValue ?? ""), ("client_id", flow.clientID)])
+                .status == 200
+        )
+        Thread.sleep(forTimeInterval: 0.8)
+        #expect(upstream.refreshCount == 1)
+        #expect(flow.bearer(access) == 401, "still revoked after the renewal finished")
+        #expect(upstream.revocationCount == 2, "the grant, then the tokens the renewal obtained")
+    }
+
+    /// Review finding: a revoked refresh token's rotation claim made every later use wait ~10 s.
+    @Test func aRefreshTokenThatIsNotLiveIsRefusedAtOnceEveryTime() throws {
+        let upstream = try ProxyUpstream()
+        let flow = ProxyFlow(auth: try upstream.proxy(clock: clock))
+        let tokens = try flow.tokens()
+        let refresh = tokens["refresh_token"]?.stringValue ?? ""
+        #expect(flow.form("/revoke", [("token", refresh), ("client_id", flow.clientID)]).status == 200)
+        let started = Date()
+        for _ in 0..<3 { #expect(flow.refresh(refresh).1["error"] == "invalid_grant") }
+        #expect(Date().timeIntervalSince(started) < 2)
+    }
+
     @Test func withoutAGraceWindowAnyReplayRevokes() throws {
         let upstream = try ProxyUpstream()
         let flow = ProxyFlow(auth: try upstream.proxy(clock: clock, ["refresh_grace_period": 0]))
@@ -760,6 +795,11 @@ import Testing
             bad.clientID = server.baseURL + path
             #expect(bad.send("GET", bad.authorizeQuery()).status == 400, "\(path)")
         }
+        // A document host that cannot be reached is an outage (503), never "unknown client" (401).
+        let away = ProxyFlow(auth: auth)
+        away.clientID = "http://127.0.0.1:1/client.json"
+        #expect(away.send("GET", away.authorizeQuery()).status == 503)
+        #expect(away.refresh("x").0 == 503)
         // Without the test setting, a loopback (or any non-public) document host is refused.
         let strict = ProxyFlow(auth: try upstream.proxy(clock: clock))
         strict.clientID = clientURL

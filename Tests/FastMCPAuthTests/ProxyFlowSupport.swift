@@ -24,6 +24,8 @@ final class ProxyUpstream: Sendable {
         /// The `scope` the token response names (nil: none).
         let grantedScope = Mutex<String?>(nil)
         let expiresIn = Mutex(3600)
+        /// Seconds a refresh answer is held back (to race something against it).
+        let refreshDelay = Mutex(0.0)
     }
 
     let server: LocalHTTPServer
@@ -70,7 +72,10 @@ final class ProxyUpstream: Sendable {
                     return value
                 }
                 tokens["access_token"] = .string("upstream-renewed-\(count)")
-                return .init(body: Array(JSONValue.object(tokens).serialized().utf8))
+                return .init(
+                    body: Array(JSONValue.object(tokens).serialized().utf8),
+                    delay: state.refreshDelay.withLock { $0 }
+                )
             case ("/revoke", _):
                 state.revocations.withLock { $0 += 1 }
                 return .init(body: [])

@@ -118,6 +118,16 @@ import Testing
         )
         #expect(!allowed(nil, "cross-site") && !allowed(nil, "same-site") && !allowed(nil, "none"))
         #expect(!allowed(ours, "cross-site") && !allowed(ours, "same-site"))
+        // A base URL written with its default port: browsers send the origin without it.
+        #expect(
+            ConsentMachine.submissionOriginAllowed(origin: ours, fetchSite: nil, proxyOrigin: ours + ":443")
+                && ConsentMachine.submissionOriginAllowed(
+                    origin: "http://127.0.0.1",
+                    fetchSite: nil,
+                    proxyOrigin: "http://127.0.0.1:80"
+                )
+        )
+        #expect(!ConsentMachine.submissionOriginAllowed(origin: ours + ":8443", fetchSite: nil, proxyOrigin: ours))
     }
 
     // MARK: - Code redemption
@@ -221,7 +231,6 @@ import Testing
             upstreamTokenID: "grant-1",
             startedAt: at,
             rotatedAt: at,
-            successor: "sealed",
             replays: replays
         )
     }
@@ -266,6 +275,10 @@ import Testing
             RefreshRotation.decide(.rotated(Self.rotated()), clientID: "client-1", now: Self.now, gracePeriod: 0)
                 == .revokeGrant(upstreamTokenID: "grant-1")
         )
+        // A token found not live leaves a final record: later uses are refused at once, never wait.
+        var revoked = Self.rotated()
+        revoked.phase = .revoked
+        #expect(decide(revoked, after: 1).isRefusal && decide(revoked, after: 3600).isRefusal)
         #expect(RefreshRotation.Record(json: Self.rotated().json) == Self.rotated())
     }
 
@@ -366,6 +379,9 @@ import Testing
         for uri in [
             "https://a.example/x/../y", "https://a.example/x/%2e%2e/y", "https://a.example/x/.%2E/y",
             "https://a.example/%2E/y", "https://u:p@a.example/cb", "https://a.example\\b/cb", "https://a.example:0/cb",
+            // A malformed escape hides what a segment is: refused, dot-segment or not.
+            "https://a.example/oauth/%2e%2e/evil%ff", "https://a.example/oauth/%2e%2e/evil/%", "https://a.example/x%zz",
+            "https://a.example/oauth/.%2E/.%2e/x", "https://ex%41mple.com/cb", "https://exämple.com/cb",
             "https://a.example:+80/cb", "https://a.example:٨٠/cb",
         ] {
             #expect(RedirectURIs.parts(uri) == nil, "\(uri)")

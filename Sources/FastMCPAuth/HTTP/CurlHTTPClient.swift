@@ -31,27 +31,30 @@ public struct CurlHTTPClient: HTTPClient {
         _ = fma_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         _ = fma_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
         _ = fma_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
-        _ = fma_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int(request.timeout * 1000)))
-        _ = fma_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(request.timeout * 1000)))
+        let milliseconds = request.timeout.isFinite ? Int(min(max(request.timeout, 0.001), 3600) * 1000) : 10_000
+        _ = fma_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, milliseconds)
+        _ = fma_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, milliseconds)
         _ = fma_curl_setopt_long(handle, CURLOPT_MAXFILESIZE, request.maxResponseBytes)
         _ = fma_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())
         _ = fma_curl_setopt_write_fn(handle, CURLOPT_WRITEFUNCTION) { data, size, count, user in
-            let transfer = Unmanaged<Transfer>.fromOpaque(user!).takeUnretainedValue()
+            guard let user, let data else { return 0 }
+            let transfer = Unmanaged<Transfer>.fromOpaque(user).takeUnretainedValue()
             let length = size * count
             if transfer.body.count + length > transfer.maxBytes {
                 transfer.overflow = true
                 return 0
             }
-            data!.withMemoryRebound(to: UInt8.self, capacity: length) {
+            data.withMemoryRebound(to: UInt8.self, capacity: length) {
                 transfer.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
             }
             return length
         }
         _ = fma_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, context.toOpaque())
         _ = fma_curl_setopt_write_fn(handle, CURLOPT_HEADERFUNCTION) { data, size, count, user in
-            let transfer = Unmanaged<Transfer>.fromOpaque(user!).takeUnretainedValue()
+            guard let user, let data else { return 0 }
+            let transfer = Unmanaged<Transfer>.fromOpaque(user).takeUnretainedValue()
             let length = size * count
-            let line = data!.withMemoryRebound(to: UInt8.self, capacity: length) {
+            let line = data.withMemoryRebound(to: UInt8.self, capacity: length) {
                 String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
             }
             if line.hasPrefix("HTTP/") { transfer.headers.removeAll() }  // a new response (e.g. after 100-continue)
@@ -91,7 +94,7 @@ public struct CurlHTTPClient: HTTPClient {
                 _ = fma_curl_setopt_pointer(
                     handle,
                     CURLOPT_POSTFIELDS,
-                    UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)
+                    UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(OpenSSL.emptyCString))
                 )
             }
             return curl_easy_perform(handle)
@@ -113,7 +116,7 @@ extension StringProtocol {
     package func trimmingCharacters() -> String {
         let scalars = unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
-        let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
+        guard let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
         var out = ""
         out.unicodeScalars.append(contentsOf: scalars[first...last])
         return out

@@ -15,13 +15,26 @@ public enum JSONValue: Equatable, Sendable {
         public let message: String
     }
 
-    /// Parses strict JSON (RFC 8259, duplicate object keys refused, NUL in strings refused).
-    public static func parse<Bytes: Collection>(_ bytes: Bytes) throws -> JSONValue where Bytes.Element == UInt8 {
+    /// How deep arrays and objects may nest in JSON the library parses, unless a caller says
+    /// otherwise (JOSE headers and claims: 32, configurable).
+    public static let defaultMaxDepth = 64
+
+    /// Parses strict JSON (RFC 8259, duplicate object keys refused, NUL in strings refused),
+    /// nested at most `maxDepth` levels: the depth is checked before anything recurses, so
+    /// hostile nesting costs neither stack nor time.
+    public static func parse<Bytes: Collection>(
+        _ bytes: Bytes,
+        maxDepth: Int = defaultMaxDepth
+    ) throws -> JSONValue where Bytes.Element == UInt8 {
         let buffer = Array(bytes)
         if buffer.isEmpty { throw ParseError(message: "empty input") }
+        if let deepest = exceedsDepth(buffer, maxDepth) {
+            throw ParseError(message: "nested deeper than \(maxDepth) levels at byte \(deepest)")
+        }
         var error = json_error_t()
         let root: UnsafeMutablePointer<json_t>? = buffer.withUnsafeBufferPointer { raw in
-            raw.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(raw.count, 1)) { chars in
+            guard let base = raw.baseAddress else { return nil }
+            return base.withMemoryRebound(to: CChar.self, capacity: raw.count) { chars in
                 json_loadb(chars, raw.count, Int(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY), &error)
             }
         }
@@ -36,12 +49,51 @@ public enum JSONValue: Equatable, Sendable {
         return convert(root)
     }
 
-    public static func parse(_ text: String) throws -> JSONValue { try parse(Array(text.utf8)) }
+    public static func parse(_ text: String, maxDepth: Int = defaultMaxDepth) throws -> JSONValue {
+        try parse(Array(text.utf8), maxDepth: maxDepth)
+    }
+
+    /// The offset where arrays and objects first nest deeper than `maxDepth` (brackets inside
+    /// strings aside), or nil. A scan, not a parse: it never recurses.
+    static func exceedsDepth(_ bytes: [UInt8], _ maxDepth: Int) -> Int? {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for (offset, byte) in bytes.enumerated() {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > maxDepth { return offset }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return nil
+    }
 
     /// Parses bytes that must hold a JSON object; any failure is an AuthError with `code`.
-    static func parseObject(_ bytes: [UInt8], code: ErrorCode, what: String) throws -> [String: JSONValue] {
+    static func parseObject(
+        _ bytes: [UInt8],
+        code: ErrorCode,
+        what: String,
+        maxDepth: Int = defaultMaxDepth
+    ) throws -> [String: JSONValue] {
         let value: JSONValue
-        do { value = try parse(bytes) } catch {
+        do { value = try parse(bytes, maxDepth: maxDepth) } catch let error as ParseError {
+            if error.message.hasPrefix("nested deeper") {
+                throw AuthError(code, "the \(what) are nested deeper than \(maxDepth) levels")
+            }
             throw AuthError(code, "the \(what) are not valid JSON (duplicate keys are refused)")
         }
         guard let object = value.objectValue else { throw AuthError(code, "the \(what) are not a JSON object") }
@@ -54,21 +106,22 @@ public enum JSONValue: Equatable, Sendable {
             var object = [String: JSONValue]()
             var iterator = json_object_iter(node)
             while let current = iterator {
-                let keyPointer = json_object_iter_key(current)!
-                let keyLength = json_object_iter_key_len(current)
-                let key = keyPointer.withMemoryRebound(to: UInt8.self, capacity: keyLength) {
-                    String(decoding: UnsafeBufferPointer(start: $0, count: keyLength), as: UTF8.self)
+                if let keyPointer = json_object_iter_key(current), let value = json_object_iter_value(current) {
+                    let keyLength = json_object_iter_key_len(current)
+                    let key = keyPointer.withMemoryRebound(to: UInt8.self, capacity: keyLength) {
+                        String(decoding: UnsafeBufferPointer(start: $0, count: keyLength), as: UTF8.self)
+                    }
+                    object[key] = convert(value)
                 }
-                object[key] = convert(json_object_iter_value(current)!)
                 iterator = json_object_iter_next(node, current)
             }
             return .object(object)
         case JSON_ARRAY:
             let count = json_array_size(node)
-            return .array((0..<count).map { convert(json_array_get(node, $0)!) })
+            return .array((0..<count).compactMap { json_array_get(node, $0).map(convert) })
         case JSON_STRING:
             let length = json_string_length(node)
-            let pointer = json_string_value(node)!
+            guard let pointer = json_string_value(node) else { return .string("") }
             return .string(
                 pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
                     String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
@@ -178,11 +231,11 @@ public enum JSONValue: Equatable, Sendable {
             out += "]"
         case .object(let object):
             out += "{"
-            for (index, key) in object.keys.sorted().enumerated() {
+            for (index, member) in object.sorted(by: { $0.key < $1.key }).enumerated() {
                 if index > 0 { out += style.spaced ? ", " : "," }
-                JSONValue.writeString(key, into: &out, asciiOnly: style.asciiOnly)
+                JSONValue.writeString(member.key, into: &out, asciiOnly: style.asciiOnly)
                 out += style.spaced ? ": " : ":"
-                object[key]!.write(into: &out, style)
+                member.value.write(into: &out, style)
             }
             out += "}"
         }

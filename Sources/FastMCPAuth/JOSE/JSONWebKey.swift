@@ -127,9 +127,9 @@ public final class JSONWebKey: @unchecked Sendable {
                     ("p", "rsa-factor1"), ("q", "rsa-factor2"), ("dp", "rsa-exponent1"),
                     ("dq", "rsa-exponent2"), ("qi", "rsa-coefficient1"),
                 ]
-                let values = try crt.map { try bytes($0.0) }
-                if values.allSatisfy({ $0 != nil }) {
-                    for (index, value) in values.enumerated() { parameters.append(.bignum(crt[index].1, value!)) }
+                let values = try crt.compactMap { name, parameter in try bytes(name).map { (parameter, $0) } }
+                if values.count == crt.count {
+                    for (parameter, value) in values { parameters.append(.bignum(parameter, value)) }
                 }
             }
             guard let pkey = OpenSSL.keyFromParameters(type: "RSA", parameters: parameters, privateKey: d != nil) else {
@@ -343,8 +343,8 @@ public final class JSONWebKey: @unchecked Sendable {
             }
             return ["kty": "RSA", "n": .string(Base64URL.encode(n)), "e": .string(Base64URL.encode(e))]
         case .ec(let curve):
-            let length = ECCurve(jwkName: curve)!.coordinateLength
-            guard let pkey, let x = OpenSSL.bignumParameter(pkey, "qx", paddedTo: length),
+            guard let length = ECCurve(jwkName: curve)?.coordinateLength, let pkey,
+                let x = OpenSSL.bignumParameter(pkey, "qx", paddedTo: length),
                 let y = OpenSSL.bignumParameter(pkey, "qy", paddedTo: length)
             else {
                 throw AuthError(.internalError, "cannot export the EC key")
@@ -404,8 +404,9 @@ public final class JSONWebKey: @unchecked Sendable {
                 }
             }
         case .ec(let curve):
-            let length = ECCurve(jwkName: curve)!.coordinateLength
-            if let pkey, let d = OpenSSL.bignumParameter(pkey, "priv", paddedTo: length) {
+            if let length = ECCurve(jwkName: curve)?.coordinateLength, let pkey,
+                let d = OpenSSL.bignumParameter(pkey, "priv", paddedTo: length)
+            {
                 members["d"] = .string(Base64URL.encode(d))
             }
         case .okp:

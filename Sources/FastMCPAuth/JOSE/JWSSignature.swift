@@ -83,8 +83,7 @@ extension JSONWebKey {
             }
             signature.removeLast(signature.count - length)
             if alg.family == .ecdsa {
-                let info = ECCurve(jwkName: alg.curve!)!
-                guard
+                guard let info = alg.curve.flatMap(ECCurve.init(jwkName:)),
                     let raw = OpenSSL.rawSignature(fromDERSignature: signature, coordinateLength: info.coordinateLength)
                 else {
                     throw AuthError(.internalError, "cannot convert the ECDSA signature")
@@ -154,7 +153,9 @@ extension JSONWebKey {
                 keyOperations: nil
             )
         case .ecdsa:
-            let info = ECCurve(jwkName: alg.curve!)!
+            guard let info = alg.curve.flatMap(ECCurve.init(jwkName:)) else {
+                throw AuthError(.unsupportedAlgorithm, "\(alg.rawValue) names no curve")
+            }
             if let curve, curve != info.jwkName {
                 throw AuthError(.invalidArgument, "\(alg.rawValue) uses curve \(info.jwkName)")
             }

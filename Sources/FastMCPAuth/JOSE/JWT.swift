@@ -28,7 +28,7 @@ public enum JWT {
     }
 
     /// Splits and decodes without judging the header's content beyond "a JSON object".
-    static func decode(_ token: [UInt8]) throws -> Decoded {
+    static func decode(_ token: [UInt8], maxDepth: Int = 32) throws -> Decoded {
         let dot = UInt8(ascii: ".")
         let parts = token.split(separator: dot, maxSplits: 3, omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw AuthError(.malformedToken, "a JWT has exactly three dot-separated parts") }
@@ -41,7 +41,12 @@ public enum JWT {
         guard let signature = Base64URL.decode(parts[2]) else {
             throw AuthError(.malformedBase64, "the signature is not canonical base64url")
         }
-        let header = try JSONValue.parseObject(headerBytes, code: .malformedHeader, what: "header members")
+        let header = try JSONValue.parseObject(
+            headerBytes,
+            code: .malformedHeader,
+            what: "header members",
+            maxDepth: maxDepth
+        )
         let signingInput = Array(token[token.startIndex..<parts[1].endIndex])
         return Decoded(header: header, payload: payload, signature: signature, signingInput: signingInput)
     }

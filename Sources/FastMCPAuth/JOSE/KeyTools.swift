@@ -28,7 +28,7 @@ public enum KeyTools {
     ) throws -> String {
         let alg = try algorithm(named: name)
         let claims = try object(claimsJSON, what: "claims")
-        let headers = try headersJSON.map { try object($0, what: "headers").objectValue! } ?? [:]
+        let headers = try headersJSON.map { try object($0, what: "headers").objectValue ?? [:] } ?? [:]
         let key = try JSONWebKey(jwk: try object(jwkJSON, what: "the JWK"))
         return try JWT.sign(claims: claims, key: key, algorithm: alg, extraHeaders: headers)
     }
@@ -40,7 +40,7 @@ public enum KeyTools {
         var bits: Int? = nil
         var kid: String? = nil
         if let optionsJSON {
-            let options = try object(optionsJSON, what: "options").objectValue!
+            let options = try object(optionsJSON, what: "options").objectValue ?? [:]
             for key in options.keys where !["crv", "bits", "kid"].contains(key) {
                 throw AuthError(.invalidArgument, "unknown option \"\(key)\" (crv, bits, kid)")
             }

@@ -30,14 +30,20 @@ package enum OpenSSL {
     /// A C string that lives for the whole process. Some OpenSSL constructors keep the name
     /// pointer they are given (EVP_PKEY_CTX_new_from_name, OSSL_DECODER_CTX_new_for_pkey),
     /// which a Swift String's temporary C view would leave dangling.
+    /// (Out of memory, it is the empty name, which OpenSSL refuses: a failure, not a crash.)
     static func name(_ text: String) -> UnsafePointer<CChar> {
-        let pointer = internedNames.withLock { table -> UnsafeMutablePointer<CChar> in
+        let pointer = internedNames.withLock { table -> UnsafeMutablePointer<CChar>? in
             if let existing = table[text] { return existing }
-            let copy = strdup(text)!
+            guard let copy = strdup(text) else { return nil }
             table[text] = copy
             return copy
         }
-        return UnsafePointer(pointer)
+        return pointer.map { UnsafePointer($0) } ?? emptyCString
+    }
+
+    /// A NUL-terminated empty string in static storage.
+    static var emptyCString: UnsafePointer<CChar> {
+        UnsafeRawPointer(StaticString("").utf8Start).assumingMemoryBound(to: CChar.self)
     }
 
     static func bignum(_ bytes: [UInt8]) -> OpaquePointer? {
@@ -92,12 +98,15 @@ package enum OpenSSL {
             for bignum in bignums { BN_clear_free(bignum) }
             for string in cStrings { free(string) }
         }
-        func cString(_ text: String) -> UnsafeMutablePointer<CChar> {
-            let copy = strdup(text)!
-            cStrings.append(copy)
-            return copy
-        }
         var ok = true
+        func cString(_ text: String) -> UnsafePointer<CChar> {
+            guard let copy = strdup(text) else {
+                ok = false
+                return emptyCString
+            }
+            cStrings.append(copy)
+            return UnsafePointer(copy)
+        }
         for parameter in parameters {
             switch parameter {
             case .bignum(let name, let value):
@@ -111,7 +120,11 @@ package enum OpenSSL {
                 ok = ok && OSSL_PARAM_BLD_push_utf8_string(builder, cString(name), cString(value), 0) == 1
             case .octets(let name, let value):
                 // push_octet_string copies the bytes only at to_param: keep them alive too.
-                let copy = malloc(max(value.count, 1))!.assumingMemoryBound(to: CChar.self)
+                guard let raw = malloc(max(value.count, 1)) else {
+                    ok = false
+                    break
+                }
+                let copy = raw.assumingMemoryBound(to: CChar.self)
                 cStrings.append(copy)
                 value.withUnsafeBytes {
                     if let base = $0.baseAddress {

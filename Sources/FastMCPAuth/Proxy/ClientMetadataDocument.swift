@@ -28,7 +28,12 @@ struct ClientMetadataDocuments {
         return !path.split(separator: "/", omittingEmptySubsequences: false).contains { $0 == "." || $0 == ".." }
     }
 
-    enum Failure: Error { case refused(String) }
+    enum Failure: Error {
+        /// The document is not acceptable (or its host is not allowed): the client is unknown.
+        case refused(String)
+        /// The host could not be reached or failed (5xx): try again later.
+        case unreachable(String)
+    }
 
     /// The validated document and how long it may be reused (from Cache-Control).
     func fetch(_ url: String) throws -> (document: [String: JSONValue], lifetime: Double) {
@@ -51,7 +56,18 @@ struct ClientMetadataDocuments {
         }
         request.pinnedAddress = address
         let response: HTTPResponse
-        do { response = try http.send(request) } catch { throw Failure.refused("the document could not be fetched") }
+        do {
+            response = try http.send(request)
+        } catch HTTPClientError.tooLarge {
+            throw Failure.refused("the document is larger than \(Self.maxBytes) bytes")
+        } catch HTTPClientError.invalidURL {
+            throw Failure.refused("the document URL is not usable")
+        } catch {
+            throw Failure.unreachable("the document could not be fetched")
+        }
+        if response.status >= 500 || response.status == 429 {
+            throw Failure.unreachable("the document URL answered HTTP \(response.status)")
+        }
         guard response.status == 200 else { throw Failure.refused("the document URL answered HTTP \(response.status)") }
         guard let document = (try? JSONValue.parse(response.body))?.objectValue else {
             throw Failure.refused("the document is not a JSON object")

@@ -11,7 +11,16 @@ enum ConsentMachine {
     static func submissionOriginAllowed(origin: String?, fetchSite: String?, proxyOrigin: String) -> Bool {
         if let fetchSite, fetchSite.lowercased() != "same-origin" { return false }
         guard let origin else { return true }
-        return origin.lowercased() == proxyOrigin.lowercased()
+        return normalizedOrigin(origin) == normalizedOrigin(proxyOrigin)
+    }
+
+    /// An origin lower-cased, without the scheme's default port (browsers never send it).
+    static func normalizedOrigin(_ origin: String) -> String {
+        let lowered = origin.lowercased()
+        for (scheme, port) in [("https://", ":443"), ("http://", ":80")] where lowered.hasPrefix(scheme) {
+            return lowered.hasSuffix(port) ? String(lowered.dropLast(port.count)) : lowered
+        }
+        return lowered
     }
 
     enum Decision: Equatable {

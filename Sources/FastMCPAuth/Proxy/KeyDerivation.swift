@@ -6,6 +6,8 @@ public enum ProxyKeys {
     static let signingSalt = "fastmcp-jwt-signing-key"
     static let storageSalt = "fastmcp-storage-encryption-key"
     public static let pbkdf2Iterations = 1_000_000
+    /// A `jwt_signing_key` shorter than this is weak_key (32 or more recommended).
+    public static let minimumSigningKeyLength = 16
 
     /// The HS256 key: the 44-byte base64url text of PBKDF2-HMAC-SHA256(jwt_signing_key) when one
     /// is given (a low-entropy secret), else of HKDF-SHA256(upstream client secret).

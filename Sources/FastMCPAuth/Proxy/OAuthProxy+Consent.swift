@@ -275,10 +275,9 @@ extension OAuthProxy {
             log(
                 "oauth proxy: the identity provider returned an error (\(Responses.printable(String(upstreamError.prefix(64)))))"
             )
-            return fail(
-                upstreamError == "access_denied" ? "access_denied" : "server_error",
-                "The identity provider did not authorize the request."
-            )
+            let passed =
+                ["access_denied", "temporarily_unavailable"].contains(upstreamError) ? upstreamError : "server_error"
+            return fail(passed, "The identity provider did not authorize the request.")
         }
         guard let upstreamCode = parameters["code"], !upstreamCode.isEmpty,
             upstreamCode.utf8.count <= Self.maxParameterBytes

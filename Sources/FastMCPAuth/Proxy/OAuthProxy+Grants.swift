@@ -11,13 +11,18 @@ extension OAuthProxy {
     }
 
     func upstreamTokenSet(_ id: String) throws -> UpstreamTokenSet? {
+        try storedTokenSet(id)?.record
+    }
+
+    /// The token set and the object stored for it (what a compare-and-swap expects).
+    func storedTokenSet(_ id: String) throws -> (record: UpstreamTokenSet, stored: [String: JSONValue])? {
         guard !id.isEmpty, id.utf8.count <= 256 else { return nil }
         guard let object = try store.get(ProxyCollection.upstreamTokens, id) else { return nil }
         guard let tokenSet = UpstreamTokenSet(json: object) else {
             log("oauth proxy: an upstream token set is unreadable; treated as revoked")
             return nil
         }
-        return tokenSet
+        return (tokenSet, object)
     }
 
     func storeTokenSet(_ tokenSet: UpstreamTokenSet) throws {
@@ -112,9 +117,12 @@ extension OAuthProxy {
     func revokeGrant(upstreamTokenID: String) throws {
         guard let object = try store.take(ProxyCollection.upstreamTokens, upstreamTokenID) else { return }
         log("oauth proxy: a grant was revoked")
-        guard let endpoint = config.upstreamRevocationEndpoint, let tokenSet = UpstreamTokenSet(json: object) else {
-            return
-        }
+        if let tokenSet = UpstreamTokenSet(json: object) { revokeUpstream(tokenSet) }
+    }
+
+    /// Tells the upstream revocation endpoint (when configured) to end these tokens.
+    func revokeUpstream(_ tokenSet: UpstreamTokenSet) {
+        guard let endpoint = config.upstreamRevocationEndpoint else { return }
         let (token, hint) =
             tokenSet.refreshToken.map { ($0, "refresh_token") } ?? (tokenSet.accessToken, "access_token")
         let (form, headers) = authenticatedUpstreamForm([("token", token), ("token_type_hint", hint)])
@@ -167,9 +175,10 @@ extension OAuthProxy {
         }
         guard let holder else { return try unusable(tokenSet) }
         defer { _ = try? store.releaseLease(leaseName, holder: holder) }
-        guard var current = try upstreamTokenSet(tokenSet.id) else {
+        guard let loaded = try storedTokenSet(tokenSet.id) else {
             throw AuthError(.tokenRevoked, "the grant has been revoked")
         }
+        var current = loaded.record
         if current.expiresAt - clock() >= config.upstreamRefreshMargin { return current }
         guard let refreshToken = current.refreshToken else { return try unusable(current) }
         let renewed: [String: JSONValue]
@@ -191,8 +200,22 @@ extension OAuthProxy {
             current.scope = scopes.confined(current.scopes, byUpstream: scope).joined(separator: " ")
         }
         current.rawTokenData = renewed.filter { $0.key != "access_token" && $0.key != "refresh_token" }
-        try storeTokenSet(current)
-        return current
+        // Written back only over what was read: a grant revoked during the upstream round trip
+        // stays revoked (and the tokens just obtained are handed back to the upstream).
+        if try store.compareAndSwap(
+            ProxyCollection.upstreamTokens,
+            current.id,
+            expected: loaded.stored,
+            new: current.json,
+            ttl: config.refreshTokenLifetime
+        ) {
+            return current
+        }
+        guard let now = try upstreamTokenSet(current.id) else {
+            revokeUpstream(current)
+            throw AuthError(.tokenRevoked, "the grant was revoked while it was being renewed")
+        }
+        return now
     }
 
     /// An upstream `expires_in`: a positive number of seconds, at most 10 years; else the default.

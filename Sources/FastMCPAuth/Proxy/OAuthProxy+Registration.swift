@@ -65,7 +65,8 @@ extension OAuthProxy {
             redirectURIs: uris,
             applicationType: applicationType,
             clientName: metadata["client_name"]?.stringValue.map { String($0.prefix(200)) },
-            scope: registeredScopes.isEmpty ? nil : registeredScopes.joined(separator: " "),
+            // As registered ("" is "no scope at all"); without a `scope`, the offered set.
+            scope: metadata["scope"] == nil ? nil : registeredScopes.joined(separator: " "),
             issuedAt: clock().rounded(.down)
         )
         try store.put(ProxyCollection.clients, client.clientID, client.json, ttl: config.clientLifetime)
@@ -107,6 +108,10 @@ extension OAuthProxy {
         } catch ClientMetadataDocuments.Failure.refused(let why) {
             log("oauth proxy: client metadata document refused: \(why)")
             return nil
+        } catch ClientMetadataDocuments.Failure.unreachable(let why) {
+            // An outage of the client's host is not a reason to call the client unknown (401).
+            log("oauth proxy: client metadata document unavailable: \(why)")
+            throw AuthError(.upstreamUnavailable, "the client's metadata document cannot be fetched now")
         }
         let document = fetched.document
         let applicationType = document["application_type"]?.stringValue ?? "web"

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -107,20 +109,38 @@ extension OAuthProxy {
                     redeemedAt: presentation.now,
                     upstreamTokenID: try random(24)
                 )
-                // The one atomic step: of concurrent redemptions, one claims the code.
-                guard
-                    try store.putIfAbsent(
-                        ProxyCollection.codeRedemptions,
-                        redemptionKey,
-                        claim.json,
-                        ttl: max(config.codeLifetime, CodeRedemption.duplicateWindow)
-                    )
-                else {
+                // The one atomic step: of concurrent redemptions, one claims the code. (A claim
+                // whose reply was lost is recognised by its grant id.)
+                let claimed = try store.putIfAbsent(
+                    ProxyCollection.codeRedemptions,
+                    redemptionKey,
+                    claim.json,
+                    ttl: max(config.codeLifetime, CodeRedemption.duplicateWindow)
+                )
+                guard try claimed || redemption()?.upstreamTokenID == claim.upstreamTokenID else {
                     state = try redemption().map { .redeemed($0) } ?? .unknown
                     continue
                 }
-                _ = try store.delete(ProxyCollection.codes, code)
-                return try issueForCode(record, upstreamTokenID: claim.upstreamTokenID, redemptionKey: redemptionKey)
+                do {
+                    let response = try issueForCode(
+                        record,
+                        upstreamTokenID: claim.upstreamTokenID,
+                        redemptionKey: redemptionKey
+                    )
+                    // Used up only once its tokens exist.
+                    _ = try? store.delete(ProxyCollection.codes, code)
+                    return response
+                } catch let refusal as OAuthError {
+                    throw refusal
+                } catch {
+                    // Nothing was issued (the store failed midway): the code stays redeemable.
+                    _ = try? store.compareAndDelete(
+                        ProxyCollection.codeRedemptions,
+                        redemptionKey,
+                        expected: claim.json
+                    )
+                    throw error
+                }
             }
         }
         throw OAuthError.invalidGrant("The authorization code is invalid, expired or already used.")
@@ -219,12 +239,19 @@ extension OAuthProxy {
                 } else {
                     try revokeGrant(ofJTI: jti)
                 }
+                // Leave a final record, so later uses are refused at once instead of waiting.
+                var revoked = claim
+                revoked.phase = .revoked
+                try store.put(ProxyCollection.refreshRotations, key, revoked.json, ttl: rotationRecordLifetime(claims))
                 log("oauth proxy: a refresh token that is not live was used; its grant is revoked")
                 throw OAuthError.invalidGrant("The refresh token was already used or revoked.")
             case .wait:
                 // Another request is rotating this token: its successor is on the way.
                 waits += 1
                 guard clock() < deadline, waits < 500 else { throw OAuthError.temporarilyUnavailable }
+                let waiting = Self.rotationWaiters.wrappingAdd(1, ordering: .relaxed).newValue
+                defer { Self.rotationWaiters.wrappingSubtract(1, ordering: .relaxed) }
+                guard waiting <= Self.maxRotationWaiters else { throw OAuthError.temporarilyUnavailable }
                 usleep(20_000)
                 state = try rotationState(key, claim: &claim)
             case .serveSuccessor(let record):
@@ -237,7 +264,8 @@ extension OAuthProxy {
                     new: served.json,
                     ttl: rotationRecordLifetime(claims)
                 ) {
-                    return Self.tokenResponse(try successor(of: presented, sealed: record.successor ?? ""))
+                    let sealed = try store.get(ProxyCollection.refreshSuccessors, key)?["successor"]?.stringValue
+                    return Self.tokenResponse(try successor(of: presented, sealed: sealed ?? ""))
                 }
                 state = try rotationState(key, claim: &claim)
             case .rotate(let record):
@@ -287,6 +315,11 @@ extension OAuthProxy {
         throw OAuthError.temporarilyUnavailable
     }
 
+    /// Requests waiting for another's rotation, process-wide: past the cap, a waiter is told to
+    /// retry instead of holding a thread.
+    static let rotationWaiters = Atomic(0)
+    static let maxRotationWaiters = 64
+
     /// Mints the successor of a live refresh token, records it encrypted under a key derived
     /// from the old token, and retires the old token.
     private func rotate(
@@ -305,7 +338,7 @@ extension OAuthProxy {
             throw OAuthError.invalidGrant("The grant has been revoked.")
         }
         // Refresh only narrows: within what this token carries and what the grant still allows.
-        let granted = record.scopes.filter { tokenSet.scope.isEmpty || tokenSet.scopes.contains($0) }
+        let granted = record.scopes.filter(tokenSet.scopes.contains)
         guard let scopes = ScopePolicy.narrowed(parameters["scope"], within: granted) else {
             throw OAuthError.invalidScope("A refresh may only narrow the granted scope.")
         }
@@ -323,25 +356,50 @@ extension OAuthProxy {
         rotated.phase = .rotated
         rotated.upstreamTokenID = tokenSet.id
         rotated.rotatedAt = clock()
-        rotated.successor = try seal(issued.body, for: presented)
-        guard
-            try store.compareAndSwap(
-                ProxyCollection.refreshRotations,
+        if config.refreshGracePeriod > 0 {
+            try store.put(
+                ProxyCollection.refreshSuccessors,
                 key,
-                expected: claim.json,
-                new: rotated.json,
-                ttl: rotationRecordLifetime(claims)
+                ["successor": .string(try seal(issued.body, for: presented))],
+                ttl: config.refreshGracePeriod + 5
             )
-        else {
+        }
+        let recorded = try store.compareAndSwap(
+            ProxyCollection.refreshRotations,
+            key,
+            expected: claim.json,
+            new: rotated.json,
+            ttl: rotationRecordLifetime(claims)
+        )
+        // A swap whose reply was lost may have happened: then the record already says so.
+        guard try recorded || store.get(ProxyCollection.refreshRotations, key) == rotated.json else {
             // Our claim expired under us and someone else took over: ours must not live on.
             _ = try store.delete(ProxyCollection.refreshTokens, try OpenSSL.sha256Hex(issued.refreshToken))
             throw OAuthError.temporarilyUnavailable
         }
         // The old token is retired only now, after the successor is recorded.
         _ = try store.delete(ProxyCollection.refreshTokens, key)
+        try keepClientRegistered(record.clientID)
         _ = try store.delete(ProxyCollection.jtiMappings, jti)
         if let accessJTI = record.accessJTI { _ = try store.delete(ProxyCollection.jtiMappings, accessJTI) }
         return Self.tokenResponse(issued.body)
+    }
+
+    /// A registered client in use keeps its registration: when less than half its lifetime is
+    /// left, the clock starts again (metadata-document clients follow their document's caching).
+    private func keepClientRegistered(_ clientID: String) throws {
+        guard case .seconds(let left) = try store.ttl(ProxyCollection.clients, clientID),
+            left < config.clientLifetime / 2,
+            let stored = try store.get(ProxyCollection.clients, clientID), let client = ClientRecord(json: stored),
+            !client.isVerifiedByMetadataDocument
+        else { return }
+        _ = try store.compareAndSwap(
+            ProxyCollection.clients,
+            clientID,
+            expected: stored,
+            new: stored,
+            ttl: config.clientLifetime
+        )
     }
 
     /// The successor token response, encrypted under a Fernet key derived (HKDF-SHA256) from the

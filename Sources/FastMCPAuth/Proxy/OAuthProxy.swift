@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The OAuth proxy: to MCP clients a complete authorization server (RFC 8414 metadata, RFC 7591
 /// registration, authorize with consent, token, RFC 7009 revocation); to the identity provider
 /// one confidential client. It issues its own HS256 JWTs and keeps the upstream tokens encrypted
@@ -9,6 +11,8 @@
 /// OAuthProxy+*.swift files over one atomic store operation each. Thread-safe.
 public final class OAuthProxy: Sendable {
     static let maxFormBytes = 64 * 1024
+    /// Warned about a short jwt_signing_key already (the warning is once per process).
+    static let warnedShortKey = Atomic(false)
     static let maxParameterBytes = 4096
     static let maxRedirectURIs = 10
 
@@ -47,6 +51,11 @@ public final class OAuthProxy: Sendable {
             throw AuthError(.invalidConfig, "base_url: must be an absolute http(s) URL")
         }
         self.origin = origin
+        if config.shortSigningKey,
+            Self.warnedShortKey.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+        {
+            log("oauth proxy: warning: jwt_signing_key has fewer than 32 characters; use a longer random secret")
+        }
         signingJWK = try JSONWebKey(sharedSecret: config.signingKey)
         routes = Self.routeTable(config)
         metadataDocuments = ClientMetadataDocuments(http: http, allowLoopback: config.clientMetadataTestAllowLoopback)
@@ -74,6 +83,8 @@ public final class OAuthProxy: Sendable {
                 method: .userinfo(url: url),
                 timeout: config.timeout,
                 cacheLifetime: 60,
+                // A provider's userinfo names our upstream client (or us) when it names anyone.
+                audiences: [config.upstreamClientID, config.resourceURL],
                 http: http,
                 clock: clock
             )

@@ -49,6 +49,8 @@ public struct OAuthProxyConfig: Sendable {
     public var clientMetadataTestAllowLoopback = false
     /// The configuration is a test's (loopback base URL): the test-only settings are allowed.
     public var testing = false
+    /// `jwt_signing_key` has 16 to 31 characters: allowed, with a warning (once per process).
+    public var shortSigningKey = false
 
     public var signingKey: [UInt8]
     public var storeURL = "memory://"
@@ -128,7 +130,7 @@ public struct OAuthProxyConfig: Sendable {
         requiredScopes: [String],
         http: HTTPClient
     ) throws -> OAuthProxyConfig {
-        let timeout = try reader.seconds("timeout_seconds") ?? 10
+        let timeout = try reader.timeout("timeout_seconds") ?? 10
         var authorize: String
         var token: String
         var clientID: String
@@ -202,9 +204,23 @@ public struct OAuthProxyConfig: Sendable {
                 "\(key): is a test-only setting; it needs \"testing\": true and a loopback base_url"
             )
         }
-        let iterations = try reader.count("pbkdf2_iterations", minimum: 1) ?? ProxyKeys.pbkdf2Iterations
+        guard urlScheme(baseURL) == "https" || isLoopbackURL(baseURL) else {
+            throw AuthError(
+                .invalidConfig,
+                "base_url: the proxy must be served over https (plain http only on loopback)"
+            )
+        }
+        let jwtSigningKey = try reader.string("jwt_signing_key")
+        if let jwtSigningKey, jwtSigningKey.count < ProxyKeys.minimumSigningKeyLength {
+            throw AuthError(
+                .weakKey,
+                "jwt_signing_key: at least \(ProxyKeys.minimumSigningKeyLength) characters (32 or more recommended)"
+            )
+        }
+        let iterations =
+            try reader.count("pbkdf2_iterations", minimum: 1, maximum: 10_000_000) ?? ProxyKeys.pbkdf2Iterations
         let signingKey = try ProxyKeys.signingKey(
-            jwtSigningKey: try reader.string("jwt_signing_key"),
+            jwtSigningKey: jwtSigningKey,
             upstreamClientSecret: secret,
             iterations: iterations
         )
@@ -221,9 +237,13 @@ public struct OAuthProxyConfig: Sendable {
         config.upstreamValidation = validation
         config.timeout = timeout
         config.requiredScopes = requiredScopes
-        if let issuer = try reader.string("issuer_url") { config.issuer = issuer }
+        if let issuer = try reader.string("issuer_url") {
+            try HeaderValues.checkConfig(issuer, key: "issuer_url")
+            config.issuer = issuer
+        }
         if let path = try reader.string("redirect_path") {
             guard path.hasPrefix("/") else { throw AuthError(.invalidConfig, "redirect_path: must start with /") }
+            try HeaderValues.checkConfig(path, key: "redirect_path")
             config.redirectPath = path
         }
         if let method = try reader.string("token_endpoint_auth_method") {
@@ -244,6 +264,7 @@ public struct OAuthProxyConfig: Sendable {
         config.extraAuthorizeParams = try stringPairs(values["extra_authorize_params"], "extra_authorize_params")
         config.extraTokenParams = try stringPairs(values["extra_token_params"], "extra_token_params")
         config.validScopes = try reader.stringList("valid_scopes")
+        try ScopeNames.checkConfig(config.validScopes ?? [], key: "valid_scopes")
         config.upstreamScopeNames = Dictionary(
             try stringPairs(values["upstream_scope_names"], "upstream_scope_names"),
             uniquingKeysWith: { first, _ in first }
@@ -253,6 +274,7 @@ public struct OAuthProxyConfig: Sendable {
         config.clientMetadataDocuments = try reader.bool("client_id_metadata_documents") ?? true
         config.clientMetadataTestAllowLoopback = try reader.bool("cimd_test_allow_loopback") ?? false
         config.testing = testing
+        config.shortSigningKey = (jwtSigningKey?.count ?? 32) < 32
         config.storeURL = try reader.string("storage") ?? "memory://"
         config.storeEncryptionKeys =
             try reader.stringList("storage_encryption_keys") ?? [try ProxyKeys.storageKey(signingKey: signingKey)]

@@ -17,6 +17,8 @@ enum ProxyCollection {
     // Ours, each keyed by the SHA-256 hex of the secret it is about.
     static let codeRedemptions = "fastmcpauth-code-redemptions"
     static let refreshRotations = "fastmcpauth-refresh-rotations"
+    /// The sealed successor response of a rotation, kept for the grace window only.
+    static let refreshSuccessors = "fastmcpauth-refresh-successors"
     static let rateLimits = "fastmcpauth-rate-limits"
 }
 

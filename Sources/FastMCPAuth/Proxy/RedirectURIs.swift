@@ -67,7 +67,9 @@ enum RedirectURIs {
             port = text[text.index(after: colon)...]
             hostPart = text[..<colon]
         }
-        guard !hostPart.isEmpty, !hostPart.contains(":") || hostPart.hasPrefix("[") else { return nil }
+        guard !hostPart.isEmpty, !hostPart.contains(":") || hostPart.hasPrefix("["), isHostName(hostPart) else {
+            return nil
+        }
         if let port {
             guard isPort(port) else { return nil }
         }
@@ -82,18 +84,51 @@ enum RedirectURIs {
         return (1...65535).contains(value)
     }
 
-    /// `.` or `..` segments, raw or percent-encoded: a browser resolves them when it follows the
-    /// redirect, so a URI that matched a pattern could land somewhere else.
+    /// `.` or `..` segments, raw or percent-encoded (`%2e`, `.%2E`, …): a browser resolves them
+    /// when it follows the redirect, so a URI that matched a pattern could land somewhere else. A
+    /// malformed escape counts as one too: what cannot be decoded cannot be shown to be safe.
     static func hasDotSegments(_ path: String) -> Bool {
-        let decoded = Form.unescape(Substring(path.replacingPlus())) ?? path
-        for candidate in [path, decoded] {
-            if candidate.split(separator: "/", omittingEmptySubsequences: false).contains(where: {
-                $0 == "." || $0 == ".."
-            }) {
-                return true
+        for segment in path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            var decoded = [UInt8]()
+            var iterator = segment.makeIterator()
+            while let byte = iterator.next() {
+                guard byte == UInt8(ascii: "%") else {
+                    decoded.append(byte)
+                    continue
+                }
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                    return true
+                }
+                decoded.append(high << 4 | low)
             }
+            if decoded == [0x2E] || decoded == [0x2E, 0x2E] { return true }
         }
         return false
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// A host of letters, digits, hyphens and dots (IDNs in their xn-- form), or an IP literal
+    /// in brackets.
+    static func isHostName(_ host: Substring) -> Bool {
+        if host.hasPrefix("[") {
+            return host.hasSuffix("]")
+                && host.dropFirst().dropLast().utf8.allSatisfy { byte in
+                    (0x30...0x39).contains(byte) || (0x61...0x66).contains(byte) || (0x41...0x46).contains(byte)
+                        || byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".")
+                }
+        }
+        return host.utf8.allSatisfy { byte in
+            (0x30...0x39).contains(byte) || (0x61...0x7A).contains(byte) || (0x41...0x5A).contains(byte)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+        }
     }
 
     static func isLoopback(_ parts: Parts) -> Bool {
@@ -129,11 +164,6 @@ enum RedirectURIs {
         known.port = nil
         return asked == known
     }
-}
-
-extension String {
-    /// "+" as an encoded space would be, so a path is decoded the way a form value is not.
-    fileprivate func replacingPlus() -> String { replacing("+", with: "%2B") }
 }
 
 /// One entry of `allowed_client_redirect_uris`, parsed once: the scheme exactly; the host

@@ -1,6 +1,7 @@
 /// Refresh-token rotation as a state machine. Each refresh token is rotated once: the first
 /// request claims it (an atomic put-if-absent of a rotation record keyed by the token's SHA-256),
-/// mints the successor pair and records it, encrypted under a key only the old token yields.
+/// mints the successor pair and records it (for the grace window only, in a record of its own),
+/// encrypted under a key only the old token yields.
 /// Until the rotation is recorded, every other request sees the claim and waits; so concurrent
 /// refreshes never see "neither the live token nor a rotation" and never revoke the grant.
 /// Within the grace window the first replay by the same client gets exactly the recorded
@@ -12,6 +13,9 @@ enum RefreshRotation {
         enum Phase: String, Equatable {
             case rotating
             case rotated
+            /// The token was found not live (or replayed late) and its grant revoked: every later
+            /// use is refused at once.
+            case revoked
         }
 
         var phase: Phase
@@ -20,8 +24,6 @@ enum RefreshRotation {
         var upstreamTokenID: String?
         var startedAt: Double
         var rotatedAt: Double?
-        /// The successor token response: Fernet ciphertext under a key derived from the old token.
-        var successor: String?
         /// How many replays received the successor (at most one).
         var replays: Int
 
@@ -32,7 +34,6 @@ enum RefreshRotation {
                 upstreamTokenID: nil,
                 startedAt: now,
                 rotatedAt: nil,
-                successor: nil,
                 replays: 0
             )
         }
@@ -43,7 +44,6 @@ enum RefreshRotation {
             upstreamTokenID: String?,
             startedAt: Double,
             rotatedAt: Double?,
-            successor: String?,
             replays: Int
         ) {
             self.phase = phase
@@ -51,7 +51,6 @@ enum RefreshRotation {
             self.upstreamTokenID = upstreamTokenID
             self.startedAt = startedAt
             self.rotatedAt = rotatedAt
-            self.successor = successor
             self.replays = replays
         }
 
@@ -67,7 +66,6 @@ enum RefreshRotation {
                 upstreamTokenID: fields.string("upstream_token_id"),
                 startedAt: started,
                 rotatedAt: fields.number("rotated_at"),
-                successor: fields.string("successor"),
                 replays: replays >= 0 && replays < 1_000_000 ? Int(replays) : 1_000_000
             )
         }
@@ -79,7 +77,6 @@ enum RefreshRotation {
             ]
             if let upstreamTokenID { object["upstream_token_id"] = .string(upstreamTokenID) }
             if let rotatedAt { object["rotated_at"] = .double(rotatedAt) }
-            if let successor { object["successor"] = .string(successor) }
             return object
         }
     }
@@ -101,7 +98,7 @@ enum RefreshRotation {
         /// Wait for the other request's rotation, then look again.
         case wait
         /// Count this replay (compare-and-swap `replays` from 0 to 1); the winner gets the
-        /// recorded successor, a loser looks again.
+        /// recorded successor (if its record is still there), a loser looks again.
         case serveSuccessor(Record)
         /// The token is not live, or was replayed after the window: revoke the whole grant (the
         /// rotation record's, else the one the token's jti maps to).
@@ -129,7 +126,10 @@ enum RefreshRotation {
             guard record.clientID == clientID else {
                 return .refuse(description: "The refresh token was issued to another client.")
             }
-            guard let rotatedAt = record.rotatedAt, now - rotatedAt < gracePeriod, record.successor != nil else {
+            guard record.phase == .rotated else {
+                return .refuse(description: "The refresh token was already used or revoked.")
+            }
+            guard let rotatedAt = record.rotatedAt, now - rotatedAt < gracePeriod else {
                 return .revokeGrant(upstreamTokenID: record.upstreamTokenID)
             }
             guard record.replays == 0 else {

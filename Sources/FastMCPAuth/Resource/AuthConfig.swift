@@ -37,9 +37,9 @@ extension AuthFacade {
         case .introspection:
             specific = [
                 "introspection_url", "client_id", "client_secret", "timeout_seconds", "authorization_servers",
-                "cache_ttl",
+                "cache_ttl", "audience",
             ]
-        case .workosUserinfo: specific = ["authkit_domain", "timeout_seconds", "cache_ttl"]
+        case .workosUserinfo: specific = ["authkit_domain", "timeout_seconds", "cache_ttl", "audience"]
         case .oauthProxy: specific = OAuthProxyConfig.proxyKeys
         case .oidcProxy: specific = OAuthProxyConfig.oidcKeys
         case .workos: specific = OAuthProxyConfig.workosKeys
@@ -58,6 +58,11 @@ extension AuthFacade {
         }
         let mcpPath = try reader.string("mcp_path") ?? "/mcp"
         let scopes = try reader.stringList("required_scopes") ?? []
+        // An introspection or userinfo answer that names an audience must name us.
+        var remoteAudiences = try reader.stringList("audience") ?? []
+        if let baseURL, let origin = AuthFacade.origin(of: baseURL) {
+            remoteAudiences.append(origin + String(baseURL.dropFirst(origin.count)).trimmingSuffix("/") + mcpPath)
+        }
         var servers: [String] = []
         var domain: String? = nil
         var proxy: OAuthProxy? = nil
@@ -114,8 +119,9 @@ extension AuthFacade {
             servers = try reader.stringList("authorization_servers") ?? []
             let checker = try RemoteTokenVerifier(
                 method: .introspection(url: url, clientID: clientID, clientSecret: secret),
-                timeout: try reader.seconds("timeout_seconds") ?? 10,
+                timeout: try reader.timeout("timeout_seconds") ?? 10,
                 cacheLifetime: try reader.seconds("cache_ttl") ?? 60,
+                audiences: remoteAudiences,
                 http: http,
                 clock: clock
             )
@@ -127,8 +133,9 @@ extension AuthFacade {
             servers = [origin]
             let checker = try RemoteTokenVerifier(
                 method: .userinfo(url: origin + "/oauth2/userinfo"),
-                timeout: try reader.seconds("timeout_seconds") ?? 10,
+                timeout: try reader.timeout("timeout_seconds") ?? 10,
                 cacheLifetime: try reader.seconds("cache_ttl") ?? 60,
+                audiences: remoteAudiences,
                 http: http,
                 clock: clock
             )

@@ -37,13 +37,27 @@ public struct AuthRequest: Sendable {
 /// An HTTP response: a route's answer or an authentication challenge.
 public struct AuthResponse: Sendable, Equatable {
     public var status: Int
-    public var headers: [String: String]
+    /// Every header the library emits passes through here: control characters never reach the
+    /// wire (configuration refuses them; this is the last line of defence).
+    public var headers: [String: String] {
+        didSet { if !Self.allSafe(headers) { headers = Self.sanitized(headers) } }
+    }
     public var body: [UInt8]
 
     public init(status: Int, headers: [String: String], body: [UInt8]) {
         self.status = status
-        self.headers = headers
+        self.headers = Self.allSafe(headers) ? headers : Self.sanitized(headers)
         self.body = body
+    }
+
+    static func allSafe(_ headers: [String: String]) -> Bool {
+        headers.allSatisfy { HeaderValues.isToken($0.key) && HeaderValues.isSafe($0.value) }
+    }
+
+    static func sanitized(_ headers: [String: String]) -> [String: String] {
+        var out = [String: String]()
+        for (name, value) in headers where HeaderValues.isToken(name) { out[name] = HeaderValues.safe(value) }
+        return out
     }
 
     static func json(_ status: Int, _ value: JSONValue, extraHeaders: [String: String] = [:]) -> AuthResponse {
@@ -103,6 +117,17 @@ public final class AuthFacade: Sendable {
         clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock
     ) throws {
         guard mcpPath.hasPrefix("/") else { throw AuthError(.invalidConfig, "mcp_path: must start with /") }
+        try HeaderValues.checkConfig(mcpPath, key: "mcp_path")
+        guard !mcpPath.contains(" "), !mcpPath.contains("?"), !mcpPath.contains("#"), !mcpPath.contains("\"") else {
+            throw AuthError(.invalidConfig, "mcp_path: a path without spaces, quotes, query or fragment")
+        }
+        try ScopeNames.checkConfig(requiredScopes, key: "required_scopes")
+        if let baseURL {
+            try HeaderValues.checkConfig(baseURL, key: "base_url")
+            guard !baseURL.contains(" "), !baseURL.contains("\""), !baseURL.contains("#"), !baseURL.contains("?") else {
+                throw AuthError(.invalidConfig, "base_url: an absolute URL without spaces, quotes, query or fragment")
+            }
+        }
         if let baseURL {
             guard let origin = AuthFacade.origin(of: baseURL) else {
                 throw AuthError(.invalidConfig, "base_url: must be an absolute http(s) URL")
@@ -313,9 +338,13 @@ public final class AuthFacade: Sendable {
         }
     }
 
-    /// Failures that say nothing about the token: something it depends on cannot be reached.
+    /// Failures that say nothing about the token: something it depends on cannot be reached or
+    /// read (a store-side problem must not make clients throw their tokens away either).
     static func isOutage(_ code: ErrorCode) -> Bool {
-        code == .storeUnavailable || code == .upstreamUnavailable || code == .jwksUnavailable
+        [
+            .storeUnavailable, .upstreamUnavailable, .jwksUnavailable, .corruptedValue, .undecryptableValue,
+            .plaintextValue,
+        ].contains(code)
     }
 
     /// 503 with Retry-After: the token could not be checked now.

@@ -143,7 +143,8 @@ public final class Fernet: @unchecked Sendable {
             guard let cipher = aes128CBC.pointer, EVP_CipherInit_ex2(ctx, cipher, key, iv, encrypt ? 1 : 0, nil) == 1,
                 EVP_CipherUpdate(ctx, buffer.baseAddress, &written, input, Int32(input.count)) == 1
             else { return false }
-            return EVP_CipherFinal_ex(ctx, buffer.baseAddress! + Int(written), &final) == 1
+            guard let base = buffer.baseAddress else { return false }
+            return EVP_CipherFinal_ex(ctx, base + Int(written), &final) == 1
         }
         guard ok else {
             OpenSSL.wipe(&out)
@@ -161,7 +162,7 @@ extension String {
         let bytes = utf8
         let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
         guard let first = bytes.firstIndex(where: { !isSpace($0) }) else { return "" }
-        let last = bytes.lastIndex(where: { !isSpace($0) })!
+        guard let last = bytes.lastIndex(where: { !isSpace($0) }) else { return "" }
         if first == bytes.startIndex && last == bytes.index(before: bytes.endIndex) { return self }
         return String(self[first...last])
     }

@@ -1,7 +1,9 @@
 /// ISO 8601 UTC timestamps as Python's `datetime.isoformat()` writes them for aware UTC times
 /// ("2026-11-22T01:20:30.123456+00:00", no fraction when it is zero), and their parsing.
 enum ISOTime {
-    static func format(_ epoch: Double) -> String {
+    /// Times from year 1 to 9999 (the store's are now + at most 10 years); others are clamped.
+    static func format(_ time: Double) -> String {
+        let epoch = time.isFinite ? min(max(time, -62_135_596_800), 253_402_300_799) : 0
         var seconds = Int64(epoch.rounded(.down))
         var micros = Int64(((epoch - Double(seconds)) * 1_000_000).rounded())
         if micros >= 1_000_000 {

@@ -1,6 +1,10 @@
 import CHiredis
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `redis://[[user]:password@]host[:port][/db]`, laid out as py-key-value's RedisStore: key
 /// `"{collection}::{key}"`, value the JSON envelope {collection, created_at, expires_at, key,
 /// value, version} with sorted keys, server-side expiry. Connections are pooled and re-made
@@ -84,12 +88,22 @@ final class RedisBackend: StoreBackend, Sendable {
 
     // MARK: - Connections
 
-    private var timeval: timeval {
-        let whole = Int(timeout)
-        return CHiredis.timeval(tv_sec: whole, tv_usec: Int((timeout - Double(whole)) * 1_000_000))
+    /// A timeval of `seconds` (at least a millisecond, at most an hour).
+    private static func timeval(_ seconds: Double) -> timeval {
+        let bounded = seconds.isFinite ? min(max(seconds, 0.001), 3600) : 5
+        let whole = Int(bounded)
+        return CHiredis.timeval(tv_sec: whole, tv_usec: Int((bounded - Double(whole)) * 1_000_000))
     }
 
-    private func connect() throws -> UnsafeMutablePointer<redisContext> {
+    /// Seconds on a monotonic clock (deadlines must not move with the wall clock).
+    private static func monotonicNow() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+
+    private func connect(within seconds: Double) throws -> UnsafeMutablePointer<redisContext> {
+        let timeval = Self.timeval(seconds)
         guard let context = redisConnectWithTimeout(endpoint.host, endpoint.port, timeval) else {
             throw AuthError(.storeUnavailable, "cannot allocate a Redis connection")
         }
@@ -135,7 +149,8 @@ final class RedisBackend: StoreBackend, Sendable {
         case REDIS_REPLY_INTEGER:
             return .integer(r.integer)
         case REDIS_REPLY_ARRAY:
-            return .array((0..<Int(r.elements)).map { convert(r.element[$0]!) })
+            guard let elements = r.element else { return .array([]) }
+            return .array((0..<Int(r.elements)).compactMap { elements[$0].map(convert) })
         default:
             return .null
         }
@@ -164,11 +179,22 @@ final class RedisBackend: StoreBackend, Sendable {
         return Self.convert(reply)
     }
 
-    /// Runs a command on a pooled connection; a broken connection is dropped and the command is
-    /// tried once more on a fresh one (the server may have restarted).
+    /// Runs a command on a pooled connection, within the store's timeout in all (a frozen server
+    /// costs one timeout, never two). A pooled connection the server has hung up on (it
+    /// restarted, or closed an idle client) is dropped and the command is sent once more on a
+    /// fresh one; that is the only retry, since a command whose reply timed out may have run and
+    /// must not run twice (a second put-if-absent or increment would lie).
     private func run(_ arguments: [String]) throws -> Reply {
+        let deadline = Self.monotonicNow() + timeout
         for attempt in 0..<2 {
-            let context = try idle.withLock { $0.popLast()?.context } ?? connect()
+            let pooled = idle.withLock { $0.popLast()?.context }
+            let context: UnsafeMutablePointer<redisContext>
+            if let pooled {
+                context = pooled
+                _ = redisSetTimeout(context, Self.timeval(deadline - Self.monotonicNow()))
+            } else {
+                context = try connect(within: deadline - Self.monotonicNow())
+            }
             do {
                 let reply = try command(context, arguments)
                 let connection = Connection(context: context)
@@ -181,11 +207,23 @@ final class RedisBackend: StoreBackend, Sendable {
                 }
                 return reply
             } catch let error as AuthError where error.code == .storeUnavailable && context.pointee.err != 0 {
+                let hungUp = Self.hungUp(context)
                 redisFree(context)
-                if attempt == 1 { throw error }
+                guard attempt == 0, pooled != nil, hungUp, deadline - Self.monotonicNow() > 0.01 else { throw error }
             }
         }
         throw AuthError(.storeUnavailable, "the Redis connection failed")
+    }
+
+    /// The server closed the connection (end of file, reset, broken pipe), as opposed to a
+    /// timeout: nothing of the command was run.
+    private static func hungUp(_ context: UnsafeMutablePointer<redisContext>) -> Bool {
+        if context.pointee.err == REDIS_ERR_EOF { return true }
+        guard context.pointee.err == REDIS_ERR_IO else { return false }
+        let message = withUnsafeBytes(of: context.pointee.errstr) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return message.contains("reset") || message.contains("Broken pipe") || message.contains("Server closed")
     }
 
     // MARK: - Layout

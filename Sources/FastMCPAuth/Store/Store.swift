@@ -44,8 +44,7 @@ public final class Store: Sendable {
             maxValueBytes = try reader.count("max_value_bytes", minimum: 64) ?? maxValueBytes
             maxEntriesPerCollection =
                 try reader.count("max_entries_per_collection", minimum: 1) ?? maxEntriesPerCollection
-            timeout = try reader.seconds("timeout") ?? timeout
-            if timeout <= 0 { throw AuthError(.invalidConfig, "timeout: must be positive") }
+            timeout = try reader.timeout("timeout") ?? timeout
         }
     }
 

@@ -20,7 +20,7 @@ public struct AccessToken: Sendable {
         self.clientID =
             claims["client_id"]?.stringValue ?? claims["azp"]?.stringValue ?? claims["sub"]?.stringValue ?? "unknown"
         self.scopes = AccessToken.scopes(in: claims) ?? []
-        self.expiresAt = claims["exp"]?.numberValue.map { Int64($0.rounded(.down)) }
+        self.expiresAt = claims["exp"]?.numberValue.flatMap { Int64(exactly: $0.rounded(.down)) }
         self.subject = claims["sub"]?.stringValue
     }
 

@@ -16,6 +16,9 @@ public struct ClaimsPolicy: Sendable {
 
     public init() {}
 
+    /// The largest `exp`, `nbf` or `iat` accepted: 2^53 seconds.
+    public static let maxTime: Double = 9_007_199_254_740_992
+
     /// Header names defined by JWS/JWA, which `crit` must not list (RFC 7515 §4.1.11).
     static let registeredHeaderNames: Set<String> = [
         "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit",
@@ -59,6 +62,10 @@ public struct ClaimsPolicy: Sendable {
             guard let value = claims[name] else { return nil }
             guard let number = value.numberValue, number.isFinite else {
                 throw AuthError(.invalidClaim, "\(name) must be a number")
+            }
+            // Every time a JSON number holds exactly; beyond it, arithmetic and conversions break.
+            guard abs(number) <= ClaimsPolicy.maxTime else {
+                throw AuthError(.invalidClaim, "\(name) is out of range (at most 2^53 seconds)")
             }
             return number
         }

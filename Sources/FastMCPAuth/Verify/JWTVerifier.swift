@@ -109,7 +109,7 @@ public final class JWTVerifier: Sendable {
             }
         }
 
-        let decoded = try JWT.decode(bytes)
+        let decoded = try JWT.decode(bytes, maxDepth: config.maxJSONDepth)
         let alg = try algorithm(in: decoded.header)
         if let kid = decoded.header["kid"], kid.stringValue == nil {
             throw AuthError(.malformedHeader, "kid must be a string")
@@ -117,7 +117,9 @@ public final class JWTVerifier: Sendable {
         try config.policy.checkHeader(decoded.header)
         let kid = decoded.header["kid"]?.stringValue
 
-        let keySet = try staticKeys ?? remoteKeys!.keySet(for: kid)
+        guard let keySet = try staticKeys ?? remoteKeys?.keySet(for: kid) else {
+            throw AuthError(.internalError, "the verifier has no key source")
+        }
         let candidates = try keySet.candidates(kid: kid, alg: alg)
         var verified = false
         for key in candidates where try key.verify(alg, input: decoded.signingInput, signature: decoded.signature) {
@@ -126,7 +128,12 @@ public final class JWTVerifier: Sendable {
         }
         guard verified else { throw AuthError(.badSignature) }
 
-        let claims = try JSONValue.parseObject(decoded.payload, code: .malformedClaims, what: "claims")
+        let claims = try JSONValue.parseObject(
+            decoded.payload,
+            code: .malformedClaims,
+            what: "claims",
+            maxDepth: config.maxJSONDepth
+        )
         // Scopes for this call are checked after caching so the entry serves every caller.
         try config.policy.checkClaims(claims, now: now)
         let accessToken = AccessToken(

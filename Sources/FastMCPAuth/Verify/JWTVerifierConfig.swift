@@ -13,6 +13,8 @@ public struct JWTVerifierConfig: Sendable {
     public var algorithms: [JWSAlgorithm]
     public var policy = ClaimsPolicy()
     public var maxTokenBytes = 16 * 1024
+    /// How deep the JOSE header and the claims may nest (checked before either is parsed).
+    public var maxJSONDepth = 32
     /// Verified-token cache entries (0 disables) and the longest an entry is trusted.
     public var cacheSize = 10_000
     public var cacheLifetime: Double = 60
@@ -27,7 +29,7 @@ public struct JWTVerifierConfig: Sendable {
         "public_key", "jwks", "jwks_uri", "issuer", "audience", "algorithm", "algorithms", "required_scopes",
         "leeway", "require_exp", "required_claims", "typ", "understood_crit", "max_token_bytes", "cache_size",
         "cache_ttl", "jwks_timeout", "jwks_max_bytes", "jwks_refetch_cooldown", "jwks_cache_ttl",
-        "jwks_min_cache_ttl", "jwks_max_cache_ttl",
+        "jwks_min_cache_ttl", "jwks_max_cache_ttl", "max_json_depth",
     ]
 
     /// Parses the JSON configuration; every problem is `invalid_config` naming the key.
@@ -39,12 +41,11 @@ public struct JWTVerifierConfig: Sendable {
         guard sources.count == 1 else {
             throw AuthError(.invalidConfig, "give exactly one of public_key, jwks or jwks_uri")
         }
-        switch sources[0] {
-        case "public_key":
-            keySource = .publicKey(try reader.string("public_key")!)
-        case "jwks":
-            switch present["jwks"]! {
-            case .object: keySource = .jwks(present["jwks"]!)
+        if let publicKey = try reader.string("public_key") {
+            keySource = .publicKey(publicKey)
+        } else if let jwks = present["jwks"] {
+            switch jwks {
+            case .object: keySource = .jwks(jwks)
             case .string(let text):
                 guard let parsed = try? JSONValue.parse(text) else {
                     throw AuthError(.invalidConfig, "jwks: not valid JSON")
@@ -52,8 +53,10 @@ public struct JWTVerifierConfig: Sendable {
                 keySource = .jwks(parsed)
             default: throw AuthError(.invalidConfig, "jwks: must be a JWKS object or its JSON text")
             }
-        default:
-            keySource = .jwksURI(try reader.string("jwks_uri")!)
+        } else if let uri = try reader.string("jwks_uri") {
+            keySource = .jwksURI(uri)
+        } else {
+            throw AuthError(.invalidConfig, "give exactly one of public_key, jwks or jwks_uri")
         }
 
         if present["algorithm"] != nil, present["algorithms"] != nil {
@@ -77,11 +80,12 @@ public struct JWTVerifierConfig: Sendable {
         policy.requireExpiration = try reader.bool("require_exp") ?? true
         policy.expectedType = try reader.string("typ")
         policy.understoodCritical = Set(try reader.stringList("understood_crit") ?? [])
-        maxTokenBytes = try reader.count("max_token_bytes", minimum: 64) ?? maxTokenBytes
-        cacheSize = try reader.count("cache_size", minimum: 0) ?? cacheSize
+        maxTokenBytes = try reader.count("max_token_bytes", minimum: 64, maximum: 1 << 20) ?? maxTokenBytes
+        maxJSONDepth = try reader.count("max_json_depth", minimum: 1, maximum: 256) ?? maxJSONDepth
+        cacheSize = try reader.count("cache_size", minimum: 0, maximum: 10_000_000) ?? cacheSize
         cacheLifetime = try reader.seconds("cache_ttl") ?? cacheLifetime
-        jwks.timeout = try reader.seconds("jwks_timeout") ?? jwks.timeout
-        jwks.maxBytes = try reader.count("jwks_max_bytes", minimum: 64) ?? jwks.maxBytes
+        jwks.timeout = try reader.timeout("jwks_timeout") ?? jwks.timeout
+        jwks.maxBytes = try reader.count("jwks_max_bytes", minimum: 64, maximum: 16 << 20) ?? jwks.maxBytes
         jwks.refetchCooldown = try reader.seconds("jwks_refetch_cooldown") ?? jwks.refetchCooldown
         jwks.defaultLifetime = try reader.seconds("jwks_cache_ttl") ?? jwks.defaultLifetime
         jwks.minLifetime = try reader.seconds("jwks_min_cache_ttl") ?? jwks.minLifetime
@@ -144,18 +148,33 @@ struct ConfigReader {
         return b
     }
 
+    /// The longest lifetime or interval a configuration may name: 10 years.
+    static let maxSeconds: Double = 10 * 365 * 86400
+    /// The longest timeout a configuration may name: an hour.
+    static let maxTimeout: Double = 3600
+
+    /// A number of seconds from 0 to 10 years.
     func seconds(_ key: String) throws -> Double? {
         guard let value = values[key] else { return nil }
-        guard let n = value.numberValue, n.isFinite, n >= 0 else {
-            throw AuthError(.invalidConfig, "\(key): must be a non-negative number of seconds")
+        guard let n = value.numberValue, n.isFinite, n >= 0, n <= Self.maxSeconds else {
+            throw AuthError(.invalidConfig, "\(key): must be a number of seconds from 0 to \(Int(Self.maxSeconds))")
         }
         return n
     }
 
-    func count(_ key: String, minimum: Int) throws -> Int? {
+    /// A timeout: more than 0 and at most an hour.
+    func timeout(_ key: String) throws -> Double? {
         guard let value = values[key] else { return nil }
-        guard case .int(let n) = value, n >= Int64(minimum), n <= Int64(Int32.max) else {
-            throw AuthError(.invalidConfig, "\(key): must be an integer of at least \(minimum)")
+        guard let n = value.numberValue, n.isFinite, n > 0, n <= Self.maxTimeout else {
+            throw AuthError(.invalidConfig, "\(key): must be a timeout of more than 0 and at most 3600 seconds")
+        }
+        return n
+    }
+
+    func count(_ key: String, minimum: Int, maximum: Int = Int(Int32.max)) throws -> Int? {
+        guard let value = values[key] else { return nil }
+        guard case .int(let n) = value, n >= Int64(minimum), n <= Int64(maximum) else {
+            throw AuthError(.invalidConfig, "\(key): must be an integer from \(minimum) to \(maximum)")
         }
         return Int(n)
     }

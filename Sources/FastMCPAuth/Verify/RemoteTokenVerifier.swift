@@ -14,6 +14,8 @@ public final class RemoteTokenVerifier: Sendable {
 
     let method: Method
     let timeout: Double
+    /// When an answer carries `aud`, it must name one of these (else invalid_audience).
+    let audiences: [String]
     let http: HTTPClient
     let clock: @Sendable () -> Double
     private let cache: VerifiedTokenCache
@@ -24,6 +26,7 @@ public final class RemoteTokenVerifier: Sendable {
         timeout: Double = 10,
         cacheSize: Int = 10_000,
         cacheLifetime: Double = 60,
+        audiences: [String] = [],
         http: HTTPClient = CurlHTTPClient(),
         clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock
     ) throws {
@@ -40,6 +43,7 @@ public final class RemoteTokenVerifier: Sendable {
         }
         self.method = method
         self.timeout = timeout
+        self.audiences = audiences
         self.http = http
         self.clock = clock
         cache = VerifiedTokenCache(capacity: max(cacheSize, 1), maxLifetime: cacheLifetime)
@@ -117,6 +121,7 @@ public final class RemoteTokenVerifier: Sendable {
                 throw AuthError(.upstreamUnavailable, "the introspection endpoint answered HTTP \(response.status)")
             }
             guard body["active"] == .bool(true) else { throw AuthError(.tokenRevoked, "the token is not active") }
+            try checkAudience(body)
             var policy = ClaimsPolicy()
             policy.requireExpiration = false
             try policy.checkClaims(body, now: now)
@@ -128,6 +133,7 @@ public final class RemoteTokenVerifier: Sendable {
             guard response.status == 200, var claims = try? JSONValue.parse(response.body).objectValue else {
                 throw AuthError(.upstreamUnavailable, "the userinfo endpoint answered HTTP \(response.status)")
             }
+            try checkAudience(claims)
             // Userinfo proves the token valid; its scopes and expiry come from the token itself
             // when it is a JWT (WorkOS access tokens are).
             if let payload = RemoteTokenVerifier.unverifiedClaims(token) {
@@ -136,6 +142,18 @@ public final class RemoteTokenVerifier: Sendable {
                 }
             }
             return AccessToken(token: token, claims: claims)
+        }
+    }
+
+    /// An answer's `aud`, when present, must name one of our audiences: a token issued for
+    /// another resource is not ours to accept, whatever the server says about its validity.
+    private func checkAudience(_ answer: [String: JSONValue]) throws {
+        guard let aud = answer["aud"] else { return }
+        guard let names = aud.stringOrStringArray else {
+            throw AuthError(.invalidClaim, "aud must be a string or an array of strings")
+        }
+        guard names.contains(where: { name in audiences.contains { OAuthProxy.sameResource($0, name) } }) else {
+            throw AuthError(.invalidAudience, "the token was issued for another audience")
         }
     }
 

@@ -260,7 +260,7 @@ def test_workos_proxy_from_the_fastmcp_environment(monkeypatch):
         "REDIRECT_PATH": "/oauth/back",
         "REQUIRED_SCOPES": "openid,profile",
         "TIMEOUT_SECONDS": "5",
-        "JWT_SIGNING_KEY": "a-signing-key",
+        "JWT_SIGNING_KEY": "a-signing-key-of-32-characters!!",
         "ALLOWED_CLIENT_REDIRECT_URIS": '["http://localhost:*"]',
         "STORAGE": "memory://",
     }.items():
@@ -272,6 +272,12 @@ def test_workos_proxy_from_the_fastmcp_environment(monkeypatch):
     allowed = auth.handle("POST", "/register", {}, json.dumps({"redirect_uris": ["http://localhost:1234/cb"]}).encode())
     refused = auth.handle("POST", "/register", {}, json.dumps({"redirect_uris": ["https://app.example/cb"]}).encode())
     assert allowed.status == 201 and refused.status == 400
+    # A signing key under 16 characters is refused.
+    monkeypatch.setenv("FASTMCP_SERVER_AUTH_WORKOS_JWT_SIGNING_KEY", "short-key")
+    with pytest.raises(fastmcpauth.FastMCPAuthError) as info:
+        fastmcpauth.auth_from_env()
+    assert info.value.code == "weak_key"
+    monkeypatch.setenv("FASTMCP_SERVER_AUTH_WORKOS_JWT_SIGNING_KEY", "a-signing-key-of-32-characters!!")
     # Test-only settings never come from the environment.
     for name in ("PBKDF2_ITERATIONS", "CIMD_TEST_ALLOW_LOOPBACK", "TESTING"):
         monkeypatch.setenv("FASTMCP_SERVER_AUTH_WORKOS_" + name, "10" if name == "PBKDF2_ITERATIONS" else "true")
