@@ -82,8 +82,10 @@ typedef enum fma_status {
     FMA_E_UNDECRYPTABLE_VALUE = 35,  /* undecryptable_value: no configured key decrypts a stored value */
     FMA_E_PLAINTEXT_VALUE = 36,      /* plaintext_value: an unencrypted value where encryption is required */
     FMA_E_TOKEN_REVOKED = 37,        /* token_revoked: a well-signed token that was revoked or is unknown to its issuer */
-    FMA_E_UPSTREAM_UNAVAILABLE = 38  /* upstream_unavailable: the identity provider, introspection or userinfo
+    FMA_E_UPSTREAM_UNAVAILABLE = 38, /* upstream_unavailable: the identity provider, introspection or userinfo
                                         endpoint cannot be reached (retry; never a reason to sign in again) */
+    FMA_E_RATE_LIMITED = 39,         /* rate_limited: a per-address or per-client limit was reached (429) */
+    FMA_E_OVER_CAPACITY = 40         /* over_capacity: a collection holds as many entries as it may (503) */
 } fma_status;
 
 #define FMA_ERROR_MESSAGE_SIZE 256

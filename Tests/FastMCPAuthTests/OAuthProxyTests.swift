@@ -495,6 +495,60 @@ import Testing
         #expect(try flow.tokens()["scope"] == "read write", "no upstream scope: the request stands (RFC 6749 §5.1)")
     }
 
+    @Test func unauthenticatedStateIsCappedAndNeverEvictsAnyone() throws {
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock, ["max_pending_transactions": 3, "max_registrations_per_hour": 4])
+        let user = ProxyFlow(auth: auth)
+        try user.register()
+        let (txn, csrf, _) = try user.consentPage()  // a user's sign-in, pending
+        let stranger = ProxyFlow(auth: auth)
+        try stranger.register()
+        var statuses = [Int]()
+        for index in 0..<4 {
+            statuses.append(stranger.send("GET", stranger.authorizeQuery(), address: "203.0.113.\(index)").status)
+        }
+        #expect(statuses == [302, 302, 503, 503], "\(statuses)")
+        let capped = stranger.send("GET", stranger.authorizeQuery(), address: "203.0.113.9")
+        #expect((try JSONValue.parse(capped.body))["error"] == "over_capacity" && capped.headers["Retry-After"] != nil)
+        // Registrations too (two above, then two more, then the cap).
+        let more = (0..<3).map { _ in
+            ProxyFlow(auth: auth).send("POST", "/register", body: #"{"redirect_uris":["http://127.0.0.1:1/cb"]}"#)
+                .status
+        }
+        #expect(more == [201, 201, 503])
+        // The user's pending sign-in is intact and completes.
+        #expect(user.decide(txn: txn, csrf: csrf).status == 302)
+        #expect(user.callback(txn: txn)["code"] != nil)
+        // The window passes: room again.
+        clock.advance(15 * 60)
+        #expect(stranger.send("GET", stranger.authorizeQuery(), address: "203.0.113.9").status == 302)
+    }
+
+    @Test func authorizeAndConsentAreLimitedPerAddress() throws {
+        let upstream = try ProxyUpstream()
+        let auth = try upstream.proxy(clock: clock, ["authorize_rate_limit": 3, "consent_rate_limit": 2])
+        let flow = ProxyFlow(auth: auth)
+        try flow.register()
+        let statuses = (0..<4).map { _ in
+            flow.send("GET", flow.authorizeQuery(), address: "2001:db8:5:5::\(Int.random(in: 1...999))").status
+        }
+        #expect(statuses == [302, 302, 302, 429], "one IPv6 /64 is one address")
+        #expect(flow.send("GET", flow.authorizeQuery(), address: "2001:db8:5:6::1").status == 302)
+        let limited = flow.send("GET", flow.authorizeQuery(), address: "2001:db8:5:5::1")
+        #expect(
+            (try JSONValue.parse(limited.body))["error"] == "rate_limited" && limited.headers["Retry-After"] == "60"
+        )
+        // Consent renders and posts count against the consent limit.
+        let location = try #require(
+            flow.send("GET", flow.authorizeQuery(), address: "198.51.100.1").headers["Location"]
+        )
+        #expect(flow.send("GET", location, address: "198.51.100.2").status == 200)
+        #expect(flow.send("GET", location, address: "198.51.100.2").status == 200)
+        #expect(flow.send("GET", location, address: "198.51.100.2").status == 429)
+        clock.advance(60)
+        #expect(flow.send("GET", location, address: "198.51.100.2").status == 200)
+    }
+
     // MARK: - Defect 5: redirect rules
 
     @Test func registrationRedirectRules() throws {

@@ -302,6 +302,26 @@ import Testing
         #expect(subject(nil) == "unknown" && subject("") == "unknown")
     }
 
+    @Test func forwardedAddressesAreBelievedFromTrustedProxiesOnly() throws {
+        let trusted = try ["10.0.0.0/8", "2001:db8::/32"].map { try #require(AddressRange($0)) }
+        let effective = ClientAddress.effective(peer:forwardedFor:trusted:)
+        // An untrusted peer is the client, whatever it writes in the header.
+        #expect(effective("198.51.100.7", "1.2.3.4", trusted) == "198.51.100.7")
+        // A trusted proxy: the nearest untrusted address, read from the right.
+        #expect(effective("10.1.2.3", "1.2.3.4", trusted) == "1.2.3.4")
+        #expect(effective("10.1.2.3", "6.6.6.6, 1.2.3.4, 10.9.9.9", trusted) == "1.2.3.4")
+        #expect(effective("2001:db8::5", "[2001:db8:1::1], 203.0.113.5", trusted) == "203.0.113.5")
+        #expect(effective("10.1.2.3", "not-an-address", trusted) == "10.1.2.3")
+        #expect(effective("10.1.2.3", nil, trusted) == "10.1.2.3")
+        #expect(effective("10.1.2.3", "1.2.3.4", []) == "10.1.2.3", "no trusted proxies: the header is ignored")
+        #expect(AddressRange("10.0.0.0/8")?.contains("11.0.0.1") == false)
+        #expect(AddressRange("192.168.1.128/25")?.contains("192.168.1.200") == true)
+        #expect(AddressRange("192.168.1.128/25")?.contains("192.168.1.100") == false)
+        for bad in ["10.0.0.0/33", "10.0.0.0/x", "nope", "2001:db8::/129", "10.0.0.0/8/8"] {
+            #expect(AddressRange(bad) == nil, "\(bad)")
+        }
+    }
+
     // MARK: - Scopes
 
     @Test func scopePolicy() {

@@ -314,15 +314,20 @@ import Testing
         options.maxEntriesPerCollection = 3
         let store = try Store(url: "memory://", options: options, clock: clock.function)
         try store.put("c", "short", ["n": 0], ttl: 5)
-        for index in 1...3 { try store.put("c", "k\(index)", ["n": .int(Int64(index))]) }
-        #expect(try store.keys("c") == ["k1", "k2", "k3"])  // the oldest went first
+        for index in 1...2 { try store.put("c", "k\(index)", ["n": .int(Int64(index))]) }
+        // Full: a live entry is never evicted to make room; the new key is refused.
+        #expect(outcome { try store.put("c", "k3", ["n": 3]) } == .overCapacity)
+        #expect(outcome { try store.increment("c", "counter") } == .overCapacity)
+        #expect(try store.keys("c") == ["k1", "k2", "short"])
+        // Expired entries make room.
         clock.advance(10)
-        try store.put("c", "k4", ["n": 4])
-        #expect(try store.keys("c") == ["k2", "k3", "k4"])
+        try store.put("c", "k3", ["n": 3])
+        #expect(try store.keys("c") == ["k1", "k2", "k3"])
         try store.put("other", "x", ["n": 9])  // another collection has its own bound
         #expect(try store.keys("c").count == 3 && store.keys("other") == ["x"])
-        try store.put("c", "k4", ["n": 44])  // overwriting never evicts
-        #expect(try store.keys("c") == ["k2", "k3", "k4"])
+        try store.put("c", "k3", ["n": 33])  // overwriting an existing key is always allowed
+        #expect(try store.get("c", "k3") == ["n": 33])
+        #expect(try store.compareAndSwap("c", "k2", expected: ["n": 2], new: ["n": 22]))
     }
 
     @Test func sqlitePurgesExpiredRowsAndSurvivesReopen() throws {

@@ -37,8 +37,18 @@ struct OAuthError: Error, Equatable {
     static func unsupportedGrantType(_ description: String) -> OAuthError {
         OAuthError(400, "unsupported_grant_type", description)
     }
-    static func tooManyRequests(retryAfter: Int, _ description: String) -> OAuthError {
-        OAuthError(429, "too_many_requests", description, headers: ["Retry-After": String(retryAfter)])
+    /// A per-address or per-client limit: 429 `rate_limited`.
+    static func rateLimited(retryAfter: Int, _ description: String) -> OAuthError {
+        OAuthError(429, "rate_limited", description, headers: ["Retry-After": String(retryAfter)])
+    }
+    /// A global cap on unauthenticated state: 503 `over_capacity`.
+    static func overCapacity(retryAfter: Int) -> OAuthError {
+        OAuthError(
+            503,
+            "over_capacity",
+            "The server holds as much pending state as it may; try again later.",
+            headers: ["Retry-After": String(retryAfter)]
+        )
     }
     /// A store or upstream outage: retry later (never a reason for the client to sign in again).
     static let temporarilyUnavailable = OAuthError(

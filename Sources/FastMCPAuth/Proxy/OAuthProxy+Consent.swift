@@ -45,6 +45,8 @@ extension OAuthProxy {
     // MARK: - Authorize
 
     func authorize(_ request: AuthRequest) throws -> AuthResponse {
+        // Before anything else (a metadata document fetch included): strangers pay first.
+        try checkRateLimit(authorizeLimit, address: request.clientAddress)
         guard let query = Form.decode(request.queryString ?? ""),
             query.allSatisfy({ $0.1.utf8.count <= Self.maxParameterBytes })
         else {
@@ -93,6 +95,14 @@ extension OAuthProxy {
         guard let requested = ScopePolicy.narrowed(parameters["scope"], within: allowed) else {
             return fail("invalid_scope", "A requested scope is not offered to this client.")
         }
+        // A client may have only so many sign-ins pending, and the server only so many in all.
+        try checkLimit(pendingPerClient, subject: client.clientID) { retryAfter in
+            OAuthError.rateLimited(
+                retryAfter: retryAfter,
+                "Too many pending sign-ins for this client; try again later."
+            )
+        }
+        try checkCapacity(transactionCapacity)
         var transaction = Transaction(
             id: try random(32),
             clientID: client.clientID,
@@ -127,6 +137,7 @@ extension OAuthProxy {
     // MARK: - Consent page
 
     func consentPage(_ request: AuthRequest) throws -> AuthResponse {
+        try checkRateLimit(consentLimit, address: request.clientAddress)
         let parameters = Parameters(Form.decode(request.queryString ?? "") ?? [])
         guard let (transaction, _) = try transaction(parameters["txn_id"]) else {
             throw OAuthError.page(
@@ -135,6 +146,7 @@ extension OAuthProxy {
             )
         }
         let client = try self.client(transaction.clientID)
+        try checkCapacity(consentCapacity)
         let binding = try browserBinding(request)
         // Every render has its own CSRF token, recorded with the browser it was rendered for, so
         // several open consent pages (and a prefetch of one) all stay valid, each once.
@@ -178,6 +190,7 @@ extension OAuthProxy {
         else {
             throw OAuthError.page(403, "This form was not submitted from this server's consent page.")
         }
+        try checkRateLimit(consentLimit, address: request.clientAddress)
         guard request.body.count <= Self.maxFormBytes,
             let form = Form.decode(String(decoding: request.body, as: UTF8.self))
         else {

@@ -60,6 +60,7 @@ extension OAuthProxy {
         }
         // Only registrations that would be stored count: they are what a flood fills the store with.
         try checkRateLimit(registrationLimit, address: request.clientAddress)
+        try checkCapacity(registrationCapacity)
         let client = ClientRecord(
             clientID: try random(24),
             redirectURIs: uris,
@@ -78,17 +79,33 @@ extension OAuthProxy {
         )
     }
 
-    /// One attempt against a per-address limit: allowed, or 429 with Retry-After.
+    /// One attempt against a per-address limit: allowed, or 429 rate_limited with Retry-After.
     func checkRateLimit(_ limit: FixedWindowRateLimit, address: String?) throws {
-        let now = clock()
-        let key = try limit.counterKey(subject: FixedWindowRateLimit.subject(forAddress: address), now: now)
-        let count = try store.increment(ProxyCollection.rateLimits, key, ttl: limit.window)
-        if case .refuse(let retryAfter) = limit.decide(count: count, now: now) {
-            throw OAuthError.tooManyRequests(
-                retryAfter: retryAfter,
-                "Too many requests from this address; try again later."
-            )
+        try checkLimit(limit, subject: FixedWindowRateLimit.subject(forAddress: address)) { retryAfter in
+            OAuthError.rateLimited(retryAfter: retryAfter, "Too many requests from this address; try again later.")
         }
+    }
+
+    /// One more unauthenticated record against a global cap: allowed, or 503 over_capacity.
+    func checkCapacity(_ cap: FixedWindowRateLimit) throws {
+        try checkLimit(cap, subject: "global") { OAuthError.overCapacity(retryAfter: $0) }
+    }
+
+    func checkLimit(
+        _ limit: FixedWindowRateLimit,
+        subject: String,
+        refusal: (Int) -> OAuthError
+    ) throws {
+        let now = clock()
+        let key = try limit.counterKey(subject: subject, now: now)
+        // The counter itself may meet a full memory store: that is over capacity as well.
+        let count: Int64
+        do {
+            count = try store.increment(ProxyCollection.rateLimits, key, ttl: limit.window)
+        } catch let error as AuthError where error.code == .overCapacity {
+            throw OAuthError.overCapacity(retryAfter: Int(min(limit.window, 3600)))
+        }
+        if case .refuse(let retryAfter) = limit.decide(count: count, now: now) { throw refusal(retryAfter) }
     }
 
     /// A registered client, or a client named by its metadata document URL (CIMD).

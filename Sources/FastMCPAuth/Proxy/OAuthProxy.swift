@@ -29,6 +29,15 @@ public final class OAuthProxy: Sendable {
     let redirectPatterns: [RedirectPattern]?
     let scopes: ScopePolicy
     let registrationLimit: FixedWindowRateLimit
+    let authorizeLimit: FixedWindowRateLimit
+    let consentLimit: FixedWindowRateLimit
+    /// Pending sign-ins per client, per transaction lifetime.
+    let pendingPerClient: FixedWindowRateLimit
+    /// Global caps on unauthenticated state, per window.
+    let transactionCapacity: FixedWindowRateLimit
+    let consentCapacity: FixedWindowRateLimit
+    let registrationCapacity: FixedWindowRateLimit
+    let trustedProxies: [AddressRange]
     /// "scheme://host[:port]" of the base URL: the only Origin a consent POST may come from.
     let origin: String
     private let routes: [String: Route]
@@ -66,6 +75,29 @@ public final class OAuthProxy: Sendable {
             upstreamNames: config.upstreamScopeNames
         )
         registrationLimit = FixedWindowRateLimit(name: "register", limit: config.registrationsPerHour, window: 3600)
+        authorizeLimit = FixedWindowRateLimit(name: "authorize", limit: config.authorizationsPerMinute, window: 60)
+        consentLimit = FixedWindowRateLimit(name: "consent", limit: config.consentRequestsPerMinute, window: 60)
+        pendingPerClient = FixedWindowRateLimit(
+            name: "pending",
+            limit: config.pendingTransactionsPerClient,
+            window: config.transactionLifetime
+        )
+        transactionCapacity = FixedWindowRateLimit(
+            name: "transactions",
+            limit: config.maxPendingTransactions,
+            window: config.transactionLifetime
+        )
+        consentCapacity = FixedWindowRateLimit(
+            name: "consent-renders",
+            limit: config.maxConsentRenders,
+            window: config.transactionLifetime
+        )
+        registrationCapacity = FixedWindowRateLimit(
+            name: "registrations",
+            limit: config.maxRegistrationsPerHour,
+            window: 3600
+        )
+        trustedProxies = config.trustedProxies.compactMap(AddressRange.init)
         let key = JSONValue.object([
             "keys": .array([.object(["kty": "oct", "k": .string(Base64URL.encode(config.signingKey))])])
         ])
@@ -122,8 +154,14 @@ public final class OAuthProxy: Sendable {
 
     public var routePaths: [String] { routes.keys.sorted() }
 
-    public func handle(_ request: AuthRequest) -> AuthResponse? {
-        guard let route = routes[request.path] else { return nil }
+    public func handle(_ incoming: AuthRequest) -> AuthResponse? {
+        guard let route = routes[incoming.path] else { return nil }
+        var request = incoming
+        request.clientAddress = ClientAddress.effective(
+            peer: incoming.clientAddress,
+            forwardedFor: incoming.header("X-Forwarded-For"),
+            trusted: trustedProxies
+        )
         switch route {
         case .metadata: return get(request) { metadata() }
         case .register: return post(request) { try register(request) }
@@ -160,6 +198,9 @@ public final class OAuthProxy: Sendable {
             return try body()
         } catch let refusal as OAuthError {
             return refusal.response
+        } catch let error as AuthError where error.code == .overCapacity {
+            log("oauth proxy: over capacity: \(error.message)")
+            return OAuthError.overCapacity(retryAfter: 60).response
         } catch let error as AuthError {
             log("oauth proxy: \(error.code.name): \(error.message)")
             return OAuthError.temporarilyUnavailable.response

@@ -63,6 +63,19 @@ public struct OAuthProxyConfig: Sendable {
     public var codeLifetime: Double = 5 * 60
     public var clientLifetime: Double = 90 * 86400
     public var registrationsPerHour = 20
+    /// Per client address (an IPv4 address, an IPv6 /64) per minute.
+    public var authorizationsPerMinute = 60
+    public var consentRequestsPerMinute = 60
+    /// Pending sign-ins one client may start per transaction lifetime.
+    public var pendingTransactionsPerClient = 100
+    /// Unauthenticated state the whole server accepts, per collection and window: transactions
+    /// and consent renders per transaction lifetime, registrations per hour. Past a cap: 503
+    /// over_capacity (nothing stored is evicted).
+    public var maxPendingTransactions = 100_000
+    public var maxConsentRenders = 100_000
+    public var maxRegistrationsPerHour = 10_000
+    /// Peers whose X-Forwarded-For is believed (CIDRs); any other peer is the client itself.
+    public var trustedProxies: [String] = []
     public var timeout: Double = 10
     /// Seconds before the upstream token's expiry at which it is refreshed.
     public var upstreamRefreshMargin: Double = 60
@@ -108,7 +121,8 @@ public struct OAuthProxyConfig: Sendable {
         "transaction_lifetime", "code_lifetime", "client_lifetime", "registration_rate_limit",
         "require_authorization_consent",
         "timeout_seconds", "pbkdf2_iterations", "client_id_metadata_documents", "cimd_test_allow_loopback", "testing",
-        "upstream_scope_names",
+        "upstream_scope_names", "authorize_rate_limit", "consent_rate_limit", "max_pending_transactions_per_client",
+        "max_pending_transactions", "max_consent_renders", "max_registrations_per_hour", "trusted_proxies",
     ]
     /// Accepted only beside `"testing": true` with a loopback base URL, never from FastMCP's
     /// environment variables: each weakens a defence that production must keep.
@@ -293,6 +307,24 @@ public struct OAuthProxyConfig: Sendable {
         }
         config.registrationsPerHour =
             try reader.count("registration_rate_limit", minimum: 1) ?? config.registrationsPerHour
+        config.authorizationsPerMinute =
+            try reader.count("authorize_rate_limit", minimum: 1) ?? config.authorizationsPerMinute
+        config.consentRequestsPerMinute =
+            try reader.count("consent_rate_limit", minimum: 1) ?? config.consentRequestsPerMinute
+        config.pendingTransactionsPerClient =
+            try reader.count("max_pending_transactions_per_client", minimum: 1) ?? config.pendingTransactionsPerClient
+        config.maxPendingTransactions =
+            try reader.count("max_pending_transactions", minimum: 1) ?? config.maxPendingTransactions
+        config.maxConsentRenders = try reader.count("max_consent_renders", minimum: 1) ?? config.maxConsentRenders
+        config.maxRegistrationsPerHour =
+            try reader.count("max_registrations_per_hour", minimum: 1) ?? config.maxRegistrationsPerHour
+        config.trustedProxies = try reader.stringList("trusted_proxies") ?? []
+        for cidr in config.trustedProxies where AddressRange(cidr) == nil {
+            throw AuthError(
+                .invalidConfig,
+                "trusted_proxies: \"\(Responses.printable(String(cidr.prefix(60))))\" is not an address or CIDR"
+            )
+        }
         return config
     }
 

@@ -56,3 +56,61 @@ struct FixedWindowRateLimit: Sendable, Equatable {
         return "other:" + text.prefix(64)
     }
 }
+
+/// An address range (CIDR) of `trusted_proxies`: "10.0.0.0/8", "2001:db8::/32", or one address.
+struct AddressRange: Sendable, Equatable {
+    let bytes: [UInt8]
+    let prefix: Int
+
+    init?(_ text: String) {
+        let parts = text.trimmingCharacters().split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let address = parts.first, parts.count <= 2 else { return nil }
+        guard let bytes = AddressPolicy.ipv4Bytes(String(address)) ?? AddressPolicy.ipv6Bytes(String(address)) else {
+            return nil
+        }
+        let maximum = bytes.count * 8
+        var prefix = maximum
+        if parts.count == 2 {
+            guard parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = Int(parts[1]),
+                (0...maximum).contains(value)
+            else { return nil }
+            prefix = value
+        }
+        self.bytes = bytes
+        self.prefix = prefix
+    }
+
+    func contains(_ address: String) -> Bool {
+        guard let other = AddressPolicy.ipv4Bytes(address) ?? AddressPolicy.ipv6Bytes(address),
+            other.count == bytes.count
+        else { return false }
+        var left = prefix
+        for (mine, theirs) in zip(bytes, other) {
+            guard left > 0 else { return true }
+            let mask: UInt8 = left >= 8 ? 0xFF : ~(0xFF >> UInt8(left))
+            if mine & mask != theirs & mask { return false }
+            left -= 8
+        }
+        return true
+    }
+}
+
+/// Which address a request counts as for rate limits: the TCP peer, unless the peer is a
+/// trusted proxy; then the nearest address in X-Forwarded-For that is not one (a client can
+/// prepend anything to the header, so it is read from the right).
+enum ClientAddress {
+    static func effective(peer: String?, forwardedFor: String?, trusted: [AddressRange]) -> String? {
+        guard let peer, !trusted.isEmpty, trusted.contains(where: { $0.contains(peer) }), let forwardedFor else {
+            return peer
+        }
+        let hops = forwardedFor.split(separator: ",").map { $0.trimmingCharacters() }.filter { !$0.isEmpty }
+        for hop in hops.reversed() {
+            let address = hop.hasPrefix("[") ? String(hop.dropFirst().prefix { $0 != "]" }) : hop
+            guard AddressPolicy.ipv4Bytes(address) != nil || AddressPolicy.ipv6Bytes(address) != nil else {
+                return peer
+            }
+            if !trusted.contains(where: { $0.contains(address) }) { return address }
+        }
+        return hops.first ?? peer
+    }
+}

@@ -310,7 +310,9 @@ extension AuthFacade {
             "jwks_cache_ttl", "jwks_min_cache_ttl", "jwks_max_cache_ttl", "timeout_seconds", "access_token_lifetime",
             "refresh_token_lifetime", "refresh_grace_period", "transaction_lifetime", "code_lifetime",
             "client_lifetime",
-            "registration_rate_limit", "pbkdf2_iterations",
+            "registration_rate_limit", "pbkdf2_iterations", "authorize_rate_limit", "consent_rate_limit",
+            "max_pending_transactions_per_client", "max_pending_transactions", "max_consent_renders",
+            "max_registrations_per_hour",
         ].contains(key) {
             if let integer = Int64(trimmed) { return .int(integer) }
             if let number = Double(trimmed) { return .double(number) }

@@ -1,7 +1,8 @@
 import Synchronization
 
-/// `memory://`: a process-local store, bounded per collection. When a collection is full the
-/// expired entries go first, then the entry written longest ago.
+/// `memory://`: a process-local store, bounded per collection. When a collection is full, its
+/// expired entries go; a live entry is never evicted to make room (a flood of strangers must
+/// not push out registered clients, grants or pending sign-ins): the write is over_capacity.
 final class MemoryBackend: StoreBackend, Sendable {
     private struct Entry {
         let valueJSON: String
@@ -14,6 +15,9 @@ final class MemoryBackend: StoreBackend, Sendable {
     private struct State {
         var collections: [String: [String: Entry]] = [:]
         var sequence: UInt64 = 0
+        /// When each full collection was last swept for expired entries (a sweep is O(n): at
+        /// most one a second, so a flood against a full collection costs no more than that).
+        var lastSweep: [String: Double] = [:]
     }
 
     private let state = Mutex(State())
@@ -31,14 +35,17 @@ final class MemoryBackend: StoreBackend, Sendable {
         StoredEntry(value: entry.value, expiresAt: entry.expiresAt, raw: entry.valueJSON)
     }
 
-    /// Before a new key goes into a full collection: the expired entries go, then the oldest.
-    private static func makeRoom(_ state: inout State, _ collection: String, now: Double, maxEntries: Int) {
-        guard var entries = state.collections[collection], entries.count >= maxEntries else { return }
-        entries = entries.filter { live($0.value, now: now) != nil }
-        while entries.count >= maxEntries, let oldest = entries.min(by: { $0.value.sequence < $1.value.sequence }) {
-            entries[oldest.key] = nil
+    /// Before a new key goes into a full collection: the expired entries go; if it is still full,
+    /// over_capacity.
+    private static func makeRoom(_ state: inout State, _ collection: String, now: Double, maxEntries: Int) throws {
+        guard let entries = state.collections[collection], entries.count >= maxEntries else { return }
+        if now - (state.lastSweep[collection] ?? -.infinity) >= 1 {
+            state.lastSweep[collection] = now
+            state.collections[collection] = entries.filter { live($0.value, now: now) != nil }
         }
-        state.collections[collection] = entries
+        if (state.collections[collection]?.count ?? 0) >= maxEntries {
+            throw AuthError(.overCapacity, "the collection holds its maximum of \(maxEntries) entries")
+        }
     }
 
     func put(
@@ -50,11 +57,11 @@ final class MemoryBackend: StoreBackend, Sendable {
         onlyIfAbsent: Bool,
         now: Double
     ) throws -> Bool {
-        state.withLock { state in
+        try state.withLock { state in
             // Modified in place: copying a collection out and back would cost O(entries) per put.
             if onlyIfAbsent, Self.live(state.collections[collection]?[key], now: now) != nil { return false }
             if state.collections[collection]?[key] == nil {
-                Self.makeRoom(&state, collection, now: now, maxEntries: maxEntriesPerCollection)
+                try Self.makeRoom(&state, collection, now: now, maxEntries: maxEntriesPerCollection)
             }
             state.sequence += 1
             state.collections[collection, default: [:]][key] = Entry(
@@ -129,8 +136,8 @@ final class MemoryBackend: StoreBackend, Sendable {
                 guard !overflow else { throw AuthError(.invalidArgument, "the counter would overflow") }
                 count = sum
                 expiresAt = current.expiresAt
-            } else {
-                Self.makeRoom(&state, collection, now: now, maxEntries: maxEntriesPerCollection)
+            } else if state.collections[collection]?[key] == nil {
+                try Self.makeRoom(&state, collection, now: now, maxEntries: maxEntriesPerCollection)
             }
             state.sequence += 1
             state.collections[collection, default: [:]][key] = Entry(

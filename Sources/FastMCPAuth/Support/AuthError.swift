@@ -34,6 +34,8 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     case plaintextValue = 36
     case tokenRevoked = 37
     case upstreamUnavailable = 38
+    case rateLimited = 39
+    case overCapacity = 40
 
     /// The stable lowercase name (`bad_signature`), also the Python exception's `.code`.
     public var name: String {
@@ -71,6 +73,8 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .plaintextValue: return "plaintext_value"
         case .tokenRevoked: return "token_revoked"
         case .upstreamUnavailable: return "upstream_unavailable"
+        case .rateLimited: return "rate_limited"
+        case .overCapacity: return "over_capacity"
         }
     }
 
@@ -110,6 +114,8 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .plaintextValue: return "A stored value is not encrypted but encryption is required."
         case .tokenRevoked: return "The token is revoked or unknown to its issuer."
         case .upstreamUnavailable: return "The upstream identity provider cannot be reached; try again later."
+        case .rateLimited: return "Too many requests from this client or address; try again later."
+        case .overCapacity: return "The server holds as much pending state as it may; try again later."
         }
     }
 }

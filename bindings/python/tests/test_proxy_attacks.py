@@ -344,7 +344,7 @@ def test_registration_flood(host):
     ]
     assert statuses.count(429) >= 10 and statuses[-1] == 429
     response = httpx2.post(host + "/register", json={"redirect_uris": [CLIENT_REDIRECT]})
-    oauth_error(response, 429, "too_many_requests")
+    oauth_error(response, 429, "rate_limited")
     assert int(response.headers["retry-after"]) > 0
 
 
@@ -411,3 +411,48 @@ def test_the_testing_flag_allows_loopback_metadata_documents_and_nothing_else(oi
         assert refused.returncode != 0 and "loopback" in refused.stderr + refused.stdout
     finally:
         server.close()
+
+
+def test_strangers_are_limited_per_address_and_never_evict_anyone(oidc_provider):
+    process, base = start_host(
+        oidc_provider,
+        {
+            "FASTMCP_SERVER_AUTH_OIDC_AUTHORIZE_RATE_LIMIT": "8",
+            "FASTMCP_SERVER_AUTH_OIDC_CONSENT_RATE_LIMIT": "100000",
+            "FASTMCP_SERVER_AUTH_OIDC_MAX_PENDING_TRANSACTIONS_PER_CLIENT": "3",
+            "FASTMCP_SERVER_AUTH_OIDC_TRUSTED_PROXIES": "127.0.0.1/32",
+        },
+    )
+    try:
+        # A user signs in (from 198.51.100.1 behind our trusted proxy) and keeps a sign-in pending.
+        user = Client(base)
+        browser = httpx2.Client(follow_redirects=False, headers={"X-Forwarded-For": "198.51.100.1"})
+        pending = browser.get(user.authorize_url()).headers["location"]
+        # A stranger (another address) floods /authorize: 429 rate_limited past its limit.
+        stranger = Client(base)
+        flood = [
+            httpx2.get(stranger.authorize_url(), headers={"X-Forwarded-For": "203.0.113.9"}).status_code
+            for _ in range(12)
+        ]
+        assert flood.count(429) >= 4, flood
+        limited = httpx2.get(stranger.authorize_url(), headers={"X-Forwarded-For": "203.0.113.9"})
+        oauth_error(limited, 429, "rate_limited")
+        assert int(limited.headers["retry-after"]) > 0
+        # Another address is not limited; a spoofed header from an untrusted peer counts as that peer.
+        assert httpx2.get(Client(base).authorize_url(), headers={"X-Forwarded-For": "203.0.113.10"}).status_code == 302
+        # One client's pending sign-ins are capped (3 per transaction lifetime), whatever the addresses.
+        busy = Client(base)
+        statuses = [
+            httpx2.get(busy.authorize_url(), headers={"X-Forwarded-For": f"192.0.2.{i}"}).status_code
+            for i in range(1, 6)
+        ]
+        assert statuses == [302, 302, 302, 429, 429], statuses
+        # The user's pending sign-in was never evicted: it completes.
+        page = browser.get(pending)
+        assert page.status_code == 200
+        fields = dict(re.findall(r'name="(txn_id|csrf_token)" value="([^"]*)"', page.text))
+        approved = browser.post(base + "/consent", data={**fields, "action": "approve"})
+        assert approved.status_code == 302
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)

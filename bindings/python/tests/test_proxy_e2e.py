@@ -36,6 +36,9 @@ def start_host(upstream_url, extra=None, port=None, args=()):
         "FASTMCP_SERVER_AUTH_OIDC_CLIENT_SECRET": "proxy-secret",
         "FASTMCP_SERVER_AUTH_OIDC_REQUIRED_SCOPES": "openid profile",
         "FASTMCP_SERVER_AUTH_OIDC_ACCESS_TOKEN_LIFETIME": "4",
+        # Every test browses from 127.0.0.1: the per-address limits are tested on hosts of their own.
+        "FASTMCP_SERVER_AUTH_OIDC_AUTHORIZE_RATE_LIMIT": "100000",
+        "FASTMCP_SERVER_AUTH_OIDC_CONSENT_RATE_LIMIT": "100000",
         **(extra or {}),
     }
     if extra and extra.get("FASTMCP_SERVER_AUTH") == "workos":
@@ -169,6 +172,8 @@ def workos_pair(oidc_provider):
         "FASTMCP_SERVER_AUTH_WORKOS_REQUIRED_SCOPES": "openid profile",
         "FASTMCP_SERVER_AUTH_WORKOS_UPSTREAM_REVOCATION_ENDPOINT": workos.url + "/oauth2/revoke",
         "FASTMCP_SERVER_AUTH_WORKOS_STORAGE": redis.url,
+        "FASTMCP_SERVER_AUTH_WORKOS_AUTHORIZE_RATE_LIMIT": "100000",
+        "FASTMCP_SERVER_AUTH_WORKOS_CONSENT_RATE_LIMIT": "100000",
     }
     hosts = [start_host(oidc_provider, settings, port=port) for port in ports]
     yield [base for _, base in hosts], workos, redis
