@@ -65,7 +65,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FastMCPAuthTests",
-            dependencies: ["FastMCPAuth", "FastMCPAuthDevelopment", "COpenSSL"]
+            dependencies: ["FastMCPAuth", "FastMCPAuthDevelopment", "COpenSSL", "fastmcpauth-host"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -8,6 +8,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import MCP
+import NIOCore
+import NIOPosix
 
 /// One log line on standard output, written at once (one write per line: it reaches a pipe
 /// immediately and lines from concurrent requests never interleave).
@@ -41,6 +43,36 @@ struct Host: AsyncParsableCommand {
         help: "Test mode (loopback binds only): the OAuth proxy also fetches client metadata documents from loopback."
     )
     var testing = false
+    @Option(help: "Seconds from a request's first byte to its complete head before the connection is closed.")
+    var headerTimeout: Double = 10
+    @Option(help: "Seconds from a request's head to the end of its body before the connection is closed.")
+    var bodyTimeout: Double = 30
+    @Option(help: "Seconds a connection may sit idle between requests.")
+    var idleTimeout: Double = 60
+    @Option(help: "Open connections at most; more are closed at once.")
+    var maxConnections = 1024
+    @Option(help: "Threads for token checks (JWKS, introspection, the store).")
+    var authThreads = 8
+    @Option(help: "Threads for the OAuth proxy's routes (upstream calls, client metadata documents).")
+    var proxyThreads = 8
+
+    func validate() throws {
+        for (name, value) in [
+            ("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout),
+        ] {
+            guard value.isFinite, value > 0, value <= 3600 else {
+                throw ValidationError("\(name) must be more than 0 and at most 3600 seconds")
+            }
+        }
+        guard (1...100_000).contains(maxConnections) else {
+            throw ValidationError("--max-connections must be from 1 to 100000")
+        }
+        guard (1...256).contains(authThreads), (1...256).contains(proxyThreads) else {
+            throw ValidationError("--auth-threads and --proxy-threads must be from 1 to 256")
+        }
+    }
+
+    static func amount(_ seconds: Double) -> TimeAmount { .milliseconds(Int64((seconds * 1000).rounded())) }
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -63,9 +95,22 @@ struct Host: AsyncParsableCommand {
             mcpPath: mcpPath,
             testing: testing
         )
-        let responder = HostResponder(auth: auth, idp: idp, mcpPath: mcpPath)
+        // Bounded pools for blocking work: token checks never wait behind the proxy's upstream
+        // calls or a stranger's slow metadata document.
+        let authPool = NIOThreadPool(numberOfThreads: authThreads)
+        let proxyPool = NIOThreadPool(numberOfThreads: proxyThreads)
+        authPool.start()
+        proxyPool.start()
+        let responder = HostResponder(auth: auth, idp: idp, mcpPath: mcpPath, authPool: authPool, proxyPool: proxyPool)
+        let limits = ConnectionLimits(
+            headerTimeout: Self.amount(headerTimeout),
+            bodyTimeout: Self.amount(bodyTimeout),
+            idleTimeout: Self.amount(idleTimeout),
+            maxConnections: maxConnections
+        )
         let app = Application(
             responder: responder,
+            server: .guardedHTTP1(limits),
             configuration: .init(address: .hostname(host, port: port), serverName: "fastmcpauth-host")
         )
         logLine(
@@ -163,12 +208,29 @@ struct HostResponder: HTTPResponder {
     let auth: AuthFacade
     let idp: DevelopmentIdentityProvider?
     let mcpPath: String
-    /// Blocking work (JWKS fetches) runs here, never on the event loops.
-    static let blockingQueue = DispatchQueue(label: "fastmcpauth-host.blocking", attributes: .concurrent)
+    /// Blocking work never runs on the event loops: token checks on one bounded pool, the proxy's
+    /// routes (which may call the upstream or fetch metadata documents) on another.
+    let authPool: NIOThreadPool
+    let proxyPool: NIOThreadPool
+    static let maxBodyBytes = 1 << 20
 
     func respond(to request: Request, context: HostContext) async throws -> Response {
         let started = Date()
-        let response = try await route(request, clientAddress: context.clientAddress)
+        let response: Response
+        do {
+            response = try await route(request, clientAddress: context.clientAddress)
+        } catch let error as NIOTooManyBytesError {
+            _ = error
+            response = Self.response(
+                AuthResponse(
+                    status: 413,
+                    headers: ["Content-Type": "application/json", "Connection": "close"],
+                    body: Array(
+                        #"{"error":"invalid_request","error_description":"The request body is too large."}"#.utf8
+                    )
+                )
+            )
+        }
         let path = request.uri.path
         logLine(
             "\(request.method.rawValue) \(path) \(response.status.code) \(Int(Date().timeIntervalSince(started) * 1000))ms"
@@ -182,7 +244,7 @@ struct HostResponder: HTTPResponder {
         // HTTP/1.1's Host header is HTTPTypes' :authority pseudo-header: hand it on as Host.
         if let authority = request.head.authority { headers.append((name: "Host", value: authority)) }
         for field in request.headers { headers.append((name: field.name.canonicalName, value: field.value)) }
-        let body = try await request.body.collect(upTo: 1 << 20)
+        let body = try await request.body.collect(upTo: Self.maxBodyBytes)
         let bytes = Array(body.readableBytesView)
         let facadeRequest = AuthRequest(
             method: request.method.rawValue,
@@ -192,7 +254,9 @@ struct HostResponder: HTTPResponder {
             clientAddress: clientAddress
         )
         // Discovery and proxy routes may touch the network or the store: off the event loop.
-        if auth.answers(path: facadeRequest.path), let answer = await blocking({ auth.handle(facadeRequest) }) {
+        if auth.answers(path: facadeRequest.path),
+            let answer = try await proxyPool.runIfActive({ auth.handle(facadeRequest) })
+        {
             return Self.response(answer)
         }
         if let idp, idp.answers(path: facadeRequest.path), let answer = idp.handle(facadeRequest) {
@@ -207,7 +271,7 @@ struct HostResponder: HTTPResponder {
                 )
             )
         }
-        let outcome = await blocking {
+        let outcome = try await authPool.runIfActive {
             auth.authenticate(authorization: facadeRequest.header("Authorization"), query: facadeRequest.queryString)
         }
         switch outcome {
@@ -215,12 +279,6 @@ struct HostResponder: HTTPResponder {
             return Self.response(challenge)
         case .authenticated(let token):
             return try await mcp(request: facadeRequest, body: bytes, token: token)
-        }
-    }
-
-    private func blocking<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            Self.blockingQueue.async { continuation.resume(returning: work()) }
         }
     }
 
