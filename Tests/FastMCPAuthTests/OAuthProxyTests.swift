@@ -5,6 +5,20 @@ import Testing
 @testable import FastMCPAuth
 @testable import FastMCPAuthDevelopment
 
+/// How a metadata-document fetch ended: "ok", "refused" or "unreachable".
+func outcomeOf(_ body: () throws -> Any) -> String {
+    do {
+        _ = try body()
+        return "ok"
+    } catch ClientMetadataDocuments.Failure.refused {
+        return "refused"
+    } catch ClientMetadataDocuments.Failure.unreachable {
+        return "unreachable"
+    } catch {
+        return "other"
+    }
+}
+
 /// The OAuth proxy through the facade, against a real local HTTP server as the upstream. Each
 /// step asserts the exact status and OAuth error; each defect of the security review has its case.
 @Suite struct OAuthProxyTests {
@@ -871,6 +885,44 @@ import Testing
         let policy = ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: false)
         #expect(!policy.isClientIDURL("https://example.com/") && !policy.isClientIDURL("https://example.com/a/../b"))
         #expect(policy.isClientIDURL("https://app.example.com/oauth/client.json"))
+    }
+
+    @Test func metadataDocumentFetchesAreCoalescedCappedAndRemembered() throws {
+        let served = Mutex([String: Int]())
+        let inFlight = Mutex((now: 0, peak: 0))
+        let server = try LocalHTTPServer(requestHandler: { request in
+            served.withLock { $0[request.path, default: 0] += 1 }
+            inFlight.withLock {
+                $0.now += 1
+                $0.peak = max($0.peak, $0.now)
+            }
+            defer { inFlight.withLock { $0.now -= 1 } }
+            Thread.sleep(forTimeInterval: 0.4)
+            guard request.path.hasPrefix("/client") else { return .init(status: 404) }
+            return .init(
+                headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+                body: Array(#"{"client_id":"http://127.0.0.1:\#(0)","redirect_uris":["http://127.0.0.1:1/cb"]}"#.utf8)
+            )
+        })
+        let documents = ClientMetadataDocuments(http: CurlHTTPClient(), allowLoopback: true, clock: clock.function)
+        // Eight callers of one URL at once: one fetch.
+        let url = server.baseURL + "/client-a.json"
+        _ = ProxyRaceTests.together(8) { _ in (try? documents.fetch(url)) == nil }
+        #expect(served.withLock { $0["/client-a.json"] } == 1)
+        // A failure is remembered for a minute: no second request.
+        #expect(outcomeOf { try documents.fetch(server.baseURL + "/missing.json") } == "refused")
+        #expect(outcomeOf { try documents.fetch(server.baseURL + "/missing.json") } == "refused")
+        #expect(served.withLock { $0["/missing.json"] } == 1)
+        clock.advance(61)
+        _ = outcomeOf { try documents.fetch(server.baseURL + "/missing.json") }
+        #expect(served.withLock { $0["/missing.json"] } == 2)
+        // Twelve different documents of one host at once: at most four fetches in flight; the
+        // rest are told to retry at once (an outage for them, not an unknown client).
+        let outcomes = ProxyRaceTests.together(12) { index in
+            outcomeOf { try documents.fetch(server.baseURL + "/client-\(index).json") }
+        }
+        #expect(inFlight.withLock { $0.peak } <= 4)
+        #expect(outcomes.filter { $0 == "unreachable" }.count >= 8, "\(outcomes)")
     }
 
     @Test func upstreamJWTsAreVerifiedWithTheConfiguredVerifier() throws {

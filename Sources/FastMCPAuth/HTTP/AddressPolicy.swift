@@ -4,37 +4,9 @@ import Glibc
 
 /// Where outbound fetches of client-supplied URLs may go: public unicast addresses only (no
 /// private, loopback, link-local, shared, documentation, multicast or reserved ranges, and no
-/// IPv4 hidden in mapped, NAT64 or 6to4 IPv6 forms). Used against SSRF.
+/// IPv4 hidden in mapped, NAT64 or 6to4 IPv6 forms). Used against SSRF, on the address a
+/// connection is about to be made to (CurlHTTPClient's socket callback).
 enum AddressPolicy {
-    /// The host's addresses as numeric strings (getaddrinfo; both families).
-    static func resolve(_ host: String) -> [String] {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>? = nil
-        guard getaddrinfo(host, nil, &hints, &result) == 0 else { return [] }
-        defer { freeaddrinfo(result) }
-        var addresses = [String]()
-        var cursor = result
-        while let info = cursor {
-            var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-            if info.pointee.ai_family == AF_INET {
-                var address = info.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
-                    $0.pointee.sin_addr
-                }
-                inet_ntop(AF_INET, &address, &buffer, socklen_t(buffer.count))
-            } else if info.pointee.ai_family == AF_INET6 {
-                var address = info.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
-                    $0.pointee.sin6_addr
-                }
-                inet_ntop(AF_INET6, &address, &buffer, socklen_t(buffer.count))
-            }
-            let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if !text.isEmpty, !addresses.contains(text) { addresses.append(text) }
-            cursor = info.pointee.ai_next
-        }
-        return addresses
-    }
-
     static func ipv4Bytes(_ text: String) -> [UInt8]? {
         var address = in_addr()
         guard inet_pton(AF_INET, text, &address) == 1 else { return nil }

@@ -1,5 +1,9 @@
 import CCurl
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// HTTPClient over libcurl: one easy handle per request, no redirects, http and https only,
 /// TLS verification on, no signals (safe in threaded programs).
 public struct CurlHTTPClient: HTTPClient {
@@ -66,13 +70,16 @@ public struct CurlHTTPClient: HTTPClient {
             return length
         }
 
-        var resolveList: UnsafeMutablePointer<curl_slist>? = nil
-        defer { curl_slist_free_all(resolveList) }
-        if let pinned = request.pinnedAddress, let host = urlHost(request.url) {
-            let port = urlPort(request.url) ?? (urlScheme(request.url) == "https" ? 443 : 80)
-            let address = pinned.contains(":") ? "[\(pinned)]" : pinned
-            resolveList = curl_slist_append(resolveList, "\(host):\(port):\(address)")
-            _ = fma_curl_setopt_pointer(handle, CURLOPT_RESOLVE, UnsafeMutableRawPointer(resolveList))
+        // A client-supplied URL: never through a proxy from the environment, and every address
+        // curl is about to connect to is checked (at connect time: a name that resolves anew,
+        // or to several addresses, cannot slip past). Name resolution is bounded by the
+        // connect timeout (curl's resolver, not a blocking getaddrinfo of ours).
+        // [policy, refused]: the opener reads the policy and records a refusal.
+        var policy: [Int32] = [request.connectPolicy == .publicOrLoopback ? 2 : 1, 0]
+        if request.connectPolicy != .any {
+            _ = fma_curl_setopt_string(handle, CURLOPT_PROXY, "")
+            _ = fma_curl_setopt_string(handle, CURLOPT_NOPROXY, "*")
+            _ = fma_curl_setopt_opensocket_fn(handle, Self.openCheckedSocket)
         }
 
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
@@ -89,17 +96,23 @@ public struct CurlHTTPClient: HTTPClient {
         } else if request.method != "GET" {
             _ = fma_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
         }
-        let code: CURLcode = body.withUnsafeBytes { bytes in
-            if request.method == "POST" {
-                _ = fma_curl_setopt_pointer(
-                    handle,
-                    CURLOPT_POSTFIELDS,
-                    UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(OpenSSL.emptyCString))
-                )
+        let code: CURLcode = policy.withUnsafeMutableBufferPointer { policyPointer in
+            if request.connectPolicy != .any, let base = policyPointer.baseAddress {
+                _ = fma_curl_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, UnsafeMutableRawPointer(base))
             }
-            return curl_easy_perform(handle)
+            return body.withUnsafeBytes { bytes in
+                if request.method == "POST" {
+                    _ = fma_curl_setopt_pointer(
+                        handle,
+                        CURLOPT_POSTFIELDS,
+                        UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(OpenSSL.emptyCString))
+                    )
+                }
+                return curl_easy_perform(handle)
+            }
         }
         if transfer.overflow || code == CURLE_FILESIZE_EXCEEDED { throw HTTPClientError.tooLarge }
+        if code != CURLE_OK, policy[1] != 0 { throw HTTPClientError.addressRefused }
         switch code {
         case CURLE_OK: break
         case CURLE_OPERATION_TIMEDOUT: throw HTTPClientError.timeout
@@ -109,6 +122,32 @@ public struct CurlHTTPClient: HTTPClient {
         var status = 0
         _ = fma_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         return HTTPResponse(status: status, headers: transfer.headers, body: transfer.body)
+    }
+
+    /// CURLOPT_OPENSOCKETFUNCTION: opens the socket only for an address the request's policy
+    /// allows (1: public unicast; 2: public or loopback), else refuses the connection.
+    static let openCheckedSocket: fma_curl_opensocket_fn = { clientp, _, address in
+        guard let clientp, let address, let raw = fma_curl_sockaddr_address(address) else { return CURL_SOCKET_BAD }
+        let policy = clientp.load(as: Int32.self)
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        switch address.pointee.family {
+        case AF_INET:
+            var ip = raw.assumingMemoryBound(to: sockaddr_in.self).pointee.sin_addr
+            guard inet_ntop(AF_INET, &ip, &text, socklen_t(text.count)) != nil else { return CURL_SOCKET_BAD }
+        case AF_INET6:
+            guard address.pointee.addrlen >= UInt32(MemoryLayout<sockaddr_in6>.size) else { return CURL_SOCKET_BAD }
+            var ip = raw.assumingMemoryBound(to: sockaddr_in6.self).pointee.sin6_addr
+            guard inet_ntop(AF_INET6, &ip, &text, socklen_t(text.count)) != nil else { return CURL_SOCKET_BAD }
+        default:
+            return CURL_SOCKET_BAD
+        }
+        let numeric = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let allowed = AddressPolicy.isPublic(numeric) || (policy == 2 && AddressPolicy.isLoopback(numeric))
+        guard allowed else {
+            (clientp + MemoryLayout<Int32>.stride).storeBytes(of: Int32(1), as: Int32.self)
+            return CURL_SOCKET_BAD
+        }
+        return socket(address.pointee.family, address.pointee.socktype, address.pointee.protocol)
     }
 }
 

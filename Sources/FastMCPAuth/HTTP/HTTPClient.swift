@@ -25,9 +25,17 @@ public struct HTTPRequest: Sendable {
     public var timeout: Double
     /// Largest response body accepted; a larger one fails with `.tooLarge`.
     public var maxResponseBytes: Int
-    /// Connect to this numeric address instead of resolving the URL's host again (the address
-    /// an SSRF check approved; TLS still verifies the host name).
-    public var pinnedAddress: String? = nil
+    /// Which addresses the request may connect to, checked on the connected address itself
+    /// (at connect time, after resolution: a name that resolves anew cannot slip past it).
+    public var connectPolicy: ConnectPolicy = .any
+
+    public enum ConnectPolicy: Sendable, Equatable {
+        case any
+        /// Public unicast addresses only (client-supplied URLs: SSRF); never through a proxy.
+        case publicOnly
+        /// Tests only: public or loopback.
+        case publicOrLoopback
+    }
 
     public init(
         method: String = "GET",
@@ -51,6 +59,8 @@ public enum HTTPClientError: Error, Equatable, Sendable {
     case tooLarge
     case connectionFailed(String)
     case invalidURL
+    /// The connect policy refused every address the host resolved to.
+    case addressRefused
 }
 
 /// How the core makes outbound calls (JWKS, later the OAuth upstream). libcurl by default;

@@ -1,15 +1,48 @@
+import Dispatch
+import Synchronization
+
 /// OAuth Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, MCP
 /// 2025-11-25): a client_id that is an https URL names a JSON document describing the client.
-/// Fetched defensively: public addresses only (checked, then pinned), no redirects, 5 KiB, 5 s.
-struct ClientMetadataDocuments {
+/// Fetched defensively: public addresses only (checked on the connected address, so DNS
+/// rebinding cannot slip past), never through a proxy, no redirects, 5 KiB, 5 s (name
+/// resolution included). At most `maxInFlight` fetches at once (`maxInFlightPerHost` per
+/// host); concurrent fetches of one URL share one; a failure is remembered for a minute. These
+/// fetches run on the proxy's routes only, never on the path that checks bearer tokens.
+final class ClientMetadataDocuments: Sendable {
     static let maxBytes = 5 * 1024
     static let timeout: Double = 5
     static let minLifetime: Double = 60
     static let maxLifetime: Double = 86400
+    static let maxInFlight = 16
+    static let maxInFlightPerHost = 4
+    static let failureLifetime: Double = 60
+    static let maxRememberedFailures = 10_000
 
     let http: HTTPClient
     /// Tests only: accept http and loopback addresses (for a document served by the test).
     let allowLoopback: Bool
+    let clock: @Sendable () -> Double
+
+    /// One fetch in flight, which concurrent callers for the same URL wait on.
+    private final class Flight: @unchecked Sendable {  // `outcome` is written once, before `done` is left.
+        let done = DispatchGroup()
+        var outcome: Result<(document: [String: JSONValue], lifetime: Double), Failure>?
+        init() { done.enter() }
+    }
+
+    private struct State {
+        var flights: [String: Flight] = [:]
+        var perHost: [String: Int] = [:]
+        var failures: [String: (failure: Failure, until: Double)] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    init(http: HTTPClient, allowLoopback: Bool, clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock) {
+        self.http = http
+        self.allowLoopback = allowLoopback
+        self.clock = clock
+    }
 
     /// Whether the text is a client_id URL: https, a host, a path, no fragment, no credentials,
     /// no dot segments.
@@ -28,6 +61,67 @@ struct ClientMetadataDocuments {
         return !path.split(separator: "/", omittingEmptySubsequences: false).contains { $0 == "." || $0 == ".." }
     }
 
+    /// The validated document and how long it may be reused: remembered failures first, then
+    /// the fetch already in flight for this URL, else a new one within the caps.
+    func fetch(_ url: String) throws -> (document: [String: JSONValue], lifetime: Double) {
+        let host = urlHost(url) ?? ""
+        let now = clock()
+        enum Plan {
+            case fail(Failure)
+            case wait(Flight)
+            case lead(Flight)
+        }
+        let plan = state.withLock { state -> Plan in
+            if let remembered = state.failures[url] {
+                if remembered.until > now { return .fail(remembered.failure) }
+                state.failures[url] = nil
+            }
+            if let flight = state.flights[url] { return .wait(flight) }
+            guard state.flights.count < Self.maxInFlight, state.perHost[host, default: 0] < Self.maxInFlightPerHost
+            else {
+                return .fail(.unreachable("too many metadata documents are being fetched; try again"))
+            }
+            let flight = Flight()
+            state.flights[url] = flight
+            state.perHost[host, default: 0] += 1
+            return .lead(flight)
+        }
+        switch plan {
+        case .fail(let failure):
+            throw failure
+        case .wait(let flight):
+            guard flight.done.wait(timeout: .now() + Self.timeout + 1) == .success, let outcome = flight.outcome else {
+                throw Failure.unreachable("the document could not be fetched in time")
+            }
+            return try outcome.get()
+        case .lead(let flight):
+            let outcome: Result<(document: [String: JSONValue], lifetime: Double), Failure>
+            do {
+                outcome = .success(try download(url))
+            } catch let failure as Failure {
+                outcome = .failure(failure)
+            } catch {
+                outcome = .failure(.unreachable("the document could not be fetched"))
+            }
+            flight.outcome = outcome
+            state.withLock { state in
+                state.flights[url] = nil
+                state.perHost[host, default: 1] -= 1
+                if state.perHost[host] == 0 { state.perHost[host] = nil }
+                if case .failure(let failure) = outcome {
+                    if state.failures.count >= Self.maxRememberedFailures {
+                        state.failures = state.failures.filter { $0.value.until > now }
+                    }
+                    if state.failures.count < Self.maxRememberedFailures {
+                        state.failures[url] = (failure, now + Self.failureLifetime)
+                    }
+                }
+            }
+            flight.done.leave()
+            return try outcome.get()
+        }
+    }
+
     enum Failure: Error {
         /// The document is not acceptable (or its host is not allowed): the client is unknown.
         case refused(String)
@@ -35,26 +129,23 @@ struct ClientMetadataDocuments {
         case unreachable(String)
     }
 
-    /// The validated document and how long it may be reused (from Cache-Control).
-    func fetch(_ url: String) throws -> (document: [String: JSONValue], lifetime: Double) {
+    /// One fetch: connect-time address checks, no proxy, no redirects, bounded size and time.
+    private func download(_ url: String) throws -> (document: [String: JSONValue], lifetime: Double) {
         guard let host = urlHost(url) else { throw Failure.refused("no host") }
+        // An address literal is judged at once; names are judged on the address connected to.
+        let literal = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        if AddressPolicy.ipv4Bytes(literal) != nil || AddressPolicy.ipv6Bytes(literal) != nil,
+            !AddressPolicy.isPublic(literal), !(allowLoopback && AddressPolicy.isLoopback(literal))
+        {
+            throw Failure.refused("the host is not a public address")
+        }
         var request = HTTPRequest(
             url: url,
             headers: [("Accept", "application/json")],
             timeout: Self.timeout,
             maxResponseBytes: Self.maxBytes
         )
-        let literal = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
-        let addresses =
-            AddressPolicy.ipv4Bytes(literal) != nil || AddressPolicy.ipv6Bytes(literal) != nil
-            ? [literal] : AddressPolicy.resolve(host)
-        guard !addresses.isEmpty else { throw Failure.refused("the host does not resolve") }
-        let allowed = addresses.filter { AddressPolicy.isPublic($0) || (allowLoopback && AddressPolicy.isLoopback($0)) }
-        // Every address must be acceptable: one private answer means the name is not safe to use.
-        guard allowed.count == addresses.count, let address = allowed.first else {
-            throw Failure.refused("the host resolves to a non-public address")
-        }
-        request.pinnedAddress = address
+        request.connectPolicy = allowLoopback ? .publicOrLoopback : .publicOnly
         let response: HTTPResponse
         do {
             response = try http.send(request)
@@ -62,6 +153,8 @@ struct ClientMetadataDocuments {
             throw Failure.refused("the document is larger than \(Self.maxBytes) bytes")
         } catch HTTPClientError.invalidURL {
             throw Failure.refused("the document URL is not usable")
+        } catch HTTPClientError.addressRefused {
+            throw Failure.refused("the host resolves to a non-public address")
         } catch {
             throw Failure.unreachable("the document could not be fetched")
         }

@@ -67,7 +67,11 @@ public final class OAuthProxy: Sendable {
         }
         signingJWK = try JSONWebKey(sharedSecret: config.signingKey)
         routes = Self.routeTable(config)
-        metadataDocuments = ClientMetadataDocuments(http: http, allowLoopback: config.clientMetadataTestAllowLoopback)
+        metadataDocuments = ClientMetadataDocuments(
+            http: http,
+            allowLoopback: config.clientMetadataTestAllowLoopback,
+            clock: clock
+        )
         redirectPatterns = try config.allowedClientRedirectURIs.map { try $0.map(RedirectPattern.init) }
         scopes = ScopePolicy(
             validScopes: config.validScopes,

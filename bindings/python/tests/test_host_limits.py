@@ -115,3 +115,51 @@ def test_a_body_over_the_cap_is_413_and_logged(host):
     response = httpx2.post(f"http://127.0.0.1:{port}/register", content=b"x" * (2 << 20))
     assert response.status_code == 413 and response.json()["error"] == "invalid_request"
     assert httpx2.get(f"http://127.0.0.1:{port}/.well-known/oauth-authorization-server").status_code == 200
+
+
+def test_metadata_documents_are_never_fetched_through_an_environment_proxy():
+    """The host runs with every proxy variable pointing at a dead port: a client metadata
+    document is still fetched (directly), so the consent page names its verified host."""
+    import base64
+    import hashlib
+    import re
+    import secrets
+    from urllib.parse import urlencode
+
+    from json_server import JSONServer
+
+    documents = {}
+    server = JSONServer({"/client.json": lambda: documents["client"]}, headers={"Cache-Control": "max-age=60"})
+    client_id = server.url + "/client.json"
+    documents["client"] = {"client_id": client_id, "client_name": "Doc", "redirect_uris": ["http://127.0.0.1:5/cb"]}
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTMCP_SERVER_AUTH")}
+    env["FASTMCP_PORT"] = str(port)
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+        env[name] = "http://127.0.0.1:9"
+    process = subprocess.Popen(
+        [str(HOST), "--testing"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_for_port(port, process=process)
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": client_id,
+                "redirect_uri": "http://127.0.0.1:5/cb",
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+        browser = httpx2.Client(follow_redirects=False)
+        authorize = browser.get(f"http://127.0.0.1:{port}/authorize?{query}")
+        assert authorize.status_code == 302, authorize.text
+        page = browser.get(authorize.headers["location"])
+        assert page.status_code == 200
+        assert re.search(r"Verified: its metadata document is published by <strong>127\.0\.0\.1</strong>", page.text)
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+        server.close()
