@@ -71,9 +71,14 @@ final class RedisServer: @unchecked Sendable {  // The child process is started 
         throw POSIXError(.ETIMEDOUT)
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    func freeze() { if pid > 0 { kill(pid, SIGSTOP) } }
+    func thaw() { if pid > 0 { kill(pid, SIGCONT) } }
+
     /// SIGTERM (redis flushes its append-only file and exits), then reap it.
     func stop() {
         guard pid > 0 else { return }
+        kill(pid, SIGCONT)
         kill(pid, SIGTERM)
         var status: Int32 = 0
         waitpid(pid, &status, 0)

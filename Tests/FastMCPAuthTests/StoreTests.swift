@@ -386,6 +386,27 @@ import Testing
         #expect(try store.keys("c") == ["k", "k2"])
     }
 
+    /// A frozen Redis (SIGSTOP) costs one store timeout per call, never two: the command whose
+    /// reply timed out is not sent again (it may have run).
+    @Test func aFrozenRedisCostsOneTimeoutPerCall() throws {
+        let fixture = try Fixture(.redis)
+        let store = try fixture.store { $0.timeout = 1 }
+        try store.put("c", "k", ["v": 1])
+        fixture.redis?.freeze()
+        defer { fixture.redis?.thaw() }
+        for operation in [
+            { _ = try store.get("c", "k") }, { _ = try store.increment("n", "a") },
+            { _ = try store.compareAndSwap("c", "k", expected: ["v": 1], new: ["v": 2]) },
+        ] as [() throws -> Void] {
+            let started = Date()
+            #expect(outcome { try operation() } == .storeUnavailable)
+            let elapsed = Date().timeIntervalSince(started)
+            #expect(elapsed >= 0.9 && elapsed < 1.6, "\(elapsed) s for a 1 s timeout")
+        }
+        fixture.redis?.thaw()
+        #expect(try store.get("c", "k") == ["v": 1], "the compare-and-swap never ran")
+    }
+
     @Test func isoTimestamps() {
         #expect(ISOTime.format(0) == "1970-01-01T00:00:00+00:00")
         #expect(ISOTime.format(1_800_000_000.5) == "2027-01-15T08:00:00.500000+00:00")

@@ -24,7 +24,8 @@ public enum JSONValue: Equatable, Sendable {
     /// hostile nesting costs neither stack nor time.
     public static func parse<Bytes: Collection>(
         _ bytes: Bytes,
-        maxDepth: Int = defaultMaxDepth
+        maxDepth: Int = defaultMaxDepth,
+        bigIntegersAsReals: Bool = false
     ) throws -> JSONValue where Bytes.Element == UInt8 {
         let buffer = Array(bytes)
         if buffer.isEmpty { throw ParseError(message: "empty input") }
@@ -35,7 +36,9 @@ public enum JSONValue: Equatable, Sendable {
         let root: UnsafeMutablePointer<json_t>? = buffer.withUnsafeBufferPointer { raw in
             guard let base = raw.baseAddress else { return nil }
             return base.withMemoryRebound(to: CChar.self, capacity: raw.count) { chars in
-                json_loadb(chars, raw.count, Int(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY), &error)
+                let flags =
+                    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | (bigIntegersAsReals ? JSON_DECODE_INT_AS_REAL : 0)
+                return json_loadb(chars, raw.count, Int(flags), &error)
             }
         }
         guard let root else {
@@ -90,7 +93,15 @@ public enum JSONValue: Equatable, Sendable {
         maxDepth: Int = defaultMaxDepth
     ) throws -> [String: JSONValue] {
         let value: JSONValue
-        do { value = try parse(bytes, maxDepth: maxDepth) } catch let error as ParseError {
+        do {
+            do {
+                value = try parse(bytes, maxDepth: maxDepth)
+            } catch let error as ParseError where error.message.contains("too big") {
+                // An integer beyond 64 bits: read the numbers as reals, so the claim that holds
+                // it is judged (out of range) instead of the whole object being unreadable.
+                value = try parse(bytes, maxDepth: maxDepth, bigIntegersAsReals: true)
+            }
+        } catch let error as ParseError {
             if error.message.hasPrefix("nested deeper") {
                 throw AuthError(code, "the \(what) are nested deeper than \(maxDepth) levels")
             }

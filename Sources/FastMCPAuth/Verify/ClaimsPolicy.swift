@@ -63,6 +63,9 @@ public struct ClaimsPolicy: Sendable {
             guard let number = value.numberValue, number.isFinite else {
                 throw AuthError(.invalidClaim, "\(name) must be a number")
             }
+            if case .int(let integer) = value, integer.magnitude > 9_007_199_254_740_992 {
+                throw AuthError(.invalidClaim, "\(name) is out of range (at most 2^53 seconds)")
+            }
             // Every time a JSON number holds exactly; beyond it, arithmetic and conversions break.
             guard abs(number) <= ClaimsPolicy.maxTime else {
                 throw AuthError(.invalidClaim, "\(name) is out of range (at most 2^53 seconds)")

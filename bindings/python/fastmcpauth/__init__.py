@@ -12,7 +12,20 @@ from .auth import (
     WorkOSProvider,
     auth_from_env,
 )
-from .errors import AuthChallenge, ConfigurationError, FastMCPAuthError, InvalidKey, InvalidToken, StoreError
+from .errors import (
+    AuthChallenge,
+    ConfigurationError,
+    FastMCPAuthError,
+    InvalidArgument,
+    InvalidKey,
+    InvalidToken,
+    KeyTypeMismatch,
+    StoreError,
+    StoreUnavailable,
+    TooLarge,
+    Unavailable,
+    WeakKey,
+)
 from .fernet import Fernet, MultiFernet
 from .jwt import AccessToken, JWTVerifier, generate_key, public_jwk, sign_jwt
 from .store import Store, open_store
@@ -45,12 +58,18 @@ __all__ = [
     "ConfigurationError",
     "FastMCPAuthError",
     "Fernet",
+    "InvalidArgument",
     "InvalidKey",
     "InvalidToken",
     "JWTVerifier",
+    "KeyTypeMismatch",
     "MultiFernet",
     "Store",
     "StoreError",
+    "StoreUnavailable",
+    "TooLarge",
+    "Unavailable",
+    "WeakKey",
     "generate_key",
     "library_version",
     "library_version_number",

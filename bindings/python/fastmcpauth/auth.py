@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from . import _native
-from .errors import AuthChallenge, ConfigurationError, FastMCPAuthError
+from ._handle import NativeHandle
+from .errors import AuthChallenge
 from .jwt import AccessToken, JWTVerifier
 
 
@@ -39,26 +40,22 @@ def _response(handle: ctypes.c_void_p) -> Response:
 
 def _new(config: dict):
     handle = ctypes.c_void_p()
-    err = _native.Error()
-    status = _native.auth_new(json.dumps({k: v for k, v in config.items() if v is not None}).encode(), handle, err)
-    if status != 0:
-        _native.raise_for(
-            status,
-            err,
-            ConfigurationError
-            if _native.status_name(status).decode() in ("invalid_config", "weak_key")
-            else FastMCPAuthError,
-        )
+    config = {k: v for k, v in config.items() if v is not None}
+    _native.auth_new(_native.c_json(config, "config"), handle, _native.Error())
     return handle
 
 
-class AuthProvider:
+class AuthProvider(NativeHandle):
     """The auth facade (thread-safe). Build it with AuthKitProvider, RemoteAuthProvider,
     StaticTokenProvider, OAuthProxy, OIDCProxy, WorkOSProvider, AuthProvider.from_config (any
-    provider, JWT verification included) or auth_from_env."""
+    provider, JWT verification included) or auth_from_env. ``close()`` (or ``with``) releases it
+    once the calls running on it return; later calls raise InvalidArgument."""
+
+    _free = staticmethod(_native.auth_free)
+    _kind = "auth provider"
 
     def __init__(self, handle: ctypes.c_void_p, config: Optional[dict] = None):
-        self._handle = handle
+        self._own(handle)
         self.config = config
 
     @classmethod
@@ -69,10 +66,7 @@ class AuthProvider:
         """The configuration without secrets: provider, required_scopes, authorization_servers,
         routes (the paths `handle` answers), and resource / resource_metadata when base_url is set."""
         out = ctypes.c_void_p()
-        err = _native.Error()
-        status = _native.auth_describe(self._handle, ctypes.byref(out), err)
-        if status != 0:
-            _native.raise_for(status, err, FastMCPAuthError)
+        self._call(_native.auth_describe, out, _native.Error())
         return json.loads(_native.take_string(out))
 
     def handle(
@@ -88,20 +82,18 @@ class AuthProvider:
         one of ours. ``client_address`` is the peer's IP (registration rate limits key on it).
         May block on the store and the upstream provider: call it off the event loop."""
         out = ctypes.c_void_p()
-        err = _native.Error()
-        status = _native.auth_handle(
-            self._handle,
-            method.encode(),
-            target.encode(),
-            json.dumps(dict(headers or {})).encode(),
+        body = bytes(body)
+        self._call(
+            _native.auth_handle,
+            _native.c_str(method, "method"),
+            _native.c_str(target, "target"),
+            _native.c_json(dict(headers or {}), "headers"),
             body,
             len(body),
-            client_address.encode() if client_address else None,
+            _native.c_str(client_address or None, "client_address"),
             out,
-            err,
+            _native.Error(),
         )
-        if status != 0:
-            _native.raise_for(status, err, FastMCPAuthError)
         return _response(out) if out.value else None
 
     def authenticate(
@@ -113,33 +105,21 @@ class AuthProvider:
         """The AccessToken, or raises AuthChallenge (401, 403, or 503 while something the check needs
         cannot be reached) to send back as it is."""
         token, challenge = ctypes.c_void_p(), ctypes.c_void_p()
-        err = _native.Error()
-        scopes = " ".join(required_scopes).encode() if required_scopes else None
-        status = _native.auth_authenticate(
-            self._handle,
-            authorization_header.encode() if authorization_header is not None else None,
-            scopes,
-            target.encode() if target is not None else None,
+        self._call(
+            _native.auth_authenticate,
+            _native.c_str(authorization_header, "authorization_header"),
+            _native.c_str(" ".join(required_scopes), "required_scopes") if required_scopes else None,
+            _native.c_str(target, "target"),
             token,
             challenge,
-            err,
+            _native.Error(),
         )
-        if status != 0:
-            _native.raise_for(status, err, FastMCPAuthError)
         if challenge.value:
             response = _response(challenge)
             raise AuthChallenge(
                 response.status, response.headers.get("WWW-Authenticate", "Bearer"), response.body, response.headers
             )
         return AccessToken._from_handle(token)
-
-    def close(self):
-        handle, self._handle = getattr(self, "_handle", None), None
-        if handle is not None:
-            _native.auth_free(handle)
-
-    def __del__(self):
-        self.close()
 
 
 def _verifier_config(token_verifier: Union[JWTVerifier, dict]) -> dict:
@@ -319,17 +299,10 @@ def auth_from_env(defaults: Optional[dict] = None, **overrides) -> Optional[Auth
     """The provider FastMCP's environment variables configure (FASTMCP_SERVER_AUTH, ...);
     keyword arguments win over the environment, ``defaults`` lose. None when none is named."""
     handle = ctypes.c_void_p()
-    err = _native.Error()
-    status = _native.auth_new_from_env(
-        json.dumps(overrides).encode() if overrides else None,
-        json.dumps(defaults).encode() if defaults else None,
+    _native.auth_new_from_env(
+        _native.c_json(overrides or None, "overrides"),
+        _native.c_json(defaults or None, "defaults"),
         handle,
-        err,
+        _native.Error(),
     )
-    if status != 0:
-        _native.raise_for(
-            status,
-            err,
-            ConfigurationError if _native.status_name(status).decode() == "invalid_config" else FastMCPAuthError,
-        )
     return AuthProvider(handle) if handle.value else None

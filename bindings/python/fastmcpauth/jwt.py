@@ -7,31 +7,20 @@ from functools import cached_property
 from typing import Any, Optional, Union
 
 from . import _native
-from .errors import ConfigurationError, FastMCPAuthError, InvalidKey, InvalidToken
-
-_CONFIG_STATUSES = {"invalid_config", "weak_key"}
-
-
-def _raise(status: int, err: _native.Error, kind=FastMCPAuthError):
-    code = _native.status_name(status).decode()
-    message = err.message.decode("utf-8", "replace")
-    if kind is InvalidToken and code in ("invalid_argument", "internal_error"):
-        kind = FastMCPAuthError
-    raise kind(code, message)
+from ._handle import NativeHandle
+from .errors import InvalidToken
 
 
-def _json(value) -> bytes:
-    if isinstance(value, (bytes, str)):
-        return value.encode() if isinstance(value, str) else value
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
-class AccessToken:
+class AccessToken(NativeHandle):
     """A verified token, as FastMCP's AccessToken: ``token`` (the raw token, unchanged),
     ``client_id``, ``scopes``, ``expires_at``, ``subject``, ``claims``.
 
     Tokens returned by a verifier read each field from the library on first use, so a hot path
-    that only needs the verdict pays for nothing else."""
+    that only needs the verdict pays for nothing else. ``close()`` (or ``with``) releases the
+    library's copy early (its raw token bytes are wiped); fields not read before then raise."""
+
+    _free = staticmethod(_native.access_token_free)
+    _kind = "access token"
 
     _FIELDS = ("token", "client_id", "scopes", "expires_at", "subject", "claims")
 
@@ -44,7 +33,7 @@ class AccessToken:
         subject: Optional[str] = None,
         claims: Optional[dict] = None,
     ):
-        self._handle = None
+        self._own(None)
         self.__dict__.update(
             token=token,
             client_id=client_id,
@@ -57,35 +46,39 @@ class AccessToken:
     @classmethod
     def _from_handle(cls, handle: ctypes.c_void_p) -> "AccessToken":
         access = cls.__new__(cls)
-        access._handle = handle
+        access._own(handle)
         return access
 
     @cached_property
     def token(self) -> str:
-        return _native.access_token_token(self._handle).decode()
+        return self._call(_native.access_token_token).decode()
 
     @cached_property
     def client_id(self) -> str:
-        return _native.access_token_client_id(self._handle).decode()
+        return self._call(_native.access_token_client_id).decode()
 
     @cached_property
     def scopes(self) -> list:
-        count = _native.access_token_scope_count(self._handle)
-        return [_native.access_token_scope(self._handle, i).decode() for i in range(count)]
+        handle = self._borrow()
+        try:
+            count = _native.access_token_scope_count(handle)
+            return [_native.access_token_scope(handle, i).decode() for i in range(count)]
+        finally:
+            self._give_back()
 
     @cached_property
     def expires_at(self) -> Optional[int]:
         expires = ctypes.c_int64()
-        return expires.value if _native.access_token_expires_at(self._handle, ctypes.byref(expires)) else None
+        return expires.value if self._call(_native.access_token_expires_at, ctypes.byref(expires)) else None
 
     @cached_property
     def subject(self) -> Optional[str]:
-        subject = _native.access_token_subject(self._handle)
+        subject = self._call(_native.access_token_subject)
         return subject.decode() if subject is not None else None
 
     @cached_property
     def claims(self) -> dict:
-        return json.loads(_native.access_token_claims_json(self._handle))
+        return json.loads(self._call(_native.access_token_claims_json))
 
     def _values(self):
         return tuple(getattr(self, name) for name in self._FIELDS)
@@ -102,23 +95,22 @@ class AccessToken:
             f" expires_at={self.expires_at!r})"
         )
 
-    def __del__(self):
-        handle, self._handle = getattr(self, "_handle", None), None
-        if handle is not None:
-            _native.access_token_free(handle)
-
 
 StrOrList = Union[str, Iterable[str], None]
 
 
-class JWTVerifier:
+class JWTVerifier(NativeHandle):
     """Verifies JWTs against ``public_key`` (PEM, or an HS shared secret), ``jwks`` (a JWKS dict or
-    JSON text) or ``jwks_uri``. Thread-safe; call ``close()`` (or use ``with``) to release it early.
+    JSON text) or ``jwks_uri``. Thread-safe; call ``close()`` (or use ``with``) to release it early
+    (calls running on it finish first; later calls raise InvalidArgument).
 
     Further keyword options are passed to the library configuration as they are
     (``require_exp``, ``required_claims``, ``typ``, ``max_token_bytes``, ``cache_ttl``,
     ``jwks_timeout``, ``jwks_refetch_cooldown``, ``jwks_cache_ttl``, ...).
     """
+
+    _free = staticmethod(_native.verifier_free)
+    _kind = "verifier"
 
     def __init__(
         self,
@@ -152,75 +144,57 @@ class JWTVerifier:
         config = {k: v for k, v in config.items() if v is not None}
         self.config = config
         handle = ctypes.c_void_p()
-        err = _native.Error()
-        status = _native.verifier_new(_json(config), ctypes.byref(handle), ctypes.byref(err))
-        if status != 0:
-            _raise(
-                status,
-                err,
-                ConfigurationError if _native.status_name(status).decode() in _CONFIG_STATUSES else FastMCPAuthError,
-            )
-        self._handle = handle
+        _native.verifier_new(_native.c_json(config, "config"), handle, _native.Error())
+        self._own(handle)
         self.required_scopes = list(required_scopes or [])
 
     def verify(self, token: Union[str, bytes]) -> AccessToken:
-        """Returns the AccessToken, or raises InvalidToken with a specific ``.code``."""
-        handle = self._handle
-        if handle is None:
-            raise FastMCPAuthError("invalid_argument", "the verifier is closed")
+        """Returns the AccessToken, or raises InvalidToken with a specific ``.code`` (Unavailable
+        when the JWKS cannot be fetched: the token may well be valid)."""
         raw = token.encode() if type(token) is str else bytes(token)
         out = ctypes.c_void_p()
-        err = _native.Error()
-        # ctypes passes `out` and `err` by reference itself (the argtypes are pointers).
-        status = _native.verifier_verify(handle, raw, len(raw), out, err)
-        if status != 0:
-            _raise(status, err, InvalidToken)
+        handle = self._borrow()
+        try:
+            # ctypes passes `out` and the error by reference itself (the argtypes are pointers).
+            _native.verifier_verify(handle, raw, len(raw), out, _native.Error())
+        finally:
+            self._give_back()
         return AccessToken._from_handle(out)
 
     def verify_token(self, token: Union[str, bytes]) -> Optional[AccessToken]:
-        """FastMCP's contract: the AccessToken, or None when the token is not valid."""
+        """FastMCP's contract: the AccessToken, or None when the token is not valid (an outage
+        still raises Unavailable)."""
         try:
             return self.verify(token)
         except InvalidToken:
             return None
 
-    def close(self):
-        if getattr(self, "_handle", None) is not None:
-            _native.verifier_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
-
 
 def _string_call(function, *args) -> str:
     out = ctypes.c_void_p()
-    err = _native.Error()
-    status = function(*args, ctypes.byref(out), ctypes.byref(err))
-    if status != 0:
-        _raise(status, err, InvalidKey)
+    function(*args, out, _native.Error())
     return _native.take_string(out)
 
 
 def generate_key(alg: str, *, crv: Optional[str] = None, bits: Optional[int] = None, kid: Optional[str] = None) -> dict:
     """A new private JWK for ``alg`` (with ``alg`` and ``kid``; kid defaults to the RFC 7638 thumbprint)."""
     options = {k: v for k, v in {"crv": crv, "bits": bits, "kid": kid}.items() if v is not None}
-    return json.loads(_string_call(_native.jwk_generate, alg.encode(), _json(options) if options else None))
+    return json.loads(
+        _string_call(_native.jwk_generate, _native.c_str(alg, "alg"), _native.c_json(options or None, "options"))
+    )
 
 
 def public_jwk(jwk: Union[dict, str]) -> dict:
     """The public part of a private JWK."""
-    return json.loads(_string_call(_native.jwk_public, _json(jwk)))
+    return json.loads(_string_call(_native.jwk_public, _native.c_json(jwk, "jwk")))
 
 
 def sign_jwt(claims: dict, key: Union[dict, str], alg: str, headers: Optional[dict] = None) -> str:
     """Signs ``claims`` with the private JWK ``key``; returns the compact JWS."""
     return _string_call(
-        _native.jwt_sign, _json(claims), _json(key), alg.encode(), _json(headers) if headers is not None else None
+        _native.jwt_sign,
+        _native.c_json(claims, "claims"),
+        _native.c_json(key, "key"),
+        _native.c_str(alg, "alg"),
+        _native.c_json(headers, "headers"),
     )

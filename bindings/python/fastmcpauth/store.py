@@ -7,70 +7,78 @@ from collections.abc import Iterable
 from typing import Optional, Union
 
 from . import _native
-from .errors import StoreError
+from ._handle import NativeHandle
 
 
-def _name(text: str) -> bytes:
+def _name(text: str, what: str = "key") -> bytes:
     if not isinstance(text, str):
         raise TypeError("collection, key and lease names are str")
-    return text.encode()
+    return _native.c_str(text, what)
 
 
-def _value(value: dict) -> bytes:
+def _value(value: dict, what: str = "value") -> bytes:
     if not isinstance(value, dict):
         raise TypeError("values are dicts (JSON objects)")
-    return json.dumps(value, separators=(",", ":")).encode()
+    return _native.c_json(value, what)
 
 
 def _ttl(ttl: Optional[float]):
     return None if ttl is None else ctypes.byref(ctypes.c_double(float(ttl)))
 
 
-class Store:
-    """A store handle (thread-safe). Use ``open_store``; close with ``close()`` or ``with``."""
+class Store(NativeHandle):
+    """A store handle (thread-safe). Use ``open_store``; close with ``close()`` or ``with`` (calls
+    running on it finish first; later calls raise InvalidArgument). Failures raise StoreError
+    (StoreUnavailable, also an Unavailable, when the store cannot be reached)."""
+
+    _free = staticmethod(_native.store_free)
+    _kind = "store"
 
     def __init__(self, handle: ctypes.c_void_p, url: str):
-        self._handle = handle
+        self._own(handle)
         self.url = url
 
-    def _call(self, function, *args):
-        if self._handle is None:
-            raise StoreError("invalid_argument", "the store is closed")
-        err = _native.Error()
-        status = function(self._handle, *args, err)
-        if status != 0:
-            _native.raise_for(status, err, StoreError)
+    def _run(self, function, *args) -> None:
+        self._call(function, *args, _native.Error())
 
     def _string_out(self, function, *args) -> Optional[str]:
         out = ctypes.c_void_p()
-        self._call(function, *args, out)
+        self._run(function, *args, out)
         return _native.take_string(out) if out.value else None
 
     def put(self, collection: str, key: str, value: dict, ttl: Optional[float] = None) -> None:
-        self._call(_native.store_put, _name(collection), _name(key), _value(value), _ttl(ttl))
+        self._run(_native.store_put, _name(collection, "collection"), _name(key), _value(value), _ttl(ttl))
 
     def put_if_absent(self, collection: str, key: str, value: dict, ttl: Optional[float] = None) -> bool:
         stored = ctypes.c_int()
-        self._call(_native.store_put_if_absent, _name(collection), _name(key), _value(value), _ttl(ttl), stored)
+        self._run(
+            _native.store_put_if_absent, _name(collection, "collection"), _name(key), _value(value), _ttl(ttl), stored
+        )
         return bool(stored.value)
 
     def get(self, collection: str, key: str) -> Optional[dict]:
-        text = self._string_out(_native.store_get, _name(collection), _name(key))
+        text = self._string_out(_native.store_get, _name(collection, "collection"), _name(key))
         return None if text is None else json.loads(text)
 
     def take(self, collection: str, key: str) -> Optional[dict]:
         """Get and delete in one atomic step."""
-        text = self._string_out(_native.store_take, _name(collection), _name(key))
+        text = self._string_out(_native.store_take, _name(collection, "collection"), _name(key))
         return None if text is None else json.loads(text)
 
     def delete(self, collection: str, key: str) -> bool:
         deleted = ctypes.c_int()
-        self._call(_native.store_delete, _name(collection), _name(key), deleted)
+        self._run(_native.store_delete, _name(collection, "collection"), _name(key), deleted)
         return bool(deleted.value)
 
     def compare_and_delete(self, collection: str, key: str, expected: dict) -> bool:
         deleted = ctypes.c_int()
-        self._call(_native.store_compare_and_delete, _name(collection), _name(key), _value(expected), deleted)
+        self._run(
+            _native.store_compare_and_delete,
+            _name(collection, "collection"),
+            _name(key),
+            _value(expected, "expected"),
+            deleted,
+        )
         return bool(deleted.value)
 
     def compare_and_swap(
@@ -79,13 +87,13 @@ class Store:
         """Replaces the entry with ``new`` only while it still holds ``expected`` (None: only while
         there is no live entry), in one atomic step. False: it changed; read it again and retry."""
         swapped = ctypes.c_int()
-        expected_json = None if expected is None else _value(expected)
-        self._call(
+        expected_json = None if expected is None else _value(expected, "expected")
+        self._run(
             _native.store_compare_and_swap,
-            _name(collection),
+            _name(collection, "collection"),
             _name(key),
             expected_json,
-            _value(new),
+            _value(new, "new"),
             _ttl(ttl),
             swapped,
         )
@@ -98,47 +106,40 @@ class Store:
         if not isinstance(delta, int) or isinstance(delta, bool) or not -(2**63) <= delta < 2**63:
             raise TypeError("delta is an int of 64 bits")
         value = ctypes.c_int64()
-        self._call(_native.store_increment, _name(collection), _name(key), ctypes.c_int64(delta), _ttl(ttl), value)
+        self._run(
+            _native.store_increment,
+            _name(collection, "collection"),
+            _name(key),
+            ctypes.c_int64(delta),
+            _ttl(ttl),
+            value,
+        )
         return value.value
 
     def ttl(self, collection: str, key: str) -> Optional[float]:
         """Seconds left; ``math.inf`` when the entry never expires; None when there is none."""
         found, seconds = ctypes.c_int(), ctypes.c_double()
-        self._call(_native.store_ttl, _name(collection), _name(key), found, seconds)
+        self._run(_native.store_ttl, _name(collection, "collection"), _name(key), found, seconds)
         if not found.value:
             return None
         return math.inf if seconds.value < 0 else seconds.value
 
     def keys(self, collection: str) -> list:
-        return json.loads(self._string_out(_native.store_keys, _name(collection)))
+        return json.loads(self._string_out(_native.store_keys, _name(collection, "collection")))
 
     def delete_collection(self, collection: str) -> int:
         count = ctypes.c_size_t()
-        self._call(_native.store_delete_collection, _name(collection), count)
+        self._run(_native.store_delete_collection, _name(collection, "collection"), count)
         return count.value
 
     def acquire_lease(self, name: str, ttl: float) -> Optional[str]:
         """The holder token, or None while another holder has the lease."""
-        return self._string_out(_native.store_acquire_lease, _name(name), ctypes.c_double(float(ttl)))
+        return self._string_out(_native.store_acquire_lease, _name(name, "name"), ctypes.c_double(float(ttl)))
 
     def release_lease(self, name: str, holder: str) -> bool:
         released = ctypes.c_int()
-        self._call(_native.store_release_lease, _name(name), _name(holder), released)
+        self._run(_native.store_release_lease, _name(name, "name"), _name(holder, "holder"), released)
         return bool(released.value)
-
-    def close(self) -> None:
-        handle, self._handle = getattr(self, "_handle", None), None
-        if handle is not None:
-            _native.store_free(handle)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
 
 def open_store(
@@ -156,8 +157,5 @@ def open_store(
         config["encryption_keys"] = [k.decode() if isinstance(k, bytes) else k for k in encryption_keys]
     config.update(options)
     handle = ctypes.c_void_p()
-    err = _native.Error()
-    status = _native.store_new(url.encode(), json.dumps(config).encode(), handle, err)
-    if status != 0:
-        _native.raise_for(status, err, StoreError)
+    _native.store_new(_native.c_str(url, "url"), _native.c_json(config, "options"), handle, _native.Error())
     return Store(handle, url)

@@ -72,7 +72,7 @@ def test_contract(url):
         with pytest.raises(TypeError):
             store.increment("n", "a", 1.5)
         for bad_ttl in (0, -1, 1e17, float("nan"), float("inf")):
-            with pytest.raises(fastmcpauth.StoreError) as info:
+            with pytest.raises(fastmcpauth.InvalidArgument) as info:
                 store.put("c", "k", {"a": 1}, ttl=bad_ttl)
             assert info.value.code == "invalid_argument"
         with pytest.raises(TypeError):
@@ -80,10 +80,10 @@ def test_contract(url):
 
 
 def test_faults(tmp_path, redis_server):
-    with pytest.raises(fastmcpauth.StoreError) as info:
+    with pytest.raises(fastmcpauth.ConfigurationError) as info:
         fastmcpauth.open_store("mysql://x")
     assert info.value.code == "invalid_config"
-    with pytest.raises(fastmcpauth.StoreError) as info:
+    with pytest.raises(fastmcpauth.ConfigurationError) as info:
         fastmcpauth.open_store("memory://", encryption_keys=["not-a-key"])
     assert info.value.code == "invalid_config"
     key, other = fastmcpauth.Fernet.generate_key(), fastmcpauth.Fernet.generate_key()

@@ -36,6 +36,7 @@ from .. import jwt as _jwt
 from ..auth import AuthProvider as Facade
 from ..auth import auth_from_env
 from ..errors import AuthChallenge, ConfigurationError
+from ._http import read_body, too_large
 
 __all__ = [
     "FastMCPAuth",
@@ -98,6 +99,16 @@ class FastMCPAuth(FastMCPAuthProvider):
         """The underlying fastmcpauth.AuthProvider (for the same checks outside FastMCP)."""
         return self._facade
 
+    def close(self) -> None:
+        """Closes the facade (once the calls running on it return); also ``with``."""
+        self._facade.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # FastMCP calls this when it learns where the MCP endpoint lives.
     def set_mcp_path(self, mcp_path: Optional[str]) -> None:
         path = mcp_path or "/mcp"
@@ -145,7 +156,9 @@ class FastMCPAuth(FastMCPAuthProvider):
 
     async def _serve_route(self, request: Request) -> StarletteResponse:
         target = _target(request.scope)
-        body = await request.body()
+        body = await read_body(request)
+        if body is None:
+            return too_large()
         client = request.client.host if request.client else None
         response = await anyio.to_thread.run_sync(
             self._facade.handle, request.method, target, dict(request.headers), body, client

@@ -27,6 +27,7 @@ from starlette.responses import Response as StarletteResponse
 from ..auth import AuthProvider
 from ..errors import AuthChallenge
 from ..jwt import AccessToken, JWTVerifier
+from ._http import read_body, too_large
 
 
 class TokenVerifier:
@@ -84,7 +85,9 @@ def _endpoint(provider: AuthProvider):
     async def serve(request: Request) -> StarletteResponse:
         query = request.url.query
         target = request.url.path + ("?" + query if query else "")
-        body = await request.body()
+        body = await read_body(request)
+        if body is None:
+            return too_large()
         client = request.client.host if request.client else None
         response = await anyio.to_thread.run_sync(
             provider.handle, request.method, target, dict(request.headers), body, client
