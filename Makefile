@@ -17,7 +17,8 @@ LIB := $(RELEASE)/libfastmcpauth.so
 CLI := $(RELEASE)/fastmcpauth-cli
 TEST_PREFIX := $(CURDIR)/.build/test-prefix
 
-.PHONY: deps apt-deps venv build lint format test swift-test c-test python-test run demo install bench clean
+.PHONY: deps apt-deps venv build lint format test swift-test c-test python-test run demo install bench clean \
+        fuzz-build fuzz fuzz-smoke fuzz-replay sanitize
 
 deps: apt-deps venv
 
@@ -79,8 +80,42 @@ test: deps
 	$(MAKE) lint
 	$(MAKE) swift-test
 	$(MAKE) build
+	$(MAKE) fuzz-replay
 	$(MAKE) c-test
 	$(MAKE) python-test
+	$(MAKE) fuzz-smoke
+
+# Fuzzing: one libFuzzer build (with AddressSanitizer) of every target in Sources/fastmcpauth-fuzz;
+# `make fuzz FUZZ_SECONDS=N` runs each target N seconds, growing .build-fuzz/corpus from the seeds
+# in Tests/fuzz/corpus; a crash, leak or timeout fails the run and leaves its input in
+# .build-fuzz/artifacts. `make test` runs each for a few seconds (the smoke) and replays the seeds.
+FUZZ_TARGETS := jwt jwk json form redirect fernet envelope facade
+FUZZ_SECONDS ?= 60
+FUZZ := .build-fuzz/release/fastmcpauth-fuzz
+
+fuzz-build: deps
+	swift build --scratch-path .build-fuzz -c release --product fastmcpauth-fuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+
+fuzz: fuzz-build
+	@mkdir -p .build-fuzz/artifacts
+	@for target in $(FUZZ_TARGETS); do \
+	  mkdir -p .build-fuzz/corpus/$$target; \
+	  echo "== fuzz $$target ($(FUZZ_SECONDS) s)"; \
+	  FASTMCPAUTH_FUZZ_TARGET=$$target ASAN_OPTIONS=detect_leaks=1 $(FUZZ) -max_total_time=$(FUZZ_SECONDS) \
+	    -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+	    -artifact_prefix=.build-fuzz/artifacts/$$target- \
+	    .build-fuzz/corpus/$$target Tests/fuzz/corpus/$$target 2>&1 | \
+	    grep -E "^stat::number_of_executed_units|^stat::peak_rss|ERROR|SUMMARY|Done" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=3
+
+# The seed corpora through the normal (uninstrumented) build: every past finding stays fixed.
+fuzz-replay: build
+	@for target in $(FUZZ_TARGETS); do $(RELEASE)/fastmcpauth-fuzz $$target Tests/fuzz/corpus/$$target/* || exit 1; done
 
 swift-test:
 	swift test

@@ -63,6 +63,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Fuzz targets (make fuzz): libFuzzer when built with -sanitize=fuzzer -DFUZZING, a corpus
+        // replayer otherwise.
+        .target(name: "CFuzzDriver"),
+        .executableTarget(
+            name: "fastmcpauth-fuzz",
+            dependencies: ["FastMCPAuth", "CFuzzDriver"],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
         .testTarget(
             name: "FastMCPAuthTests",
             dependencies: ["FastMCPAuth", "FastMCPAuthDevelopment", "COpenSSL", "fastmcpauth-host"]

@@ -20,7 +20,7 @@ public enum JWT {
     }
 
     /// A compact JWS split and decoded, before any trust decision.
-    struct Decoded {
+    package struct Decoded {
         let header: [String: JSONValue]
         let payload: [UInt8]
         let signature: [UInt8]
@@ -28,7 +28,7 @@ public enum JWT {
     }
 
     /// Splits and decodes without judging the header's content beyond "a JSON object".
-    static func decode(_ token: [UInt8], maxDepth: Int = 32) throws -> Decoded {
+    package static func decode(_ token: [UInt8], maxDepth: Int = 32) throws -> Decoded {
         let dot = UInt8(ascii: ".")
         let parts = token.split(separator: dot, maxSplits: 3, omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw AuthError(.malformedToken, "a JWT has exactly three dot-separated parts") }

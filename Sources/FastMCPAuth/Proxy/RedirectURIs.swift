@@ -1,6 +1,6 @@
 /// Redirect URI rules for registration and authorization (RFC 6749 §3.1.2, RFC 8252, OAuth 2.1):
 /// URIs are parsed into their parts and compared part by part, never as strings with globs.
-enum RedirectURIs {
+package enum RedirectURIs {
     static let maxLength = 2048
     /// Schemes that run code or read local data in a browser: never a redirect target.
     static let unsafeSchemes: Set<String> = [
@@ -8,7 +8,7 @@ enum RedirectURIs {
     ]
 
     /// An absolute URI without userinfo or fragment, split into its parts.
-    struct Parts: Equatable {
+    package struct Parts: Equatable {
         var scheme: String
         /// Lower-cased; IPv6 literals keep their brackets. nil for URIs without an authority.
         var host: String?
@@ -23,7 +23,7 @@ enum RedirectURIs {
 
     /// Splits an absolute URI; nil when it is not one we accept as a redirect target: control
     /// characters, spaces, backslashes, a fragment, userinfo, a bad port or dot-segments.
-    static func parts(_ uri: String) -> Parts? {
+    package static func parts(_ uri: String) -> Parts? {
         guard !uri.isEmpty, uri.utf8.count <= maxLength,
             !uri.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F || $0 == "\\" || $0 == "#" }),
             let colon = uri.firstIndex(of: ":")
@@ -137,7 +137,11 @@ enum RedirectURIs {
     }
 
     /// Why a redirect URI cannot be registered, or nil when it can.
-    static func problem(_ uri: String, applicationType: String, allowedPatterns: [RedirectPattern]?) -> String? {
+    package static func problem(
+        _ uri: String,
+        applicationType: String,
+        allowedPatterns: [RedirectPattern]?
+    ) -> String? {
         guard let parts = parts(uri) else {
             return "redirect_uris: each must be an absolute URI without userinfo, fragment or dot-segments"
         }
@@ -155,7 +159,7 @@ enum RedirectURIs {
     }
 
     /// Exact match, except that a loopback redirect URI may use any port (RFC 8252 §7.3).
-    static func matches(requested: String, registered: String) -> Bool {
+    package static func matches(requested: String, registered: String) -> Bool {
         if requested == registered { return parts(requested) != nil }
         guard var asked = parts(requested), var known = parts(registered), isLoopback(asked), isLoopback(known) else {
             return false
@@ -172,7 +176,7 @@ enum RedirectURIs {
 /// host, RFC 8252); the path with `*` matching any run of path characters (an empty path or
 /// "/" matches any path, as FastMCP's patterns do); a query only exactly. A `*` anywhere else
 /// makes the pattern invalid.
-struct RedirectPattern: Sendable, Equatable {
+package struct RedirectPattern: Sendable, Equatable {
     enum Host: Sendable, Equatable {
         case exact(String)
         /// One or more labels under this domain.
@@ -190,7 +194,7 @@ struct RedirectPattern: Sendable, Equatable {
     let path: String
     let query: String?
 
-    init(_ text: String) throws {
+    package init(_ text: String) throws {
         func invalid(_ why: String) -> AuthError {
             AuthError(.invalidConfig, "allowed_client_redirect_uris: a pattern \(why)")
         }
@@ -249,7 +253,7 @@ struct RedirectPattern: Sendable, Equatable {
         query = parts.query
     }
 
-    func matches(_ uri: RedirectURIs.Parts) -> Bool {
+    package func matches(_ uri: RedirectURIs.Parts) -> Bool {
         guard uri.scheme == scheme, uri.query == query else { return false }
         guard let host else { return uri.host == nil && uri.path == path }
         guard let uriHost = uri.host else { return false }

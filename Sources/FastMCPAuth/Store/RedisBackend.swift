@@ -247,7 +247,7 @@ final class RedisBackend: StoreBackend, Sendable {
     }
 
     /// Reads an envelope; the value may be an object or JSON text (both are py-key-value forms).
-    private static func entry(raw: String, now: Double) throws -> StoredEntry? {
+    static func entry(raw: String, now: Double) throws -> StoredEntry? {
         guard let document = try? JSONValue.parse(raw).objectValue else {
             throw AuthError(.corruptedValue, "a Redis entry is not a JSON envelope")
         }

@@ -175,6 +175,17 @@ public final class Store: Sendable {
         throw AuthError(.undecryptableValue, message)
     }
 
+    /// A stored value's text as a backend would hand it over (plain, or the encryption
+    /// envelope), decoded and decrypted: what every read does after the backend (fuzzed).
+    package func decodeStored(_ text: String) throws -> [String: JSONValue]? {
+        try value(of: StoredEntry(value: try parseStoredObject(text), expiresAt: nil, raw: text))
+    }
+
+    /// A Redis entry's text (py-key-value's envelope) decoded as the Redis backend reads it.
+    package static func decodeRedisEnvelope(_ text: String, now: Double) throws -> [String: JSONValue]? {
+        try RedisBackend.entry(raw: text, now: now)?.value
+    }
+
     // MARK: - Operations
 
     public func put(_ collection: String, _ key: String, _ value: [String: JSONValue], ttl: Double? = nil) throws {
