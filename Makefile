@@ -120,6 +120,13 @@ fuzz-replay: build
 swift-test:
 	swift test
 
+# The Swift tests under AddressSanitizer, then the concurrency tests (stores, verifier caches, the
+# proxy's races, remote JWKS) under ThreadSanitizer. Not in `make test` (CI time): run before resolving.
+TSAN_TESTS := StoreTests|ProxyRaceTests|VerifiedTokenCacheTests|ConcurrencyTests|RemoteJWKSTests|RemoteTokenVerifierTests
+sanitize: deps
+	swift test --scratch-path .build-asan --sanitize=address --disable-xctest
+	TSAN_OPTIONS=halt_on_error=1 swift test --scratch-path .build-tsan --sanitize=thread --disable-xctest --filter '$(TSAN_TESTS)'
+
 c-test: build
 	rm -rf $(TEST_PREFIX)
 	$(MAKE) install PREFIX=$(TEST_PREFIX)
