@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 # The one version of everything (header, Swift, Python, pkg-config are checked against it).
 VERSION := $(shell cat VERSION)
 DEBIAN_PACKAGES := libssl-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libhiredis-dev \
-                   redis-server pkg-config gcc python3-venv wrk curl
+                   redis-server pkg-config gcc python3-venv wrk curl valgrind
 VENV := .venv
 PY := $(VENV)/bin/python
 # FastMCP needs py-key-value-aio < 0.5 and the store tests pin 0.5.0: FastMCP gets its own venv.
@@ -162,6 +162,7 @@ bench: build venv
 	$(PY) bench/bench.py
 	$(PY) bench/bench_host.py
 	$(FASTMCP_VENV)/bin/python bench/bench_proxy.py
+	$(PY) bench/soak_host.py
 
 clean:
 	rm -rf .build $(VENV) $(FASTMCP_VENV)

@@ -9,17 +9,22 @@ mkdir -p "$out"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 flags=$(pkg-config --cflags --libs fastmcpauth jansson)
 for name in sample test_abi test_jwt test_store test_auth; do
-  gcc -std=c11 -Wall -Wextra -Werror -o "$out/$name" "$here/$name.c" $flags -Wl,-rpath,"$prefix/lib"
+  gcc -std=c11 -Wall -Wextra -Werror -g -o "$out/$name" "$here/$name.c" $flags -Wl,-rpath,"$prefix/lib"
 done
-"$out/sample"
+# Every program runs under valgrind memcheck: an invalid read or write, a use of uninitialised
+# memory or a definite leak fails the run (FASTMCPAUTH_NO_VALGRIND=1 runs them bare).
+memcheck=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+  --show-leak-kinds=definite --track-origins=yes)
+[ "${FASTMCPAUTH_NO_VALGRIND:-}" = 1 ] && memcheck=()
+"${memcheck[@]}" "$out/sample"
 # The one version (VERSION) is what pkg-config, the header and the library report.
 version=$(cat "$here/../../VERSION")
 pc_version=$(pkg-config --modversion fastmcpauth)
 [ "$pc_version" = "$version" ] || { echo "FAIL fastmcpauth.pc says $pc_version, VERSION says $version"; exit 1; }
-"$out/test_abi" "$version"
+"${memcheck[@]}" "$out/test_abi" "$version"
 vectors="${FASTMCPAUTH_VECTORS:-$here/../../Tests/vectors}"
-"$out/test_jwt" "$vectors"
+"${memcheck[@]}" "$out/test_jwt" "$vectors"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-"$out/test_store" "$vectors" "$scratch"
-"$out/test_auth"
+"${memcheck[@]}" "$out/test_store" "$vectors" "$scratch"
+"${memcheck[@]}" "$out/test_auth"
