@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bindings" / "python" / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_host import AUDIENCE, ISSUER, REQUEST, SCOPE, memory_kib  # noqa: E402
 from ports import free_port, wait_for_port  # noqa: E402
 
 SECONDS = int(os.environ.get("BENCH_SOAK_SECONDS", "120"))
 CONNECTIONS = int(os.environ.get("BENCH_SOAK_CONNECTIONS", "8"))
-ISSUER, AUDIENCE, SCOPE = "https://bench.example", "bench-mcp", "mcp:tools"
-REQUEST = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
 
 # Each thread counts answers whose status is not the expected one; done() sums them.
 WRK_SCRIPT = f"""
@@ -53,13 +53,6 @@ function done(summary, latency, requests)
     summary.requests, total, e.connect, e.read, e.write, e.timeout))
 end
 """
-
-
-def rss_kib(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def main():
@@ -117,7 +110,7 @@ def main():
             def sample():
                 start = time.monotonic()
                 while not stop.wait(10):
-                    samples.append((time.monotonic() - start, rss_kib(host.pid)))
+                    samples.append((time.monotonic() - start, memory_kib(host.pid)[0]))
                     print(f"  t={samples[-1][0]:5.0f}s  RSS {samples[-1][1] / 1024:7.1f} MiB", flush=True)
 
             print(f"Soak: fastmcpauth-host, {SECONDS} s, valid and invalid tokens, {CONNECTIONS} connections each")
