@@ -348,4 +348,16 @@ import Testing
             outcome { try AuthFacade.configuration(environment: ["FASTMCP_SERVER_AUTH": "nonsense"]) } == .invalidConfig
         )
     }
+
+    /// Header names are RFC 9110 tokens: tchar spelled out as the RFC lists it, every byte checked.
+    @Test func headerNamesAreExactlyRFC9110Tokens() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for byte in UInt8.min...UInt8.max {
+            let name = String(decoding: [UInt8(ascii: "X"), byte], as: UTF8.self)
+            #expect(HeaderValues.isToken(name) == tchar.contains(byte), "byte \(byte)")
+        }
+        #expect(!HeaderValues.isToken(""))
+        let response = AuthResponse(status: 200, headers: ["X-Ok": "1", "Bad Name": "2", "X-Cr": "a\r\nb"], body: [])
+        #expect(response.headers == ["X-Ok": "1", "X-Cr": "ab"])
+    }
 }

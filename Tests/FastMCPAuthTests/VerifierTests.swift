@@ -102,6 +102,11 @@ import Testing
                 == .invalidKey
         )
         #expect(outcome { try JWTVerifier(json: ["public_key": "not a pem"]) } == .invalidConfig)
+        #expect(outcome { try JSONWebKey.parse(pem: "") } == .invalidKey)
+        #expect(outcome { try JSONWebKey.parse(pem: "BEGIN PUBLIC KEY-----") } == .invalidKey)
+        // Text before the BEGIN line is skipped, as OpenSSL's reader does.
+        let prefixed = "issuer key:\n" + (try rsaPublicPEM(Self.rsa))
+        #expect(try JSONWebKey.parse(pem: prefixed).publicJWK()["n"] == Self.rsa.publicJWK()["n"])
     }
 }
 

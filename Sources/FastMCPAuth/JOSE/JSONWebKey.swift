@@ -241,6 +241,11 @@ public final class JSONWebKey: @unchecked Sendable {
     /// A PEM public key (SPKI `PUBLIC KEY`, PKCS#1 `RSA PUBLIC KEY`), an X.509 `CERTIFICATE`,
     /// or a private key (`PRIVATE KEY`, `RSA PRIVATE KEY`, `EC PRIVATE KEY`).
     public static func parse(pem: String, keyID: String? = nil) throws -> JSONWebKey {
+        // OpenSSL's PEM reader looks for this line too; without it no decoder chain (an allocation-heavy
+        // step) is worth building.
+        guard pem.contains("-----BEGIN ") else {
+            throw AuthError(.invalidKey, "the PEM text is not a supported key")
+        }
         let isPrivate = pem.contains("PRIVATE KEY-----")
         // The memory BIO reads the caller's buffer in place, so all decoding happens inside
         // the closure that keeps the bytes alive.

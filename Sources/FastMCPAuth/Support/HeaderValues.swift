@@ -17,10 +17,17 @@ public enum HeaderValues {
 
     /// A header name: an RFC 9110 token.
     static func isToken(_ text: String) -> Bool {
-        !text.isEmpty
-            && text.utf8.allSatisfy { byte in
-                (0x21...0x7E).contains(byte) && !"\"(),/:;<=>?@[\\]{}".utf8.contains(byte)
-            }
+        !text.isEmpty && text.utf8.allSatisfy(isTokenCharacter)
+    }
+
+    /// RFC 9110 tchar: visible ASCII except the delimiters `"(),/:;<=>?@[\]{}`. A switch, since every
+    /// header of every response passes here.
+    private static func isTokenCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x22, 0x28, 0x29, 0x2C, 0x2F, 0x3A...0x40, 0x5B...0x5D, 0x7B, 0x7D: false
+        case 0x21...0x7E: true
+        default: false
+        }
     }
 
     /// Configuration text that ends up in headers: refused (invalid_config) with control characters.
