@@ -63,9 +63,10 @@ final class RedisServer: @unchecked Sendable {  // The child process is started 
         guard posix_spawnp(&pid, "redis-server", &actions, &attributes, &argv, environ) == 0 else {
             throw POSIXError(.ENOENT)
         }
-        // Ready when the port accepts connections.
-        for _ in 0..<250 {
-            if RedisServer.accepts(port) { return }
+        // Ready when PING is answered with PONG: a restarted server accepts connections while it
+        // still replays its append-only file, answering LOADING to every command until it is done.
+        for _ in 0..<500 {
+            if RedisServer.answersPing(port) { return }
             usleep(20_000)
         }
         throw POSIXError(.ETIMEDOUT)
@@ -90,17 +91,26 @@ final class RedisServer: @unchecked Sendable {  // The child process is started 
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    static func accepts(_ port: Int) -> Bool {
+    static func answersPing(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &address) {
+        let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
-        } == 0
+        }
+        guard connected == 0 else { return false }
+        var wait = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        let ping = Array("PING\r\n".utf8)
+        guard write(fd, ping, ping.count) == ping.count else { return false }
+        var reply = [UInt8](repeating: 0, count: 64)
+        let count = read(fd, &reply, reply.count)
+        return count >= 5 && Array(reply[0..<5]) == Array("+PONG".utf8)
     }
 }
