@@ -11,8 +11,8 @@ public final class DevelopmentIdentityProvider: Sendable {
     let baseURL: String
     let callbackURL: String
     private let clock: @Sendable () -> Double
-    private let codes = Mutex<[String: Grant]>([:])
-    private let tokens = Mutex<[String: Grant]>([:])
+    private let codes = Locked<[String: Grant]>([:])
+    private let tokens = Locked<[String: Grant]>([:])
     static let maxEntries = 10_000
     static let tokenLifetime: Double = 3600
 

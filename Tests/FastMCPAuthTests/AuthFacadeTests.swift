@@ -142,7 +142,7 @@ import Testing
     }
 
     @Test func authKitAgainstALocalAuthorizationServer() throws {
-        let requests = Mutex([String]())
+        let requests = Locked([String]())
         let publicJWK = try Self.key.publicJWK()
         var serverURL = ""
         let server = try LocalHTTPServer { path in

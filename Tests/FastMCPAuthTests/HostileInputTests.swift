@@ -58,7 +58,7 @@ import Testing
         let deepClaims = try hs(claims: #"{"sub":"a","x":\#(Self.nested(100_000))}"#)
         let atCap = try hs(claims: #"{"sub":"a","x":\#(Self.nested(31))}"#)
         let overCap = try hs(claims: #"{"sub":"a","x":\#(Self.nested(32))}"#)
-        let results = Mutex([ErrorCode]())
+        let results = Locked([ErrorCode]())
         Self.onSmallStack {
             let codes = [deepHeader, deepClaims, atCap, overCap].map { token in
                 outcome { try verifier.verify(token) }
@@ -74,7 +74,7 @@ import Testing
 
     @Test func deepNestingInConfigurationsStoreValuesAndBodies() throws {
         let deep = #"{"a":\#(Self.nested(100_000))}"#
-        let codes = Mutex([ErrorCode]())
+        let codes = Locked([ErrorCode]())
         let directory = NSTemporaryDirectory() + "fma-deep-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }

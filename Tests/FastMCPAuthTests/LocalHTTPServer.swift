@@ -1,6 +1,8 @@
 import Foundation
 import Synchronization
 
+@testable import FastMCPAuth
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,8 +28,8 @@ final class LocalHTTPServer: @unchecked Sendable {
     private let listener: Int32
     let port: UInt16
     private let handler: @Sendable (Request) -> Response
-    private let requestCount = Mutex(0)
-    private let running = Mutex(true)
+    private let requestCount = Locked(0)
+    private let running = Locked(true)
 
     var requests: Int { requestCount.withLock { $0 } }
     var baseURL: String { "http://127.0.0.1:\(port)" }

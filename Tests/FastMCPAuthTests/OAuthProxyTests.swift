@@ -821,7 +821,7 @@ func outcomeOf(_ body: () throws -> Any) -> String {
 
     @Test func clientIDMetadataDocuments() throws {
         let upstream = try ProxyUpstream()
-        let documents = Mutex<[String: String]>([:])
+        let documents = Locked<[String: String]>([:])
         let server = try LocalHTTPServer(requestHandler: { request in
             if request.path == "/redirect.json" { return .init(status: 302, headers: [("Location", "/client.json")]) }
             if request.path == "/big.json" {
@@ -888,8 +888,8 @@ func outcomeOf(_ body: () throws -> Any) -> String {
     }
 
     @Test func metadataDocumentFetchesAreCoalescedCappedAndRemembered() throws {
-        let served = Mutex([String: Int]())
-        let inFlight = Mutex((now: 0, peak: 0))
+        let served = Locked([String: Int]())
+        let inFlight = Locked((now: 0, peak: 0))
         let server = try LocalHTTPServer(requestHandler: { request in
             served.withLock { $0[request.path, default: 0] += 1 }
             inFlight.withLock {

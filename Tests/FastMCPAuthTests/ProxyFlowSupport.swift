@@ -17,15 +17,15 @@ final class ProxyUpstream: Sendable {
     }
 
     final class State: Sendable {
-        let revocations = Mutex(0)
-        let refreshes = Mutex(0)
-        let exchanges = Mutex(0)
-        let mode = Mutex(Mode.normal)
+        let revocations = Locked(0)
+        let refreshes = Locked(0)
+        let exchanges = Locked(0)
+        let mode = Locked(Mode.normal)
         /// The `scope` the token response names (nil: none).
-        let grantedScope = Mutex<String?>(nil)
-        let expiresIn = Mutex(3600)
+        let grantedScope = Locked<String?>(nil)
+        let expiresIn = Locked(3600)
         /// Seconds a refresh answer is held back (to race something against it).
-        let refreshDelay = Mutex(0.0)
+        let refreshDelay = Locked(0.0)
     }
 
     let server: LocalHTTPServer

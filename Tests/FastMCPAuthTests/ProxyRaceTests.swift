@@ -45,7 +45,7 @@ import Testing
 
     /// Runs `body` on `count` threads at once (released together) and collects the results.
     static func together<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
-        let results = Mutex<[T]>([])
+        let results = Locked<[T]>([])
         let gate = DispatchSemaphore(value: 0)
         let group = DispatchGroup()
         for index in 0..<count {

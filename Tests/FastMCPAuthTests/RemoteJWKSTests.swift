@@ -13,7 +13,7 @@ import Testing
 
     /// What the server answers, changeable while it runs.
     final class Script: Sendable {
-        let state = Mutex(LocalHTTPServer.Response())
+        let state = Locked(LocalHTTPServer.Response())
         func set(_ change: (inout LocalHTTPServer.Response) -> Void) { state.withLock { change(&$0) } }
     }
 
@@ -194,7 +194,7 @@ import Testing
         let v = try verifier(server)
         let good = [try token(Self.keyA), try token(Self.keyB)]
         let bad = good.map { $0.dropLast(4) + "AAAA" }
-        let wrong = Mutex(0)
+        let wrong = Locked(0)
         DispatchQueue.concurrentPerform(iterations: 8) { thread in
             for round in 0..<50 {
                 if outcome({ try v.verify(good[(thread + round) % 2]) }) != .ok { wrong.withLock { $0 += 1 } }

@@ -185,8 +185,8 @@ import Testing
         let fixture = try Fixture(backend)
         let store = try fixture.store { $0.encryptionKeys = [try! Fernet.generateKey()] }
         try store.put("chain", "c", ["generation": 0])
-        let failures = Mutex(0)
-        let swaps = Mutex(0)
+        let failures = Locked(0)
+        let swaps = Locked(0)
         DispatchQueue.concurrentPerform(iterations: 8) { _ in
             for _ in 0..<25 {
                 do {
@@ -215,9 +215,9 @@ import Testing
         let fixture = try Fixture(backend)
         let store = try fixture.store { $0.encryptionKeys = [try! Fernet.generateKey()] }
         for index in 0..<40 { try store.put("codes", "code\(index)", ["n": .int(Int64(index))]) }
-        let taken = Mutex([Int64]())
-        let winners = Mutex(0)
-        let failures = Mutex(0)
+        let taken = Locked([Int64]())
+        let winners = Locked(0)
+        let failures = Locked(0)
         DispatchQueue.concurrentPerform(iterations: 8) { thread in
             for index in 0..<40 {
                 do {

@@ -31,8 +31,8 @@ func hexBytes(_ hex: String) -> [UInt8] {
 
 /// A settable clock for claims tests: no sleeps.
 final class TestClock: Sendable {
-    private let value: Mutex<Double>
-    init(_ now: Double) { value = Mutex(now) }
+    private let value: Locked<Double>
+    init(_ now: Double) { value = Locked(now) }
     var now: Double {
         get { value.withLock { $0 } }
         set { value.withLock { $0 = newValue } }

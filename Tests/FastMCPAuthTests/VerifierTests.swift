@@ -179,7 +179,7 @@ func pem(_ key: JSONWebKey, _ write: (OpaquePointer, OpaquePointer) -> Int32) th
             try! JWT.sign(claims: ["sub": .string("user\($0)"), "exp": 4_000_000_000], key: key, algorithm: .PS256)
         }
         let expired = try JWT.sign(claims: ["sub": "old", "exp": 1_000], key: key, algorithm: .PS256)
-        let wrong = Mutex(0)
+        let wrong = Locked(0)
         DispatchQueue.concurrentPerform(iterations: 8) { thread in
             for round in 0..<40 {
                 let index = (thread + round) % 4

@@ -29,7 +29,7 @@ public final class JSONWebKey: @unchecked Sendable {
         let pointer: OpaquePointer
     }
 
-    private let verifyContexts = Mutex<[JWSAlgorithm: [VerifyContext]]>([:])
+    private let verifyContexts = Locked<[JWSAlgorithm: [VerifyContext]]>([:])
 
     /// The smallest RSA modulus accepted.
     public static let minimumRSABits = 2048

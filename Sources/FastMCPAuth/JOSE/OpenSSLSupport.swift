@@ -25,7 +25,7 @@ package enum OpenSSL {
         AuthError(.internalError, "OpenSSL cannot provide \(what) (is its default provider loaded?)")
     }
 
-    private static let internedNames = Mutex<[String: UnsafeMutablePointer<CChar>]>([:])
+    private static let internedNames = Locked<[String: UnsafeMutablePointer<CChar>]>([:])
 
     /// A C string that lives for the whole process. Some OpenSSL constructors keep the name
     /// pointer they are given (EVP_PKEY_CTX_new_from_name, OSSL_DECODER_CTX_new_for_pkey),

@@ -36,7 +36,7 @@ final class ClientMetadataDocuments: Sendable {
         var failures: [String: (failure: Failure, until: Double)] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(http: HTTPClient, allowLoopback: Bool, clock: @escaping @Sendable () -> Double = JWTVerifier.systemClock) {
         self.http = http

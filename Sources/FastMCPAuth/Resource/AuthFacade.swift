@@ -95,7 +95,7 @@ public final class AuthFacade: Sendable {
     private let authKitDomain: String?
     private let http: HTTPClient
     private let clock: @Sendable () -> Double
-    private let metadataCache = Mutex<(document: [UInt8], expiresAt: Double)?>(nil)
+    private let metadataCache = Locked<(document: [UInt8], expiresAt: Double)?>(nil)
     /// Seconds the mirrored AuthKit metadata is reused.
     static let metadataLifetime: Double = 300
 

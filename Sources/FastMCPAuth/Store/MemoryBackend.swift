@@ -20,7 +20,7 @@ final class MemoryBackend: StoreBackend, Sendable {
         var lastSweep: [String: Double] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     let maxEntriesPerCollection: Int
 
     init(maxEntriesPerCollection: Int) { self.maxEntriesPerCollection = maxEntriesPerCollection }

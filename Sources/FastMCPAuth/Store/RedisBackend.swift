@@ -25,7 +25,7 @@ final class RedisBackend: StoreBackend, Sendable {
         let context: UnsafeMutablePointer<redisContext>
     }
 
-    private let idle = Mutex<[Connection]>([])
+    private let idle = Locked<[Connection]>([])
 
     init(endpoint: Endpoint, timeout: Double) {
         self.endpoint = endpoint

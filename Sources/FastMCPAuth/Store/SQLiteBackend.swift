@@ -9,8 +9,8 @@ import Glibc
 /// persistent store in WAL mode, safe for several processes on one file. Every operation is
 /// one statement or one transaction, so a crash leaves either the old or the new value.
 final class SQLiteBackend: StoreBackend, Sendable {
-    private let database: Mutex<OpaquePointer>
-    private let operations = Mutex(0)
+    private let database: Locked<OpaquePointer>
+    private let operations = Locked(0)
 
     init(path: String, busyTimeoutMilliseconds: Int32) throws {
         try SQLiteBackend.prepareParent(of: path)
@@ -23,7 +23,7 @@ final class SQLiteBackend: StoreBackend, Sendable {
         }
         if created { chmod(path, 0o600) }  // tokens live here: owner only
         sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
-        database = Mutex(handle)
+        database = Locked(handle)
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=FULL")
         try execute(

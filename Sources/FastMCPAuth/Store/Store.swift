@@ -125,7 +125,7 @@ public final class Store: Sendable {
     /// Decrypted values by their ciphertext: a ciphertext has exactly one plaintext, so this is
     /// only a cost saving (hot entries such as token mappings are read on every request); what is
     /// deleted or expired in the backend is never found, so nothing stale is served.
-    private let decrypted = Mutex<[String: [String: JSONValue]]>([:])
+    private let decrypted = Locked<[String: [String: JSONValue]]>([:])
     static let decryptedCacheSize = 4096
 
     private func remember(_ ciphertext: String, _ value: [String: JSONValue]) {

@@ -27,8 +27,8 @@ public final class RemoteKeySet: Sendable {
     private let settings: Settings
     private let http: HTTPClient
     private let clock: @Sendable () -> Double
-    private let state = Mutex(State())
-    private let fetchLock = Mutex(())
+    private let state = Locked(State())
+    private let fetchLock = Locked(())
 
     public init(uri: String, settings: Settings, http: HTTPClient, clock: @escaping @Sendable () -> Double) {
         self.uri = uri

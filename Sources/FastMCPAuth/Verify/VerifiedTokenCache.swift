@@ -10,7 +10,7 @@ final class VerifiedTokenCache: Sendable {
 
     private let capacity: Int
     private let maxLifetime: Double
-    private let entries = Mutex<[[UInt8]: Entry]>([:])
+    private let entries = Locked<[[UInt8]: Entry]>([:])
 
     init(capacity: Int, maxLifetime: Double) {
         self.capacity = capacity
