@@ -85,7 +85,14 @@ typedef enum fma_status {
     FMA_E_UPSTREAM_UNAVAILABLE = 38, /* upstream_unavailable: the identity provider, introspection or userinfo
                                         endpoint cannot be reached (retry; never a reason to sign in again) */
     FMA_E_RATE_LIMITED = 39,         /* rate_limited: a per-address or per-client limit was reached (429) */
-    FMA_E_OVER_CAPACITY = 40         /* over_capacity: a collection holds as many entries as it may (503) */
+    FMA_E_OVER_CAPACITY = 40,        /* over_capacity: a collection holds as many entries as it may (503) */
+    /* The client side (an MCP client signing in to a protected server): */
+    FMA_E_AUTHORIZATION_DENIED = 41,  /* authorization_denied: the user or the server refused (access_denied) */
+    FMA_E_AUTHORIZATION_TIMEOUT = 42, /* authorization_timeout: the browser sign-in did not complete in time */
+    FMA_E_DISCOVERY_FAILED = 43,      /* discovery_failed: no acceptable resource or authorization-server metadata */
+    FMA_E_REGISTRATION_FAILED = 44,   /* registration_failed: no client id configured and none could be registered */
+    FMA_E_BROWSER_UNAVAILABLE = 45,   /* browser_unavailable: the browser command failed, or none and no terminal */
+    FMA_E_CANCELLED = 46              /* cancelled: fma_oauth_client_cancel() ended a pending call */
 } fma_status;
 
 #define FMA_ERROR_MESSAGE_SIZE 256

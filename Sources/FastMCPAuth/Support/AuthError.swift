@@ -36,6 +36,12 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
     case upstreamUnavailable = 38
     case rateLimited = 39
     case overCapacity = 40
+    case authorizationDenied = 41
+    case authorizationTimeout = 42
+    case discoveryFailed = 43
+    case registrationFailed = 44
+    case browserUnavailable = 45
+    case cancelled = 46
 
     /// The stable lowercase name (`bad_signature`), also the Python exception's `.code`.
     public var name: String {
@@ -75,6 +81,12 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .upstreamUnavailable: return "upstream_unavailable"
         case .rateLimited: return "rate_limited"
         case .overCapacity: return "over_capacity"
+        case .authorizationDenied: return "authorization_denied"
+        case .authorizationTimeout: return "authorization_timeout"
+        case .discoveryFailed: return "discovery_failed"
+        case .registrationFailed: return "registration_failed"
+        case .browserUnavailable: return "browser_unavailable"
+        case .cancelled: return "cancelled"
         }
     }
 
@@ -116,6 +128,12 @@ public enum ErrorCode: Int32, CaseIterable, Sendable {
         case .upstreamUnavailable: return "The upstream identity provider cannot be reached; try again later."
         case .rateLimited: return "Too many requests from this client or address; try again later."
         case .overCapacity: return "The server holds as much pending state as it may; try again later."
+        case .authorizationDenied: return "The user or the authorization server denied the sign-in."
+        case .authorizationTimeout: return "The sign-in did not complete in time."
+        case .discoveryFailed: return "The server's authorization metadata could not be found or is not acceptable."
+        case .registrationFailed: return "The client could not register with the authorization server."
+        case .browserUnavailable: return "No browser could be opened for the sign-in."
+        case .cancelled: return "The operation was cancelled."
         }
     }
 }

@@ -68,6 +68,13 @@ class StoreUnavailable(StoreError, Unavailable):
     collection is full (over_capacity)."""
 
 
+class OAuthClientError(FastMCPAuthError):
+    """The client side could not obtain a token: the sign-in was denied (authorization_denied),
+    timed out (authorization_timeout) or was cancelled (cancelled); no browser could be opened
+    (browser_unavailable); the server's metadata is missing or unacceptable (discovery_failed); no
+    client id could be had (registration_failed)."""
+
+
 # One class per status name; "ok" raises nothing. The binding raises exception_for(code).
 STATUS_EXCEPTIONS = {
     "ok": None,
@@ -105,6 +112,12 @@ STATUS_EXCEPTIONS = {
     "upstream_unavailable": Unavailable,
     "rate_limited": Unavailable,
     "over_capacity": StoreUnavailable,
+    "authorization_denied": OAuthClientError,
+    "authorization_timeout": OAuthClientError,
+    "discovery_failed": OAuthClientError,
+    "registration_failed": OAuthClientError,
+    "browser_unavailable": OAuthClientError,
+    "cancelled": OAuthClientError,
 }
 
 

@@ -1,0 +1,217 @@
+/// The client side's discovery rules (MCP authorization, RFC 9728, RFC 8414, OpenID Connect
+/// Discovery) as pure functions over typed records: which URLs to try, in which order, and which
+/// documents to believe. The driver fetches; nothing here does I/O.
+public enum ClientDiscovery {
+    /// The canonical resource URI of an MCP server URL (RFC 8707 §2, as the MCP spec uses it): lowercase
+    /// scheme and host, no default port, no fragment. https, or http on a loopback host.
+    public static func canonicalResource(_ url: String) throws -> String {
+        guard let parts = RedirectURIs.parts(url), let host = parts.host else {
+            throw AuthError(
+                .invalidConfig,
+                "server_url: an absolute http(s) URL without fragment or userinfo is required"
+            )
+        }
+        guard parts.scheme == "https" || (parts.scheme == "http" && isLoopbackHost(host)) else {
+            throw AuthError(.invalidConfig, "server_url: https is required (plain http only on a loopback host)")
+        }
+        return render(parts)
+    }
+
+    /// RFC 9728 §3.1 then the MCP fallback: the well-known URI with the resource's path inserted,
+    /// then at the root. One URL when the resource has no path.
+    public static func protectedResourceMetadataURLs(resource: String) throws -> [String] {
+        let (origin, pathAndQuery) = try split(resource)
+        let root = origin + "/.well-known/oauth-protected-resource"
+        return pathAndQuery.isEmpty ? [root] : [root + pathAndQuery, root]
+    }
+
+    /// The MCP spec's order: for an issuer with a path, RFC 8414 path insertion, OIDC path insertion,
+    /// OIDC path appending; without a path, RFC 8414 then OIDC.
+    public static func authorizationServerMetadataURLs(issuer: String) throws -> [String] {
+        let (origin, path) = try split(issuer)
+        guard !path.isEmpty else {
+            return [origin + "/.well-known/oauth-authorization-server", origin + "/.well-known/openid-configuration"]
+        }
+        return [
+            origin + "/.well-known/oauth-authorization-server" + path,
+            origin + "/.well-known/openid-configuration" + path,
+            origin + path + "/.well-known/openid-configuration",
+        ]
+    }
+
+    /// Whether the resource a metadata document names is the server the client asked for: identical
+    /// after canonicalisation, a trailing slash aside. No hierarchy: a document for `/` does not
+    /// cover `/mcp`, so a token is never requested for a resource other than the one called.
+    public static func isSameResource(_ documented: String, _ requested: String) -> Bool {
+        guard let documented = try? canonicalResource(documented), let requested = try? canonicalResource(requested)
+        else { return false }
+        return documented.trimmingSuffix("/") == requested.trimmingSuffix("/")
+    }
+
+    /// scheme://host[:port] and the path and query after it, with a lone "/" path dropped (RFC 8414 §3.1:
+    /// a terminating slash after the host is removed before inserting the well-known path).
+    static func split(_ url: String) throws -> (origin: String, pathAndQuery: String) {
+        guard let parts = RedirectURIs.parts(url), let host = parts.host,
+            parts.scheme == "https" || (parts.scheme == "http" && isLoopbackHost(host))
+        else { throw AuthError(.discoveryFailed, "not an https URL (plain http only on loopback): cannot discover") }
+        var pathAndQuery = parts.pathAndQuery
+        if pathAndQuery == "/" { pathAndQuery = "" }
+        return (origin(parts), pathAndQuery)
+    }
+
+    static func origin(_ parts: RedirectURIs.Parts) -> String {
+        var origin = parts.scheme + "://" + (parts.host ?? "")
+        if let port = parts.port, !(parts.scheme == "https" && port == "443"), !(parts.scheme == "http" && port == "80")
+        {
+            origin += ":" + port
+        }
+        return origin
+    }
+
+    static func render(_ parts: RedirectURIs.Parts) -> String {
+        origin(parts) + parts.pathAndQuery
+    }
+
+    /// An endpoint a document points the client at: https, or http on loopback.
+    static func isAcceptableEndpoint(_ url: String) -> Bool {
+        guard let parts = RedirectURIs.parts(url), let host = parts.host else { return false }
+        return parts.scheme == "https" || (parts.scheme == "http" && isLoopbackHost(host))
+    }
+}
+
+/// RFC 9728 protected-resource metadata, as far as a client uses it.
+public struct ProtectedResourceMetadata: Equatable, Sendable {
+    public var resource: String
+    public var authorizationServers: [String]
+    public var scopesSupported: [String]
+
+    /// Reads the document and checks it describes `requestedResource`; discovery_failed otherwise.
+    public init(json: JSONValue, requestedResource: String) throws {
+        guard case .object(let object) = json else {
+            throw AuthError(.discoveryFailed, "the protected-resource metadata is not a JSON object")
+        }
+        let fields = Fields(object: object)
+        guard let resource = fields.string("resource") else {
+            throw AuthError(.discoveryFailed, "the protected-resource metadata has no resource")
+        }
+        guard ClientDiscovery.isSameResource(resource, requestedResource) else {
+            throw AuthError(
+                .discoveryFailed,
+                "the protected-resource metadata describes \"\(Responses.printable(String(resource.prefix(200))))\", not the server URL"
+            )
+        }
+        guard let servers = fields.strings("authorization_servers"), !servers.isEmpty else {
+            throw AuthError(.discoveryFailed, "the protected-resource metadata lists no authorization server")
+        }
+        guard servers.allSatisfy(ClientDiscovery.isAcceptableEndpoint) else {
+            throw AuthError(.discoveryFailed, "an authorization server in the resource metadata is not an https URL")
+        }
+        self.resource = resource
+        self.authorizationServers = servers
+        self.scopesSupported = (fields.strings("scopes_supported") ?? []).filter(ScopeNames.isValid)
+    }
+}
+
+/// RFC 8414 / OpenID Connect authorization-server metadata, as far as a client uses it.
+public struct AuthorizationServerMetadata: Equatable, Sendable {
+    public var issuer: String
+    public var authorizationEndpoint: String?
+    public var tokenEndpoint: String
+    public var registrationEndpoint: String?
+    public var revocationEndpoint: String?
+    public var codeChallengeMethods: [String]
+    public var scopesSupported: [String]
+    public var grantTypes: [String]
+    public var tokenEndpointAuthMethods: [String]
+    public var clientIDMetadataDocumentSupported: Bool
+    public var issParameterSupported: Bool
+
+    /// Reads the document fetched for `expectedIssuer`. Its `issuer` must be that string exactly
+    /// (RFC 8414 §3.3: a mix-up defence, no normalisation); every endpoint https (or http on loopback).
+    public init(json: JSONValue, expectedIssuer: String) throws {
+        guard case .object(let object) = json else {
+            throw AuthError(.discoveryFailed, "the authorization-server metadata is not a JSON object")
+        }
+        let fields = Fields(object: object)
+        guard let issuer = fields.string("issuer"), issuer == expectedIssuer else {
+            throw AuthError(.discoveryFailed, "the authorization-server metadata names a different issuer")
+        }
+        guard let tokenEndpoint = fields.string("token_endpoint") else {
+            throw AuthError(.discoveryFailed, "the authorization-server metadata has no token_endpoint")
+        }
+        let endpoints = ["authorization_endpoint", "token_endpoint", "registration_endpoint", "revocation_endpoint"]
+        for name in endpoints {
+            if let value = object[name], !(value.stringValue.map(ClientDiscovery.isAcceptableEndpoint) ?? false) {
+                throw AuthError(.discoveryFailed, "the authorization-server metadata's \(name) is not an https URL")
+            }
+        }
+        self.issuer = issuer
+        self.authorizationEndpoint = fields.string("authorization_endpoint")
+        self.tokenEndpoint = tokenEndpoint
+        self.registrationEndpoint = fields.string("registration_endpoint")
+        self.revocationEndpoint = fields.string("revocation_endpoint")
+        self.codeChallengeMethods = fields.strings("code_challenge_methods_supported") ?? []
+        self.scopesSupported = (fields.strings("scopes_supported") ?? []).filter(ScopeNames.isValid)
+        self.grantTypes = fields.strings("grant_types_supported") ?? ["authorization_code", "implicit"]
+        self.tokenEndpointAuthMethods =
+            fields.strings("token_endpoint_auth_methods_supported") ?? ["client_secret_basic"]
+        self.clientIDMetadataDocumentSupported = object["client_id_metadata_document_supported"]?.boolValue ?? false
+        self.issParameterSupported = object["authorization_response_iss_parameter_supported"]?.boolValue ?? false
+    }
+
+    /// The authorization endpoint, when this server can run an authorization-code flow for us: it
+    /// must advertise S256 (the MCP spec: a client must refuse to proceed otherwise).
+    public func authorizationCodeEndpoint() throws -> String {
+        guard let authorizationEndpoint else {
+            throw AuthError(.discoveryFailed, "the authorization server has no authorization_endpoint")
+        }
+        guard codeChallengeMethods.contains("S256") else {
+            throw AuthError(
+                .discoveryFailed,
+                "the authorization server does not advertise PKCE S256; refusing to sign in"
+            )
+        }
+        return authorizationEndpoint
+    }
+}
+
+/// Credentials a client was given for an authorization server.
+public struct ClientCredentials: Equatable, Sendable {
+    public var clientID: String
+    public var clientSecret: String?
+
+    public init(clientID: String, clientSecret: String? = nil) {
+        self.clientID = clientID
+        self.clientSecret = clientSecret
+    }
+}
+
+/// How the client will identify itself to an authorization server, in the MCP spec's order.
+public enum RegistrationPlan: Equatable, Sendable {
+    case preRegistered(ClientCredentials)
+    case metadataDocument(url: String)
+    case dynamic(endpoint: String)
+
+    /// A pre-registered client for this issuer (the `issuer` key, or `*` for any); else the Client ID
+    /// Metadata Document when one is given and the server supports it; else dynamic registration;
+    /// else registration_failed asking for a client id.
+    public static func choose(
+        preRegistered: [String: ClientCredentials],
+        metadataDocumentURL: String?,
+        server: AuthorizationServerMetadata
+    ) throws -> RegistrationPlan {
+        if let credentials = preRegistered[server.issuer] ?? preRegistered["*"] {
+            return .preRegistered(credentials)
+        }
+        if let metadataDocumentURL, server.clientIDMetadataDocumentSupported {
+            return .metadataDocument(url: metadataDocumentURL)
+        }
+        if let endpoint = server.registrationEndpoint {
+            return .dynamic(endpoint: endpoint)
+        }
+        throw AuthError(
+            .registrationFailed,
+            "the authorization server offers neither dynamic registration nor client metadata documents; configure a client_id"
+        )
+    }
+}
