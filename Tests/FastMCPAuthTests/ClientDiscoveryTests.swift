@@ -274,4 +274,93 @@ import Testing
             } == .registrationFailed
         )
     }
+
+    @Test func terminatingSlashesQueriesAndIssuerQueries() throws {
+        // Terminating slashes go before the well-known path goes in; a resource's query stays after it.
+        #expect(
+            try ClientDiscovery.protectedResourceMetadataURLs(resource: "https://h.example/mcp/").first
+                == "https://h.example/.well-known/oauth-protected-resource/mcp"
+        )
+        #expect(
+            try ClientDiscovery.protectedResourceMetadataURLs(resource: "https://h.example/?tenant=1").first
+                == "https://h.example/.well-known/oauth-protected-resource?tenant=1"
+        )
+        #expect(
+            try ClientDiscovery.authorizationServerMetadataURLs(issuer: "https://example.com/issuer1/")
+                == ClientDiscovery.authorizationServerMetadataURLs(issuer: "https://example.com/issuer1")
+        )
+        // RFC 8414 §2: no query in an issuer.
+        #expect(
+            outcome { try ClientDiscovery.authorizationServerMetadataURLs(issuer: "https://example.com/t?x=1") }
+                == .discoveryFailed
+        )
+    }
+
+    /// A remote server cannot aim the client's requests at the user's own machine: not through the
+    /// resource metadata, the authorization-server metadata or a challenge's resource_metadata.
+    @Test func loopbackTargetsOnlyFromLoopbackServers() throws {
+        for servers: JSONValue in [["http://127.0.0.1:9000"], ["https://localhost/"], ["https://127.0.0.1:6379/"]] {
+            let json: JSONValue = ["resource": "https://mcp.example.com/mcp", "authorization_servers": servers]
+            #expect(
+                outcome { try ProtectedResourceMetadata(json: json, requestedResource: "https://mcp.example.com/mcp") }
+                    == .discoveryFailed
+            )
+        }
+        let local: JSONValue = [
+            "resource": "http://127.0.0.1:8000/mcp", "authorization_servers": ["http://127.0.0.1:9000"],
+        ]
+        #expect(throws: Never.self) {
+            try ProtectedResourceMetadata(json: local, requestedResource: "http://127.0.0.1:8000/mcp")
+        }
+        for (endpoint, value) in [
+            ("token_endpoint", "https://127.0.0.1:6379/x"), ("registration_endpoint", "http://localhost:8080/admin"),
+            ("authorization_endpoint", "https://[::1]/authorize"),
+        ] {
+            var bad = Self.serverDocument
+            bad[endpoint] = .string(value)
+            #expect(
+                outcome {
+                    try AuthorizationServerMetadata(
+                        json: .object(bad),
+                        expectedIssuer: "https://auth.example.com/tenant"
+                    )
+                }
+                    == .discoveryFailed,
+                "\(endpoint) \(value)"
+            )
+        }
+        let challenge = BearerChallenge(status: 401, header: #"Bearer resource_metadata="http://127.0.0.1:2375/x""#)
+        #expect(ClientDiscovery.resourceMetadataURL(challenge, serverURL: "https://mcp.example.com/mcp") == nil)
+        #expect(
+            ClientDiscovery.resourceMetadataURL(challenge, serverURL: "http://127.0.0.1:8000/mcp")
+                == "http://127.0.0.1:2375/x"
+        )
+    }
+
+    /// A secret only goes to the issuer it was issued by, never to whichever server is named.
+    @Test func aSecretNeedsItsIssuer() throws {
+        let server = try AuthorizationServerMetadata(
+            json: .object(Self.serverDocument),
+            expectedIssuer: "https://auth.example.com/tenant"
+        )
+        let confidential = ClientCredentials(clientID: "mine", clientSecret: "s3cret")
+        #expect(
+            outcome {
+                try RegistrationPlan.choose(
+                    preRegistered: ["*": confidential],
+                    metadataDocumentURL: nil,
+                    server: server
+                )
+            }
+                == .invalidConfig
+        )
+        #expect(
+            try RegistrationPlan.choose(
+                preRegistered: ["https://auth.example.com/tenant": confidential],
+                metadataDocumentURL: nil,
+                server: server
+            ) == .preRegistered(confidential)
+        )
+        #expect(!"\(confidential)".contains("s3cret") && !String(reflecting: confidential).contains("s3cret"))
+    }
 }

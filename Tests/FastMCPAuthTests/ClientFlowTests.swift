@@ -269,6 +269,53 @@ import Glibc
         }
         #expect(error.code == .internalError)
     }
+
+    @Test func lostWritesSignOutsAndOutOfOrderEvents() {
+        let seen = Self.record("a1")
+        // Signed out while we refreshed: the sign-out stands.
+        var signedOut = RefreshMachine(seen: seen, usableWhileRefreshing: false)
+        _ = signedOut.handle(.leaseAcquired(holder: "h", current: seen))
+        _ = signedOut.handle(.refreshed(Self.record("a2", refresh: "r2")))
+        #expect(signedOut.handle(.written(won: false, current: nil)) == [.release(holder: "h"), .finish(.signIn)])
+        // Same tokens but another field changed: ours is the live refresh token, written over it.
+        var touched = seen
+        touched.scopes = ["read", "extra"]
+        let ours = Self.record("a2", refresh: "r2")
+        var rewrite = RefreshMachine(seen: seen, usableWhileRefreshing: false)
+        _ = rewrite.handle(.leaseAcquired(holder: "h", current: seen))
+        _ = rewrite.handle(.refreshed(ours))
+        #expect(rewrite.handle(.written(won: false, current: touched)) == [.write(expected: touched, new: ours)])
+        #expect(rewrite.handle(.written(won: false, current: touched)) == [.write(expected: touched, new: ours)])
+        guard case .finish(.fail(let storeError)) = rewrite.handle(.written(won: false, current: touched)).last else {
+            Issue.record("retried forever")
+            return
+        }
+        #expect(storeError.code == .storeUnavailable)
+        // Out of order while holding the lease: it is released, not left to expire.
+        var holding = RefreshMachine(seen: seen, usableWhileRefreshing: false)
+        _ = holding.handle(.leaseAcquired(holder: "h", current: seen))
+        #expect(holding.handle(.deleted).first == .release(holder: "h"))
+    }
+
+    /// Descriptions (string interpolation, reflection, test failure messages) never show a token,
+    /// a code, the state or the PKCE verifier.
+    @Test func descriptionsHideSecrets() throws {
+        let record = Self.record("access-SECRET", refresh: "refresh-SECRET")
+        let flow = try pending()
+        let response = TokenResponse(accessToken: "access-SECRET", refreshToken: "refresh-SECRET", expiresIn: 60)
+        let action = RefreshMachine.Action.refresh(refreshToken: "refresh-SECRET")
+        let code = PendingAuthorization.CallbackResult.code("code-SECRET")
+        let texts = [
+            "\(record)", String(reflecting: record), "\(response)", String(reflecting: response), "\(action)",
+            String(reflecting: [action]), "\(code)", String(reflecting: code),
+        ]
+        for text in texts {
+            #expect(!text.contains("SECRET"), "\(text)")
+        }
+        for text in ["\(flow)", String(reflecting: flow)] {
+            #expect(!text.contains(flow.state) && !text.contains(flow.codeVerifier))
+        }
+    }
 }
 
 /// The loopback redirect listener with real sockets and our own HTTP client as the browser.
@@ -355,5 +402,89 @@ import Glibc
         )
         #expect(seen == ["code=real"])
         for _ in 0..<250 where !done.withLock({ $0 }) { usleep(20_000) }
+    }
+}
+
+/// `$BROWSER` parsing as Python's webbrowser reads it, and real processes for the exit rules.
+@Suite struct BrowserTests {
+    @Test func browserVariableParsing() {
+        #expect(
+            BrowserCommands.parse("firefox:chromium --new-window %s::'/opt/my browser' -x") == [
+                ["firefox"], ["chromium", "--new-window", "%s"], ["/opt/my browser", "-x"],
+            ]
+        )
+        #expect(BrowserCommands.parse(#"open "a \"b\"" c\ d"#) == [["open", #"a "b""#, "c d"]])
+        #expect(BrowserCommands.parse(" : ").isEmpty)
+        #expect(BrowserCommands.arguments(["b", "--url=%s"], url: "http://x/?a=1") == ["b", "--url=http://x/?a=1"])
+        #expect(BrowserCommands.arguments(["b", "-n"], url: "http://x/") == ["b", "-n", "http://x/"])
+    }
+
+    func waitForExit(_ process: BrowserProcess) -> Int32? {
+        for _ in 0..<250 {
+            if let status = process.poll() { return status }
+            usleep(20_000)
+        }
+        return nil
+    }
+
+    @Test func aCommandThatFailsIsNoticedAndOneThatWorksIsNot() throws {
+        let failing = try #require(BrowserProcess.spawn(["sh", "-c", "exit 3"]))
+        #expect(waitForExit(failing) == 3 && failing.failed)
+        let working = try #require(
+            BrowserProcess.spawn(["sh", "-c", "test \"$0\" = http://127.0.0.1/x", "http://127.0.0.1/x"])
+        )
+        #expect(waitForExit(working) == 0 && !working.failed)
+        // glibc's posix_spawnp reports a program that cannot be executed as a failed spawn.
+        #expect(BrowserProcess.spawn(["/nonexistent/browser"]) == nil)
+    }
+
+    @Test func theChainAndItsRefusals() throws {
+        var printed = [String]()
+        let url = "https://auth.example/authorize?state=s"
+        #expect(
+            outcome {
+                try BrowserOpener.open(url, commands: [], noBrowser: true, stderrIsTerminal: false) {
+                    printed.append($0)
+                }
+            } == .browserUnavailable
+        )
+        _ = try BrowserOpener.open(url, commands: [], noBrowser: true, stderrIsTerminal: true) { printed.append($0) }
+        _ = try BrowserOpener.open(url, commands: [], noBrowser: false, stderrIsTerminal: false) { printed.append($0) }
+        #expect(printed == [url, url])
+        let started = try BrowserOpener.open(
+            url,
+            commands: [["sh", "-c", "exit 0"]],
+            noBrowser: false,
+            stderrIsTerminal: false
+        ) { _ in }
+        #expect(started != nil)
+        #expect(
+            outcome {
+                try BrowserOpener.open(
+                    url,
+                    commands: [["/nonexistent/browser"]],
+                    noBrowser: false,
+                    stderrIsTerminal: true
+                ) {
+                    printed.append($0)
+                }
+            } == .browserUnavailable
+        )
+        #expect(printed == [url, url])
+        // xdg-open is found on PATH only when it is there; $BROWSER wins over it.
+        let directory = "/tmp/fastmcpauth-browser-\(getpid())"
+        mkdir(directory, 0o700)
+        defer {
+            unlink(directory + "/xdg-open")
+            rmdir(directory)
+        }
+        #expect(BrowserOpener.defaultCommands(environment: ["PATH": directory]).isEmpty)
+        let file = fopen(directory + "/xdg-open", "w")
+        fclose(file)
+        chmod(directory + "/xdg-open", 0o755)
+        #expect(BrowserOpener.defaultCommands(environment: ["PATH": directory]) == [[directory + "/xdg-open"]])
+        #expect(
+            BrowserOpener.defaultCommands(environment: ["PATH": directory, "BROWSER": "mine %s"]) == [["mine", "%s"]]
+        )
     }
 }

@@ -1,7 +1,9 @@
 /// One browser sign-in in flight (OAuth 2.1 authorization code with PKCE, RFC 8707 `resource`,
 /// RFC 9207 `iss`): what the client sent, so that what comes back to the loopback listener can be
 /// checked before the code goes anywhere. A value; the driver holds it for the one sign-in.
-public struct PendingAuthorization: Equatable, Sendable {
+public struct PendingAuthorization: Equatable, Sendable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable
+{
     public var issuer: String
     /// The server said it always sends `iss` (RFC 9207): a response without it is refused.
     public var issRequired: Bool
@@ -65,7 +67,20 @@ public struct PendingAuthorization: Equatable, Sendable {
         )
     }
 
-    public enum CallbackResult: Equatable, Sendable {
+    /// Omits the state and the PKCE verifier.
+    public var description: String {
+        "PendingAuthorization(issuer: \(issuer), clientID: \(clientID), redirectURI: \(redirectURI), "
+            + "resource: \(resource), scopes: \(scopes))"
+    }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: ["issuer": issuer, "clientID": clientID, "redirectURI": redirectURI, "resource": resource]
+        )
+    }
+
+    public enum CallbackResult: Equatable, Sendable, CustomStringConvertible {
         /// The response to this sign-in, checked: exchange the code.
         case code(String)
         /// Not the response to this sign-in (no or another `state`, a malformed query): answer it
@@ -73,6 +88,15 @@ public struct PendingAuthorization: Equatable, Sendable {
         case ignored(String)
         /// The response to this sign-in, and it ends it.
         case failed(AuthError)
+
+        /// The code is left out.
+        public var description: String {
+            switch self {
+            case .code: "code(<redacted>)"
+            case .ignored(let reason): "ignored(\(reason))"
+            case .failed(let error): "failed(\(error))"
+            }
+        }
     }
 
     /// Checks the query string the browser brought to the redirect URI.
@@ -124,8 +148,10 @@ public struct PendingAuthorization: Equatable, Sendable {
     }
 }
 
-/// A token endpoint's successful answer (RFC 6749 §5.1), bounded and typed.
-public struct TokenResponse: Equatable, Sendable {
+/// A token endpoint's successful answer (RFC 6749 §5.1), bounded and typed. Its descriptions omit the tokens.
+public struct TokenResponse: Equatable, Sendable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable
+{
     public var accessToken: String
     public var refreshToken: String?
     /// Seconds, 0 ... 10 years; nil when the server does not say.
@@ -134,6 +160,15 @@ public struct TokenResponse: Equatable, Sendable {
     public var scopes: [String]?
 
     public static let maxTokenLength = 16 * 1024
+
+    public var description: String {
+        "TokenResponse(expiresIn: \(expiresIn.map { String($0) } ?? "none"), scopes: \(scopes ?? []), "
+            + "refreshToken: \(refreshToken == nil ? "none" : "<redacted>"))"
+    }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror {
+        Mirror(self, children: ["expiresIn": expiresIn as Any, "scopes": scopes as Any])
+    }
 
     public init(accessToken: String, refreshToken: String? = nil, expiresIn: Int? = nil, scopes: [String]? = nil) {
         self.accessToken = accessToken

@@ -1,5 +1,8 @@
 /// The client's cached tokens for one (issuer, resource), as stored (encrypted) in the token store.
-public struct ClientTokenRecord: Equatable, Sendable {
+/// Its descriptions omit the tokens.
+public struct ClientTokenRecord: Equatable, Sendable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable
+{
     public var issuer: String
     public var resource: String
     public var clientID: String
@@ -78,6 +81,16 @@ public struct ClientTokenRecord: Equatable, Sendable {
         return object
     }
 
+    public var description: String {
+        "ClientTokenRecord(issuer: \(issuer), resource: \(resource), clientID: \(clientID), scopes: \(scopes), "
+            + "expiresAt: \(expiresAt.map { String($0) } ?? "none"), "
+            + "refreshToken: \(refreshToken == nil ? "none" : "<redacted>"))"
+    }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror {
+        Mirror(self, children: ["issuer": issuer, "resource": resource, "clientID": clientID, "scopes": scopes])
+    }
+
     /// Usable for at least `margin` more seconds (a token without a lifetime is usable until refused).
     public func isFresh(now: Double, margin: Double) -> Bool {
         guard let expiresAt else { return true }
@@ -115,6 +128,8 @@ extension TokenDecision {
 /// over the record that was refreshed, and a caller that found the lease taken re-reads the cache
 /// instead of refreshing, so sharing a cache never spends a refresh token twice (a server without a
 /// grace window would revoke the chain). The driver performs the actions and feeds back the events.
+/// The guard rests on the lease outliving the refresh: the driver takes it for longer than the token
+/// request's timeout plus the write. After `.use`, the driver decides again (scopes may differ).
 public struct RefreshMachine: Sendable {
     public enum Outcome: Equatable, Sendable {
         case use(ClientTokenRecord)
@@ -137,7 +152,7 @@ public struct RefreshMachine: Sendable {
         case deleted
     }
 
-    public enum Action: Equatable, Sendable {
+    public enum Action: Equatable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
         case acquireLease
         /// Sleep, then acquire again.
         case wait(seconds: Double)
@@ -147,12 +162,28 @@ public struct RefreshMachine: Sendable {
         case delete(expected: ClientTokenRecord)
         case release(holder: String)
         case finish(Outcome)
+
+        /// Names the action; tokens (in `refresh` and in the records) are left out.
+        public var description: String {
+            switch self {
+            case .acquireLease: "acquireLease"
+            case .wait(let seconds): "wait(\(seconds))"
+            case .refresh: "refresh(<redacted>)"
+            case .write: "write"
+            case .delete: "delete"
+            case .release: "release"
+            case .finish(.use): "finish(use)"
+            case .finish(.signIn): "finish(signIn)"
+            case .finish(.fail(let error)): "finish(fail(\(error.code.name)))"
+            }
+        }
+        public var debugDescription: String { description }
     }
 
     private enum State: Equatable, Sendable {
         case waitingForLease(since: Double?)
         case refreshing(holder: String)
-        case writing(holder: String, new: ClientTokenRecord)
+        case writing(holder: String, new: ClientTokenRecord, attempts: Int)
         case deleting(holder: String)
         case finished
     }
@@ -211,7 +242,7 @@ public struct RefreshMachine: Sendable {
             return [.wait(seconds: pollInterval), .acquireLease]
 
         case (.refreshing(let holder), .refreshed(let new)):
-            state = .writing(holder: holder, new: new)
+            state = .writing(holder: holder, new: new, attempts: 1)
             return [.write(expected: seen, new: new)]
 
         case (.refreshing(let holder), .refreshRejected):
@@ -223,20 +254,39 @@ public struct RefreshMachine: Sendable {
             // expiry still serves.
             return finish(usableWhileRefreshing ? .use(seen) : .fail(error), releasing: holder)
 
-        case (.writing(let holder, let new), .written(let won, let current)):
-            // Lost only if the lease expired under us: the store's record is the newer chain's end.
+        case (.writing(let holder, let new, let attempts), .written(let won, let current)):
             if won { return finish(.use(new), releasing: holder) }
-            if let current { return finish(.use(current), releasing: holder) }
-            return finish(.use(new), releasing: holder)
+            // Signed out meanwhile (or the chain was found dead): the sign-out stands.
+            guard let current else { return finish(.signIn, releasing: holder) }
+            // Lost to someone else's refresh (our lease ran out): theirs is the chain's end.
+            if isNewer(current) { return finish(.use(current), releasing: holder) }
+            // Same tokens, other fields changed: ours is the only live refresh token, so it must be
+            // written, over what is there now.
+            guard attempts < 3 else {
+                return finish(
+                    .fail(AuthError(.storeUnavailable, "the refreshed tokens could not be stored")),
+                    releasing: holder
+                )
+            }
+            state = .writing(holder: holder, new: new, attempts: attempts + 1)
+            return [.write(expected: current, new: new)]
 
         case (.deleting(let holder), .deleted):
             return finish(.signIn, releasing: holder)
 
         default:
+            // Out of order: end, and never keep the lease (others would wait out its lifetime).
             return finish(
                 .fail(AuthError(.internalError, "the refresh sequence received an unexpected event")),
-                releasing: nil
+                releasing: heldLease
             )
+        }
+    }
+
+    private var heldLease: String? {
+        switch state {
+        case .refreshing(let holder), .writing(let holder, _, _), .deleting(let holder): holder
+        case .waitingForLease, .finished: nil
         }
     }
 

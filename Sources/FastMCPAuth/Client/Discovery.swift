@@ -20,15 +20,18 @@ public enum ClientDiscovery {
     /// RFC 9728 §3.1 then the MCP fallback: the well-known URI with the resource's path inserted,
     /// then at the root. One URL when the resource has no path.
     public static func protectedResourceMetadataURLs(resource: String) throws -> [String] {
-        let (origin, pathAndQuery) = try split(resource)
+        let (origin, path, query) = try split(resource)
         let root = origin + "/.well-known/oauth-protected-resource"
-        return pathAndQuery.isEmpty ? [root] : [root + pathAndQuery, root]
+        let suffix = path + (query.map { "?" + $0 } ?? "")
+        return suffix.isEmpty ? [root] : [root + suffix, root]
     }
 
     /// The MCP spec's order: for an issuer with a path, RFC 8414 path insertion, OIDC path insertion,
     /// OIDC path appending; without a path, RFC 8414 then OIDC.
     public static func authorizationServerMetadataURLs(issuer: String) throws -> [String] {
-        let (origin, path) = try split(issuer)
+        let (origin, path, query) = try split(issuer)
+        // RFC 8414 §2: an issuer has no query or fragment.
+        guard query == nil else { throw AuthError(.discoveryFailed, "an issuer identifier must not have a query") }
         guard !path.isEmpty else {
             return [origin + "/.well-known/oauth-authorization-server", origin + "/.well-known/openid-configuration"]
         }
@@ -48,15 +51,13 @@ public enum ClientDiscovery {
         return documented.trimmingSuffix("/") == requested.trimmingSuffix("/")
     }
 
-    /// scheme://host[:port] and the path and query after it, with a lone "/" path dropped (RFC 8414 §3.1:
-    /// a terminating slash after the host is removed before inserting the well-known path).
-    static func split(_ url: String) throws -> (origin: String, pathAndQuery: String) {
+    /// scheme://host[:port], the path without its terminating slashes (RFC 8414 §3.1, OpenID Connect
+    /// Discovery §4, RFC 9728 §3.1 remove them before the well-known path goes in), and the query.
+    static func split(_ url: String) throws -> (origin: String, path: String, query: String?) {
         guard let parts = RedirectURIs.parts(url), let host = parts.host,
             parts.scheme == "https" || (parts.scheme == "http" && isLoopbackHost(host))
         else { throw AuthError(.discoveryFailed, "not an https URL (plain http only on loopback): cannot discover") }
-        var pathAndQuery = parts.pathAndQuery
-        if pathAndQuery == "/" { pathAndQuery = "" }
-        return (origin(parts), pathAndQuery)
+        return (origin(parts), parts.path.trimmingSuffix("/"), parts.query)
     }
 
     static func origin(_ parts: RedirectURIs.Parts) -> String {
@@ -72,10 +73,20 @@ public enum ClientDiscovery {
         origin(parts) + parts.pathAndQuery
     }
 
-    /// An endpoint a document points the client at: https, or http on loopback.
-    static func isAcceptableEndpoint(_ url: String) -> Bool {
+    /// An endpoint a document from `source` points the client at: https, or http on loopback; and a
+    /// loopback host only when `source` is itself on loopback, so that a remote server cannot aim
+    /// the client's requests (registration, token forms) at services on the user's machine.
+    public static func isAcceptableEndpoint(_ url: String, from source: String) -> Bool {
         guard let parts = RedirectURIs.parts(url), let host = parts.host else { return false }
-        return parts.scheme == "https" || (parts.scheme == "http" && isLoopbackHost(host))
+        guard parts.scheme == "https" || (parts.scheme == "http" && isLoopbackHost(host)) else { return false }
+        guard isLoopbackHost(host) else { return true }
+        return urlHost(source).map(isLoopbackHost) ?? false
+    }
+
+    /// The `resource_metadata` URL of a challenge from `serverURL`, if it is one to fetch.
+    public static func resourceMetadataURL(_ challenge: BearerChallenge, serverURL: String) -> String? {
+        guard let url = challenge.resourceMetadata, isAcceptableEndpoint(url, from: serverURL) else { return nil }
+        return url
     }
 }
 
@@ -103,7 +114,7 @@ public struct ProtectedResourceMetadata: Equatable, Sendable {
         guard let servers = fields.strings("authorization_servers"), !servers.isEmpty else {
             throw AuthError(.discoveryFailed, "the protected-resource metadata lists no authorization server")
         }
-        guard servers.allSatisfy(ClientDiscovery.isAcceptableEndpoint) else {
+        guard servers.allSatisfy({ ClientDiscovery.isAcceptableEndpoint($0, from: requestedResource) }) else {
             throw AuthError(.discoveryFailed, "an authorization server in the resource metadata is not an https URL")
         }
         self.resource = resource
@@ -141,7 +152,9 @@ public struct AuthorizationServerMetadata: Equatable, Sendable {
         }
         let endpoints = ["authorization_endpoint", "token_endpoint", "registration_endpoint", "revocation_endpoint"]
         for name in endpoints {
-            if let value = object[name], !(value.stringValue.map(ClientDiscovery.isAcceptableEndpoint) ?? false) {
+            if let value = object[name],
+                !(value.stringValue.map { ClientDiscovery.isAcceptableEndpoint($0, from: expectedIssuer) } ?? false)
+            {
                 throw AuthError(.discoveryFailed, "the authorization-server metadata's \(name) is not an https URL")
             }
         }
@@ -175,8 +188,10 @@ public struct AuthorizationServerMetadata: Equatable, Sendable {
     }
 }
 
-/// Credentials a client was given for an authorization server.
-public struct ClientCredentials: Equatable, Sendable {
+/// Credentials a client was given for an authorization server. Its descriptions omit the secret.
+public struct ClientCredentials: Equatable, Sendable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable
+{
     public var clientID: String
     public var clientSecret: String?
 
@@ -184,6 +199,12 @@ public struct ClientCredentials: Equatable, Sendable {
         self.clientID = clientID
         self.clientSecret = clientSecret
     }
+
+    public var description: String {
+        "ClientCredentials(clientID: \(clientID), clientSecret: \(clientSecret == nil ? "none" : "<redacted>"))"
+    }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["clientID": clientID]) }
 }
 
 /// How the client will identify itself to an authorization server, in the MCP spec's order.
@@ -192,7 +213,7 @@ public enum RegistrationPlan: Equatable, Sendable {
     case metadataDocument(url: String)
     case dynamic(endpoint: String)
 
-    /// A pre-registered client for this issuer (the `issuer` key, or `*` for any); else the Client ID
+    /// A pre-registered client for this issuer (the `issuer` key, or `*` for any, public clients only); else the Client ID
     /// Metadata Document when one is given and the server supports it; else dynamic registration;
     /// else registration_failed asking for a client id.
     public static func choose(
@@ -200,7 +221,15 @@ public enum RegistrationPlan: Equatable, Sendable {
         metadataDocumentURL: String?,
         server: AuthorizationServerMetadata
     ) throws -> RegistrationPlan {
-        if let credentials = preRegistered[server.issuer] ?? preRegistered["*"] {
+        if let credentials = preRegistered[server.issuer] {
+            return .preRegistered(credentials)
+        }
+        if let credentials = preRegistered["*"] {
+            // The MCP server names the authorization server: a secret for "any issuer" would go to
+            // whichever token endpoint a hostile server names.
+            guard credentials.clientSecret == nil else {
+                throw AuthError(.invalidConfig, "a client secret needs the issuer it was issued by (client_issuer)")
+            }
             return .preRegistered(credentials)
         }
         if let metadataDocumentURL, server.clientIDMetadataDocumentSupported {

@@ -20,8 +20,13 @@ final class LoopbackListener: @unchecked Sendable {
             throw AuthError(.invalidConfig, "redirect_port: must be 0 (any free port) to 65535")
         }
         self.path = path
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // Close-on-exec: the browser command must not inherit the listener (it would keep the port).
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw AuthError(.internalError, "cannot open a socket for the sign-in callback") }
+        // A port reused from an earlier sign-in may still have connections in TIME_WAIT; Linux still
+        // refuses a second listener on it.
+        var yes: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -30,7 +35,7 @@ final class LoopbackListener: @unchecked Sendable {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
         }
-        guard bound == 0, listen(descriptor, 16) == 0 else {
+        guard bound == 0, listen(descriptor, 16) == 0, fcntl(descriptor, F_SETFL, O_NONBLOCK) == 0 else {
             close(descriptor)
             throw AuthError(.invalidConfig, "redirect_port: 127.0.0.1:\(requested) cannot be listened on (in use?)")
         }
@@ -68,8 +73,12 @@ final class LoopbackListener: @unchecked Sendable {
             guard ready > 0 else { continue }
             let connection = accept(socketDescriptor, nil, nil)
             guard connection >= 0 else { continue }
+            // Close-on-exec at once (accept4 with SOCK_CLOEXEC is not visible from Swift here).
+            _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
             defer { close(connection) }
-            guard let target = Self.readRequestTarget(connection) else {
+            // One request may take 2 s at most, and never past the sign-in's own deadline.
+            let readDeadline = min(Self.monotonicNow() + 2, deadline)
+            guard let target = Self.readRequestTarget(connection, until: readDeadline, interrupt: interrupt) else {
                 Self.respond(connection, status: "400 Bad Request", page: Self.page("This request could not be read."))
                 continue
             }
@@ -90,14 +99,17 @@ final class LoopbackListener: @unchecked Sendable {
         }
     }
 
-    /// The target of a `GET` request line, read within 2 s and the size cap (a silent local connection delays the sign-in by that much, no more); nil otherwise.
-    static func readRequestTarget(_ connection: Int32) -> String? {
-        var wait = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+    /// The target of a `GET` request line, read before `deadline` within the size cap; nil otherwise
+    /// (a silent local connection delays the sign-in by 2 s at most). `interrupt` is honoured meanwhile.
+    static func readRequestTarget(_ connection: Int32, until deadline: Double, interrupt: () -> AuthError?) -> String? {
         var received = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 2048)
-        let started = monotonicNow()
-        while received.count < maxRequestBytes, monotonicNow() - started < 2 {
+        while received.count < maxRequestBytes {
+            if interrupt() != nil { return nil }
+            let remaining = deadline - monotonicNow()
+            guard remaining > 0 else { return nil }
+            var poller = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, Int32(min(remaining, 0.1) * 1000) + 1) > 0 else { continue }
             let count = read(connection, &chunk, chunk.count)
             guard count > 0 else { return nil }
             received += chunk[0..<count]

@@ -51,7 +51,7 @@ public final class Store: Sendable {
     public let url: String
     private let backend: StoreBackend
     private let fernet: Fernet?
-    private let options: Options
+    public let options: Options
     private let clock: @Sendable () -> Double
 
     /// Collection holding leases; values are {"holder": token}.

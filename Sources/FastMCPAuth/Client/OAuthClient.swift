@@ -1,0 +1,508 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An MCP client's OAuth: a valid access token for one protected server, from the cache, by a
+/// refresh (one at a time across processes sharing the store), or by a browser sign-in. The rules
+/// live in the pure pieces (ClientDiscovery, RegistrationPlan, PendingAuthorization, TokenDecision,
+/// RefreshMachine); this driver fetches, stores and waits. Thread-safe: sign-ins are serialised.
+public final class OAuthClient: Sendable {
+    public struct Configuration: Sendable {
+        public var serverURL: String
+        public var clientName = "fastmcpauth"
+        public var clientMetadataURL: String?
+        /// Pre-registered clients by issuer (`*`: any issuer, public clients only).
+        public var preRegistered: [String: ClientCredentials] = [:]
+        /// 0: an ephemeral port.
+        public var redirectPort = 0
+        public var scopes: [String] = []
+        public var noBrowser = false
+        public var signInTimeout: Double = 300
+        public var httpTimeout: Double = 10
+        /// Refresh this long before expiry.
+        public var refreshMargin: Double = 60
+
+        public init(serverURL: String) { self.serverURL = serverURL }
+    }
+
+    static let tokens = "fastmcpauth-client-tokens"
+    static let registrations = "fastmcpauth-client-registrations"
+
+    public let configuration: Configuration
+    /// The canonical resource (RFC 8707) of the server.
+    public let resource: String
+    private let http: HTTPClient
+    private let store: Store
+    private let clock: @Sendable () -> Double
+    private let browser = Locked<(@Sendable (String) -> Void)?>(nil)
+    private let cancelRequested = Locked(false)
+    /// The last 401/403 the server answered, until `token` acts on it.
+    private let challenged = Locked<(challenge: BearerChallenge, accessToken: String?)?>(nil)
+    private let signIns = Locked(())
+
+    public init(
+        configuration: Configuration,
+        store: Store,
+        http: HTTPClient = CurlHTTPClient(),
+        clock: @escaping @Sendable () -> Double = { Double(time(nil)) }
+    ) throws {
+        self.configuration = configuration
+        self.resource = try ClientDiscovery.canonicalResource(configuration.serverURL)
+        for scope in configuration.scopes where !ScopeNames.isValid(scope) {
+            throw AuthError(
+                .invalidConfig,
+                "scopes: \"\(Responses.printable(String(scope.prefix(40))))\" is not a scope name"
+            )
+        }
+        self.store = store
+        self.http = http
+        self.clock = clock
+    }
+
+    /// Where the sign-in URL goes instead of the default browser chain; nil restores the default.
+    public func setBrowser(_ open: (@Sendable (String) -> Void)?) { browser.withLock { $0 = open } }
+
+    /// A pending sign-in returns `cancelled`.
+    public func cancel() { cancelRequested.withLock { $0 = true } }
+
+    /// Hands the client a 401 or 403 the server answered for `accessToken`; the next `token` acts on it.
+    public func challenge(status: Int, wwwAuthenticate: String?, accessToken: String? = nil) {
+        let parsed = BearerChallenge(status: status, header: wwwAuthenticate)
+        challenged.withLock { $0 = (parsed, accessToken) }
+    }
+
+    /// Forgets the cached tokens of this server (the registration is kept).
+    public func logout() throws {
+        try store.delete(Self.tokens, try OpenSSL.sha256Hex(resource))
+    }
+
+    /// A valid access token: cached, refreshed, or after an interactive sign-in.
+    public func token() throws -> String {
+        cancelRequested.withLock { $0 = false }
+        let pending = challenged.withLock { value -> (challenge: BearerChallenge, accessToken: String?)? in
+            defer { value = nil }
+            return value
+        }
+        var needed = configuration.scopes
+        if let pending, pending.challenge.isInsufficientScope {
+            for scope in pending.challenge.scopes where !needed.contains(scope) { needed.append(scope) }
+        }
+        let refused = pending?.challenge.status == 401 ? (pending?.accessToken ?? "") : nil
+        let record = try loadRecord()
+        switch TokenDecision.decide(
+            record: record,
+            requiredScopes: needed,
+            refusedAccessToken: refused,
+            now: clock(),
+            margin: configuration.refreshMargin
+        ) {
+        case .use(let record):
+            return record.accessToken
+        case .refresh(let record):
+            let usable = refused != record.accessToken && record.isFresh(now: clock(), margin: 0)
+            switch try refresh(record, usableWhileRefreshing: usable) {
+            case .use(let fresh) where needed.allSatisfy(fresh.scopes.contains):
+                return fresh.accessToken
+            case .fail(let error):
+                throw error
+            case .use, .signIn:
+                break
+            }
+        case .signIn:
+            break
+        }
+        // Step-up: the union of what the cache held and what the server asked for.
+        let scopes = (record?.scopes ?? []).reduce(into: needed) { all, scope in
+            if !all.contains(scope) { all.append(scope) }
+        }
+        return try signIns.withLock { _ in try signIn(scopes: scopes, challenge: pending?.challenge) }
+    }
+
+    // MARK: - Cache
+
+    private var recordKey: String { (try? OpenSSL.sha256Hex(resource)) ?? resource }
+
+    private func loadRecord() throws -> ClientTokenRecord? {
+        guard let stored = try store.get(Self.tokens, recordKey) else { return nil }
+        guard let record = ClientTokenRecord(stored: stored), record.resource == resource else { return nil }
+        return record
+    }
+
+    // MARK: - Refresh
+
+    private func refresh(_ record: ClientTokenRecord, usableWhileRefreshing: Bool) throws -> RefreshMachine.Outcome {
+        let server = try discover(challenge: nil).server
+        guard server.issuer == record.issuer else { return .signIn }
+        let credentials = try loadRegistration(issuer: record.issuer)
+        var machine = RefreshMachine(seen: record, usableWhileRefreshing: usableWhileRefreshing)
+        // The lease outlives the refresh request and the write (RefreshMachine's premise).
+        let leaseTTL = configuration.httpTimeout * 2 + store.options.timeout * 2 + 5
+        let leaseName = "fastmcpauth-client-refresh-" + recordKey
+        var actions = [machine.start()]
+        while !actions.isEmpty {
+            let action = actions.removeFirst()
+            switch action {
+            case .acquireLease:
+                if let holder = try store.acquireLease(leaseName, ttl: leaseTTL) {
+                    actions += machine.handle(.leaseAcquired(holder: holder, current: try loadRecord()))
+                } else {
+                    actions += machine.handle(
+                        .leaseBusy(current: try loadRecord(), now: LoopbackListener.monotonicNow())
+                    )
+                }
+            case .wait(let seconds):
+                usleep(UInt32(max(0, min(seconds, 1)) * 1_000_000))
+            case .refresh(let refreshToken):
+                actions += machine.handle(
+                    refreshEvent(refreshToken: refreshToken, record: record, server: server, credentials: credentials)
+                )
+            case .write(let expected, let new):
+                let won = try store.compareAndSwap(Self.tokens, recordKey, expected: expected.stored, new: new.stored)
+                actions += machine.handle(.written(won: won, current: won ? new : try loadRecord()))
+            case .delete(let expected):
+                _ = try store.compareAndDelete(Self.tokens, recordKey, expected: expected.stored)
+                actions += machine.handle(.deleted)
+            case .release(let holder):
+                _ = try? store.releaseLease(leaseName, holder: holder)
+            case .finish(let outcome):
+                return outcome
+            }
+        }
+        return .fail(AuthError(.internalError, "the refresh ended without an outcome"))
+    }
+
+    private func refreshEvent(
+        refreshToken: String,
+        record: ClientTokenRecord,
+        server: AuthorizationServerMetadata,
+        credentials: ClientCredentials?
+    ) -> RefreshMachine.Event {
+        var form = [("grant_type", "refresh_token"), ("refresh_token", refreshToken), ("resource", resource)]
+        if !record.scopes.isEmpty { form.append(("scope", record.scopes.joined(separator: " "))) }
+        do {
+            let response = try postToken(
+                form,
+                endpoint: server.tokenEndpoint,
+                clientID: record.clientID,
+                secret: credentials?.clientID == record.clientID ? credentials?.clientSecret : nil
+            )
+            return .refreshed(
+                ClientTokenRecord(
+                    issuer: record.issuer,
+                    resource: resource,
+                    clientID: record.clientID,
+                    response: response,
+                    previousRefreshToken: refreshToken,
+                    requestedScopes: record.scopes,
+                    now: clock()
+                )
+            )
+        } catch let error as TokenEndpointRefusal {
+            return error.response.isInvalidGrant || error.response.isInvalidClient
+                ? .refreshRejected : .refreshFailed(AuthError(.upstreamUnavailable, error.message))
+        } catch let error as AuthError {
+            return .refreshFailed(error)
+        } catch {
+            return .refreshFailed(AuthError(.internalError, "the refresh failed"))
+        }
+    }
+
+    // MARK: - Sign-in
+
+    private func signIn(scopes requested: [String], challenge: BearerChallenge?) throws -> String {
+        // Another thread may have signed in while this one waited for the lock.
+        if let record = try loadRecord(), requested.allSatisfy(record.scopes.contains),
+            record.isFresh(now: clock(), margin: configuration.refreshMargin)
+        {
+            return record.accessToken
+        }
+        let (metadata, server) = try discover(challenge: challenge)
+        let scopes = requested.isEmpty ? metadata.scopesSupported : requested
+        var attempt = 0
+        while true {
+            attempt += 1
+            let registration = try register(server: server)
+            do {
+                return try authorize(server: server, registration: registration, scopes: scopes)
+            } catch let refusal as TokenEndpointRefusal where refusal.response.isInvalidClient && attempt == 1 {
+                // The server forgot the registration: register again once and sign in again.
+                try store.delete(Self.registrations, try OpenSSL.sha256Hex(server.issuer))
+                continue
+            } catch let refusal as TokenEndpointRefusal {
+                throw AuthError(.authorizationDenied, refusal.message)
+            }
+        }
+    }
+
+    private struct Registration {
+        var credentials: ClientCredentials
+        var redirectPort: Int
+        /// The listener registered with, kept open for the sign-in that follows.
+        var listener: LoopbackListener? = nil
+    }
+
+    private func authorize(
+        server: AuthorizationServerMetadata,
+        registration: Registration,
+        scopes: [String]
+    ) throws
+        -> String
+    {
+        let listener = try registration.listener ?? LoopbackListener(port: registration.redirectPort)
+        let flow = try PendingAuthorization.start(
+            server: server,
+            clientID: registration.credentials.clientID,
+            redirectURI: listener.redirectURI,
+            resource: resource,
+            scopes: scopes
+        )
+        var process: BrowserProcess? = nil
+        if let open = browser.withLock({ $0 }) {
+            open(flow.authorizationURL)
+        } else {
+            var environment = [String: String]()
+            for name in ["BROWSER", "PATH"] {
+                if let value = getenv(name) { environment[name] = String(cString: value) }
+            }
+            process = try BrowserOpener.open(
+                flow.authorizationURL,
+                commands: BrowserOpener.defaultCommands(environment: environment),
+                noBrowser: configuration.noBrowser,
+                stderrIsTerminal: isatty(2) == 1
+            ) { url in
+                let text = Array("Open this URL in a browser to sign in:\n\(url)\n".utf8)
+                _ = text.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            }
+        }
+        var code: String? = nil
+        var failure: AuthError? = nil
+        try listener.serve(
+            until: LoopbackListener.monotonicNow() + configuration.signInTimeout,
+            interrupt: {
+                if cancelRequested.withLock({ $0 }) { return AuthError(.cancelled, "the sign-in was cancelled") }
+                if process?.failed == true {
+                    return AuthError(.browserUnavailable, "the browser command exited with an error")
+                }
+                return nil
+            },
+            handle: { query in
+                switch flow.callback(query: query) {
+                case .code(let received):
+                    code = received
+                    return .finished(page: LoopbackListener.page("Signed in. You can close this window."))
+                case .ignored:
+                    return .keepWaiting(page: LoopbackListener.page("This is not the sign-in this client started."))
+                case .failed(let error):
+                    failure = error
+                    return .finished(page: LoopbackListener.page("The sign-in failed. You can close this window."))
+                }
+            }
+        )
+        if let failure { throw failure }
+        guard let code else { throw AuthError(.authorizationDenied, "the authorization response has no code") }
+        let response = try postToken(
+            flow.tokenRequest(code: code),
+            endpoint: server.tokenEndpoint,
+            clientID: registration.credentials.clientID,
+            secret: registration.credentials.clientSecret
+        )
+        let record = ClientTokenRecord(
+            issuer: server.issuer,
+            resource: resource,
+            clientID: registration.credentials.clientID,
+            response: response,
+            previousRefreshToken: nil,
+            requestedScopes: scopes,
+            now: clock()
+        )
+        try store.put(Self.tokens, recordKey, record.stored)
+        return record.accessToken
+    }
+
+    // MARK: - Registration
+
+    private func loadRegistration(issuer: String) throws -> ClientCredentials? {
+        if let configured = configuration.preRegistered[issuer] { return configured }
+        guard let stored = try store.get(Self.registrations, try OpenSSL.sha256Hex(issuer)),
+            let clientID = stored["client_id"]?.stringValue, stored["issuer"]?.stringValue == issuer
+        else { return nil }
+        return ClientCredentials(clientID: clientID, clientSecret: stored["client_secret"]?.stringValue)
+    }
+
+    private func register(server: AuthorizationServerMetadata) throws -> Registration {
+        let key = try OpenSSL.sha256Hex(server.issuer)
+        switch try RegistrationPlan.choose(
+            preRegistered: configuration.preRegistered,
+            metadataDocumentURL: configuration.clientMetadataURL,
+            server: server
+        ) {
+        case .preRegistered(let credentials):
+            return Registration(credentials: credentials, redirectPort: configuration.redirectPort)
+        case .metadataDocument(let url):
+            return Registration(credentials: ClientCredentials(clientID: url), redirectPort: configuration.redirectPort)
+        case .dynamic(let endpoint):
+            if let stored = try store.get(Self.registrations, key), stored["issuer"]?.stringValue == server.issuer,
+                let clientID = stored["client_id"]?.stringValue,
+                (stored["client_secret_expires_at"]?.numberValue ?? 0) == 0
+                    || (stored["client_secret_expires_at"]?.numberValue ?? 0) > clock()
+            {
+                let port = Int(exactly: stored["redirect_port"]?.numberValue ?? 0) ?? 0
+                return Registration(
+                    credentials: ClientCredentials(
+                        clientID: clientID,
+                        clientSecret: stored["client_secret"]?.stringValue
+                    ),
+                    redirectPort: configuration.redirectPort != 0 ? configuration.redirectPort : port
+                )
+            }
+            // Registered with the port the sign-in will listen on (servers that match loopback
+            // redirect URIs exactly need it), and reused with it.
+            let listener = try LoopbackListener(port: configuration.redirectPort)
+            let port = listener.port
+            let redirectURI = listener.redirectURI
+            let body: JSONValue = [
+                "client_name": .string(configuration.clientName), "redirect_uris": [.string(redirectURI)],
+                "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+                "token_endpoint_auth_method": "none", "application_type": "native",
+            ]
+            var request = HTTPRequest(
+                method: "POST",
+                url: endpoint,
+                headers: [("Content-Type", "application/json"), ("Accept", "application/json")],
+                body: Array(body.serialized().utf8),
+                timeout: configuration.httpTimeout,
+                maxResponseBytes: 256 * 1024
+            )
+            request.connectPolicy = .any
+            let response: HTTPResponse
+            do { response = try http.send(request) } catch {
+                throw AuthError(.registrationFailed, "the registration endpoint cannot be reached")
+            }
+            guard response.status == 201 || response.status == 200,
+                let json = try? JSONValue.parse(response.body, maxDepth: 16),
+                let clientID = json["client_id"]?.stringValue, !clientID.isEmpty, clientID.utf8.count <= 1024
+            else {
+                throw AuthError(
+                    .registrationFailed,
+                    "the authorization server refused the registration (HTTP \(response.status))"
+                )
+            }
+            var record: [String: JSONValue] = [
+                "issuer": .string(server.issuer), "client_id": .string(clientID), "redirect_port": .int(Int64(port)),
+            ]
+            record.set("client_secret", json["client_secret"]?.stringValue.map { .string($0) })
+            record.set("client_secret_expires_at", json["client_secret_expires_at"]?.numberValue.map { .double($0) })
+            try store.put(Self.registrations, key, record)
+            return Registration(
+                credentials: ClientCredentials(clientID: clientID, clientSecret: json["client_secret"]?.stringValue),
+                redirectPort: port,
+                listener: listener
+            )
+        }
+    }
+
+    // MARK: - Discovery
+
+    private func discover(
+        challenge: BearerChallenge?
+    ) throws -> (
+        metadata: ProtectedResourceMetadata, server: AuthorizationServerMetadata
+    ) {
+        var candidates = try ClientDiscovery.protectedResourceMetadataURLs(resource: resource)
+        if let challenge, let url = ClientDiscovery.resourceMetadataURL(challenge, serverURL: resource) {
+            candidates.insert(url, at: 0)
+        }
+        var metadata: ProtectedResourceMetadata? = nil
+        var lastError = AuthError(.discoveryFailed, "the server publishes no protected-resource metadata")
+        for url in candidates {
+            guard let json = try fetchJSON(url) else { continue }
+            do {
+                metadata = try ProtectedResourceMetadata(json: json, requestedResource: resource)
+                break
+            } catch let error as AuthError {
+                lastError = error
+            }
+        }
+        guard let metadata, let issuer = metadata.authorizationServers.first else { throw lastError }
+        for url in try ClientDiscovery.authorizationServerMetadataURLs(issuer: issuer) {
+            guard let json = try fetchJSON(url) else { continue }
+            return (metadata, try AuthorizationServerMetadata(json: json, expectedIssuer: issuer))
+        }
+        throw AuthError(.discoveryFailed, "the authorization server publishes no metadata")
+    }
+
+    /// A 200 JSON document, nil for a 4xx (try the next URL); unreachable is discovery_failed.
+    private func fetchJSON(_ url: String) throws -> JSONValue? {
+        let response: HTTPResponse
+        do {
+            response = try http.send(
+                HTTPRequest(
+                    url: url,
+                    headers: [("Accept", "application/json")],
+                    timeout: configuration.httpTimeout,
+                    maxResponseBytes: 256 * 1024
+                )
+            )
+        } catch {
+            throw AuthError(.discoveryFailed, "\(Responses.printable(String(url.prefix(200)))) cannot be reached")
+        }
+        guard response.status == 200 else {
+            if (400..<500).contains(response.status) { return nil }
+            throw AuthError(
+                .discoveryFailed,
+                "\(Responses.printable(String(url.prefix(200)))) answered HTTP \(response.status)"
+            )
+        }
+        return try? JSONValue.parse(response.body, maxDepth: 16)
+    }
+
+    // MARK: - Token endpoint
+
+    private func postToken(
+        _ form: [(String, String)],
+        endpoint: String,
+        clientID: String,
+        secret: String?
+    ) throws
+        -> TokenResponse
+    {
+        var pairs = form.filter { $0.0 != "client_id" }
+        var headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")]
+        if let secret {
+            let basic = Form.encode(clientID) + ":" + Form.encode(secret)
+            headers.append(("Authorization", "Basic " + Base64.encode(Array(basic.utf8), alphabet: .standard)))
+        } else {
+            pairs.append(("client_id", clientID))
+        }
+        let response: HTTPResponse
+        do {
+            response = try http.send(
+                HTTPRequest(
+                    method: "POST",
+                    url: endpoint,
+                    headers: headers,
+                    body: Array(Form.encode(pairs).utf8),
+                    timeout: configuration.httpTimeout,
+                    maxResponseBytes: 256 * 1024
+                )
+            )
+        } catch {
+            throw AuthError(.upstreamUnavailable, "the token endpoint cannot be reached")
+        }
+        guard response.status == 200 else {
+            throw TokenEndpointRefusal(response: TokenErrorResponse(status: response.status, body: response.body))
+        }
+        guard let json = try? JSONValue.parse(response.body, maxDepth: 16) else {
+            throw AuthError(.upstreamUnavailable, "the token response is not JSON")
+        }
+        return try TokenResponse(json: json)
+    }
+}
+
+/// A token endpoint's error answer, for the driver's decisions.
+struct TokenEndpointRefusal: Error {
+    var response: TokenErrorResponse
+    var message: String {
+        "the token endpoint answered HTTP \(response.status) \(Responses.printable(response.error ?? "without an error code"))"
+    }
+}
