@@ -430,6 +430,59 @@ const uint8_t *fma_response_body(const fma_response *response, size_t *out_lengt
 /* Releases a response. NULL is a no-op. */
 void fma_response_free(fma_response *response);
 
+/* ---- Client side: signing in to a protected MCP server ------------------------------------ */
+
+/* An MCP client's OAuth (MCP authorization spec, client side): discovery from the server's 401 or
+ * its RFC 9728 metadata, the authorization server's metadata (its issuer must match exactly; PKCE
+ * S256 is required), registration (a configured client id, else a Client ID Metadata Document,
+ * else dynamic registration), a browser sign-in on a 127.0.0.1 redirect, tokens cached encrypted
+ * and refreshed before expiry, one refresh at a time across processes sharing the store.
+ * Thread-safe; sign-ins are serialised. */
+typedef struct fma_oauth_client fma_oauth_client;
+
+/* `config_json`: "server_url" (required: the MCP endpoint, https or loopback http), "client_name",
+ * "client_metadata_url" (https, for servers that support metadata documents), "client_id" with
+ * optional "client_secret" and "client_issuer" (a secret needs its issuer), "redirect_port" (0:
+ * ephemeral), "scopes" (list or space-separated), "no_browser" (print the URL on a terminal
+ * instead), "sign_in_timeout" (300 s), "timeout" (HTTP, 10 s), "refresh_margin" (60 s),
+ * "storage" (a store URL) with "encryption_keys" (required with it). Without "storage", tokens
+ * go to $XDG_CACHE_HOME/fastmcpauth/tokens.db (else ~/.cache), 0600, its key generated beside it.
+ * Bad settings are FMA_E_INVALID_CONFIG. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_oauth_client_new(const char *config_json, fma_oauth_client **out, fma_error *err);
+
+/* Releases the client. NULL is a no-op. No call on it may be running or follow. */
+void fma_oauth_client_free(fma_oauth_client *client);
+
+/* Where sign-in URLs go: `open_url(url, ctx)` is called (from the thread calling
+ * fma_oauth_client_token) and must return promptly; the sign-in then waits for the redirect.
+ * NULL restores the default: $BROWSER (":"-separated commands, "%s" replaced by the URL, else
+ * the URL appended), else xdg-open, else the URL on stderr. */
+typedef void (*fma_open_url_fn)(const char *url, void *ctx);
+FMA_WARN_UNUSED_RESULT
+fma_status fma_oauth_client_set_browser(fma_oauth_client *client, fma_open_url_fn open_url, void *ctx, fma_error *err);
+
+/* A pending fma_oauth_client_token waiting for a sign-in returns FMA_E_CANCELLED. Any thread. */
+void fma_oauth_client_cancel(fma_oauth_client *client);
+
+/* *out_access_token receives a valid access token (release with fma_string_free): cached,
+ * refreshed, or after a sign-in (which can take up to sign_in_timeout). Sign-in failures are
+ * FMA_E_AUTHORIZATION_DENIED, FMA_E_AUTHORIZATION_TIMEOUT, FMA_E_BROWSER_UNAVAILABLE,
+ * FMA_E_CANCELLED; metadata problems FMA_E_DISCOVERY_FAILED or FMA_E_REGISTRATION_FAILED;
+ * an unreachable token endpoint FMA_E_UPSTREAM_UNAVAILABLE. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_oauth_client_token(fma_oauth_client *client, char **out_access_token, fma_error *err);
+
+/* Hands the client a 401 or 403 the server answered (`www_authenticate` its header, or NULL); the
+ * next fma_oauth_client_token acts on it: a 401 refreshes (or signs in), a 403 insufficient_scope
+ * signs in again with the union of the scopes. Other statuses are FMA_E_INVALID_ARGUMENT. */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_oauth_client_challenge(fma_oauth_client *client, int status, const char *www_authenticate, fma_error *err);
+
+/* Forgets the cached tokens of this server (the registration is kept). */
+FMA_WARN_UNUSED_RESULT
+fma_status fma_oauth_client_logout(fma_oauth_client *client, fma_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -198,3 +198,53 @@ final class ServedProxy: Sendable {
         #expect(visits.withLock { $0 } == 1)
     }
 }
+
+@Suite struct OAuthClientConfigurationTests {
+    @Test func theJSONConfiguration() throws {
+        let full = try OAuthClient.Configuration(
+            json: [
+                "server_url": "https://mcp.example.com/mcp", "client_name": "Tool", "client_id": "c",
+                "client_secret": "s", "client_issuer": "https://auth.example.com", "redirect_port": 53682,
+                "scopes": "read write", "no_browser": true, "sign_in_timeout": 60, "timeout": 5,
+            ]
+        )
+        #expect(full.preRegistered == ["https://auth.example.com": ClientCredentials(clientID: "c", clientSecret: "s")])
+        #expect(
+            full.scopes == ["read", "write"] && full.redirectPort == 53682 && full.noBrowser && full.signInTimeout == 60
+        )
+        let bad: [JSONValue] = [
+            [:], ["server_url": "https://m/mcp", "nonsense": 1],
+            ["server_url": "https://m/mcp", "redirect_port": 70_000],
+            ["server_url": "https://m/mcp", "client_id": "c", "client_secret": "s"],
+            ["server_url": "https://m/mcp", "client_secret": "s"],
+            ["server_url": "https://m/mcp", "scopes": ["bad scope"]],
+            ["server_url": "https://m/mcp", "sign_in_timeout": 0],
+            ["server_url": "https://m/mcp", "client_metadata_url": "http://a/c"],
+            ["server_url": "https://m/mcp", "client_name": "a\nb"],
+        ]
+        for json in bad {
+            #expect(outcome { try OAuthClient.Configuration(json: json) } == .invalidConfig, "\(json.serialized())")
+        }
+        // The server URL itself is checked when the client is made.
+        let plain = try OAuthClient.Configuration(json: ["server_url": "http://example.com/mcp"])
+        #expect(outcome { try OAuthClient(configuration: plain, store: try Store(url: "memory://")) } == .invalidConfig)
+    }
+
+    @Test func theDefaultCacheIsPrivateAndKeepsItsKey() throws {
+        let base = "/tmp/fastmcpauth-cache-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        defer {
+            for file in ["key", "tokens.db", "tokens.db-wal", "tokens.db-shm"] { unlink(base + "/fastmcpauth/" + file) }
+            rmdir(base + "/fastmcpauth")
+            rmdir(base)
+        }
+        let first = try OAuthClient.defaultStore(environment: ["XDG_CACHE_HOME": base])
+        try first.put("c", "k", ["v": 1])
+        let second = try OAuthClient.defaultStore(environment: ["XDG_CACHE_HOME": base])
+        #expect(try second.get("c", "k") == ["v": 1])
+        var info = stat()
+        for (path, mode) in [("/fastmcpauth", 0o700), ("/fastmcpauth/key", 0o600), ("/fastmcpauth/tokens.db", 0o600)] {
+            #expect(stat(base + path, &info) == 0 && Int(info.st_mode & 0o777) == mode, "\(path)")
+        }
+        #expect(outcome { try OAuthClient.defaultStore(environment: [:]) } == .invalidConfig)
+    }
+}

@@ -8,7 +8,7 @@ out="$here/out"
 mkdir -p "$out"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 flags=$(pkg-config --cflags --libs fastmcpauth jansson)
-for name in sample test_abi test_jwt test_store test_auth; do
+for name in sample test_abi test_jwt test_store test_auth test_client; do
   gcc -std=c11 -Wall -Wextra -Werror -g -o "$out/$name" "$here/$name.c" $flags -Wl,-rpath,"$prefix/lib"
 done
 # Every program runs under valgrind memcheck: an invalid read or write, a use of uninitialised
@@ -32,6 +32,7 @@ trap 'rm -rf "$scratch"' EXIT
 jwt_pid=$!
 "${memcheck[@]}" "$out/test_store" "$vectors" "$scratch"
 "${memcheck[@]}" "$out/test_auth"
+"${memcheck[@]}" "$out/test_client" "$scratch"
 jwt_status=0
 wait "$jwt_pid" || jwt_status=$?
 cat "$scratch/test_jwt.log"

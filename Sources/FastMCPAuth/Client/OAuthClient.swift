@@ -65,7 +65,8 @@ public final class OAuthClient: Sendable {
     /// A pending sign-in returns `cancelled`.
     public func cancel() { cancelRequested.withLock { $0 = true } }
 
-    /// Hands the client a 401 or 403 the server answered for `accessToken`; the next `token` acts on it.
+    /// Hands the client a 401 or 403 the server answered for `accessToken` (nil: the cached token);
+    /// the next `token` acts on it: a refresh after a 401, a step-up sign-in after insufficient_scope.
     public func challenge(status: Int, wwwAuthenticate: String?, accessToken: String? = nil) {
         let parsed = BearerChallenge(status: status, header: wwwAuthenticate)
         challenged.withLock { $0 = (parsed, accessToken) }
@@ -87,8 +88,9 @@ public final class OAuthClient: Sendable {
         if let pending, pending.challenge.isInsufficientScope {
             for scope in pending.challenge.scopes where !needed.contains(scope) { needed.append(scope) }
         }
-        let refused = pending?.challenge.status == 401 ? (pending?.accessToken ?? "") : nil
         let record = try loadRecord()
+        // A 401 refuses the token it was sent with; without one named, the cached one.
+        let refused = pending?.challenge.status == 401 ? (pending?.accessToken ?? record?.accessToken) : nil
         switch TokenDecision.decide(
             record: record,
             requiredScopes: needed,

@@ -270,3 +270,17 @@ response_header_value = _ffi("fma_response_header_value", [ctypes.c_void_p, ctyp
 response_header = _ffi("fma_response_header", [ctypes.c_void_p, ctypes.c_char_p], ctypes.c_char_p)
 response_body = _ffi("fma_response_body", [ctypes.c_void_p, _size_p], ctypes.c_void_p)
 response_free = _ffi("fma_response_free", [ctypes.c_void_p], None)
+
+# The OAuth client (MCP client side). The Python OAuthClient class is not written yet.
+OPEN_URL_FN = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
+oauth_client_new = _ffi("fma_oauth_client_new", [ctypes.c_char_p, _handle_p, _err_p], STATUS)
+oauth_client_free = _ffi("fma_oauth_client_free", [ctypes.c_void_p], None)
+oauth_client_set_browser = _ffi(
+    "fma_oauth_client_set_browser", [ctypes.c_void_p, OPEN_URL_FN, ctypes.c_void_p, _err_p], STATUS
+)
+oauth_client_cancel = _ffi("fma_oauth_client_cancel", [ctypes.c_void_p], None)
+oauth_client_token = _ffi("fma_oauth_client_token", [ctypes.c_void_p, _c_char_pp, _err_p], STATUS)
+oauth_client_challenge = _ffi(
+    "fma_oauth_client_challenge", [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, _err_p], STATUS
+)
+oauth_client_logout = _ffi("fma_oauth_client_logout", [ctypes.c_void_p, _err_p], STATUS)

@@ -62,6 +62,8 @@ ACCEPTED = {
     "double*": {ctypes.POINTER(ctypes.c_double)},
     "const double*": {ctypes.POINTER(ctypes.c_double)},
     "fma_error*": {ctypes.POINTER(native.Error)},
+    "void*": {ctypes.c_void_p},
+    "fma_open_url_fn": {native.OPEN_URL_FN},
 }
 
 
