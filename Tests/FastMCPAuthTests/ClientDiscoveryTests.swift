@@ -181,6 +181,15 @@ import Testing
         "authorization_response_iss_parameter_supported": true,
     ]
 
+    /// Whether the server document with `endpoint` set to `value` is refused (discovery_failed).
+    static func refuses(_ endpoint: String, _ value: String) -> Bool {
+        var document = serverDocument
+        document[endpoint] = .string(value)
+        return outcome {
+            try AuthorizationServerMetadata(json: .object(document), expectedIssuer: "https://auth.example.com/tenant")
+        } == .discoveryFailed
+    }
+
     @Test func authorizationServerMetadataIdentityAndPKCE() throws {
         let metadata = try AuthorizationServerMetadata(
             json: .object(Self.serverDocument),
@@ -213,18 +222,7 @@ import Testing
         )
         #expect(outcome { try unadvertised.authorizationCodeEndpoint() } == .discoveryFailed)
         for endpoint in ["token_endpoint", "authorization_endpoint", "registration_endpoint"] {
-            var bad = Self.serverDocument
-            bad[endpoint] = "http://auth.example.com/x"
-            #expect(
-                outcome {
-                    try AuthorizationServerMetadata(
-                        json: .object(bad),
-                        expectedIssuer: "https://auth.example.com/tenant"
-                    )
-                }
-                    == .discoveryFailed,
-                "\(endpoint)"
-            )
+            #expect(Self.refuses(endpoint, "http://auth.example.com/x"), "\(endpoint)")
         }
     }
 
@@ -316,18 +314,7 @@ import Testing
             ("token_endpoint", "https://127.0.0.1:6379/x"), ("registration_endpoint", "http://localhost:8080/admin"),
             ("authorization_endpoint", "https://[::1]/authorize"),
         ] {
-            var bad = Self.serverDocument
-            bad[endpoint] = .string(value)
-            #expect(
-                outcome {
-                    try AuthorizationServerMetadata(
-                        json: .object(bad),
-                        expectedIssuer: "https://auth.example.com/tenant"
-                    )
-                }
-                    == .discoveryFailed,
-                "\(endpoint) \(value)"
-            )
+            #expect(Self.refuses(endpoint, value), "\(endpoint) \(value)")
         }
         let challenge = BearerChallenge(status: 401, header: #"Bearer resource_metadata="http://127.0.0.1:2375/x""#)
         #expect(ClientDiscovery.resourceMetadataURL(challenge, serverURL: "https://mcp.example.com/mcp") == nil)
