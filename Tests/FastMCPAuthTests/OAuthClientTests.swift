@@ -131,6 +131,15 @@ final class ServedProxy: Sendable {
         let wider = try client.token()
         #expect(visits.withLock { $0 } == 2)
         #expect(ProxyFlow(auth: try #require(proxy.auth)).bearer(wider, scopes: ["read", "write"]) == 200)
+        // A server that keeps answering 403: a second step-up, then insufficient_scope, not a loop.
+        let forbidden = #"Bearer error="insufficient_scope", scope="write""#
+        client.challenge(status: 403, wwwAuthenticate: forbidden, accessToken: wider)
+        _ = try client.token()
+        client.challenge(status: 403, wwwAuthenticate: forbidden, accessToken: wider)
+        #expect(outcome { try client.token() } == .insufficientScope)
+        #expect(visits.withLock { $0 } == 3)
+        // The next request starts over.
+        #expect(try client.token().isEmpty == false)
     }
 
     @Test func deniedTimedOutAndCancelled() throws {

@@ -39,6 +39,8 @@ public final class OAuthClient: Sendable {
     /// The last 401/403 the server answered, until `token` acts on it.
     private let challenged = Locked<(challenge: BearerChallenge, accessToken: String?)?>(nil)
     private let signIns = Locked(())
+    /// Step-up sign-ins since the last call that came without a 403 (a new request).
+    private let stepUps = Locked(0)
 
     public init(
         configuration: Configuration,
@@ -85,19 +87,37 @@ public final class OAuthClient: Sendable {
             return value
         }
         var needed = configuration.scopes
+        let isStepUp = pending?.challenge.isInsufficientScope ?? false
+        let count = stepUps.withLock { value -> Int in
+            value = isStepUp ? value + 1 : 0
+            return value
+        }
+        // Two step-ups per request at most: a server that keeps asking gets an error, not a loop.
+        guard count <= 2 else {
+            stepUps.withLock { $0 = 0 }
+            throw AuthError(.insufficientScope, "the server still refuses after two step-up sign-ins")
+        }
         if let pending, pending.challenge.isInsufficientScope {
             for scope in pending.challenge.scopes where !needed.contains(scope) { needed.append(scope) }
         }
         let record = try loadRecord()
-        // A 401 refuses the token it was sent with; without one named, the cached one.
-        let refused = pending?.challenge.status == 401 ? (pending?.accessToken ?? record?.accessToken) : nil
-        switch TokenDecision.decide(
-            record: record,
-            requiredScopes: needed,
-            refusedAccessToken: refused,
-            now: clock(),
-            margin: configuration.refreshMargin
-        ) {
+        // A 401 or an insufficient_scope 403 refuses the token it was sent with (without one named,
+        // the cached one); any other 403 is about the request, not the token.
+        let refused = pending.flatMap { challenge in
+            challenge.challenge.status == 401 || isStepUp ? challenge.accessToken ?? record?.accessToken ?? "" : nil
+        }
+        // A step-up signs in again even when the cache claims the scopes (a server that granted
+        // fewer than asked without saying so would otherwise get the same token back).
+        switch isStepUp
+            ? .signIn
+            : TokenDecision.decide(
+                record: record,
+                requiredScopes: needed,
+                refusedAccessToken: refused,
+                now: clock(),
+                margin: configuration.refreshMargin
+            )
+        {
         case .use(let record):
             return record.accessToken
         case .refresh(let record):
@@ -117,7 +137,7 @@ public final class OAuthClient: Sendable {
         let scopes = (record?.scopes ?? []).reduce(into: needed) { all, scope in
             if !all.contains(scope) { all.append(scope) }
         }
-        return try signIns.withLock { _ in try signIn(scopes: scopes, challenge: pending?.challenge) }
+        return try signIns.withLock { _ in try signIn(scopes: scopes, challenge: pending?.challenge, refused: refused) }
     }
 
     // MARK: - Cache
@@ -211,9 +231,9 @@ public final class OAuthClient: Sendable {
 
     // MARK: - Sign-in
 
-    private func signIn(scopes requested: [String], challenge: BearerChallenge?) throws -> String {
+    private func signIn(scopes requested: [String], challenge: BearerChallenge?, refused: String?) throws -> String {
         // Another thread may have signed in while this one waited for the lock.
-        if let record = try loadRecord(), requested.allSatisfy(record.scopes.contains),
+        if let record = try loadRecord(), record.accessToken != refused, requested.allSatisfy(record.scopes.contains),
             record.isFresh(now: clock(), margin: configuration.refreshMargin)
         {
             return record.accessToken
