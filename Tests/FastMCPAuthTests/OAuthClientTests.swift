@@ -155,10 +155,12 @@ final class ServedProxy: Sendable {
         #expect(outcome { try slow.token() } == .authorizationTimeout)
         configuration.signInTimeout = 30
         let cancelled = try OAuthClient(configuration: configuration, store: try store(), clock: clock.function)
-        cancelled.setBrowser { _ in
+        // Weak: the client keeps its browser function, which must not keep the client.
+        cancelled.setBrowser { [weak cancelled] _ in
+            let target = cancelled
             Thread {
                 usleep(200_000)
-                cancelled.cancel()
+                target?.cancel()
             }.start()
         }
         #expect(outcome { try cancelled.token() } == .cancelled)
