@@ -47,7 +47,8 @@ private func jsonArgument(_ pointer: UnsafePointer<CChar>?, _ name: String) thro
     return object
 }
 
-private func environment() -> [String: String] {
+/// The process environment (read per call: the caller may change it between calls).
+func environment() -> [String: String] {
     var values = [String: String]()
     var cursor = environ
     while let entry = cursor.pointee {
@@ -60,7 +61,7 @@ private func environment() -> [String: String] {
     return values
 }
 
-private func retained(_ object: AnyObject) -> OpaquePointer { OpaquePointer(Unmanaged.passRetained(object).toOpaque()) }
+func retained(_ object: AnyObject) -> OpaquePointer { OpaquePointer(Unmanaged.passRetained(object).toOpaque()) }
 
 @_cdecl("fma_auth_new")
 public func abiAuthNew(

@@ -17,12 +17,6 @@ private struct BrowserCallback: @unchecked Sendable {
     let context: UnsafeMutableRawPointer?
 }
 
-private func environment() -> [String: String] {
-    var values = [String: String]()
-    for name in ["XDG_CACHE_HOME", "HOME"] { if let value = getenv(name) { values[name] = String(cString: value) } }
-    return values
-}
-
 @_cdecl("fma_oauth_client_new")
 public func abiOAuthClientNew(
     _ configJSON: UnsafePointer<CChar>?,
@@ -37,7 +31,7 @@ public func abiOAuthClientNew(
             throw AuthError(.invalidConfig, "config_json is not valid JSON")
         }
         let client = try OAuthClient(json: json, environment: environment())
-        out.pointee = OpaquePointer(Unmanaged.passRetained(OAuthClientHandle(client)).toOpaque())
+        out.pointee = retained(OAuthClientHandle(client))
     }
 }
 
