@@ -442,9 +442,13 @@ typedef struct fma_oauth_client fma_oauth_client;
 
 /* `config_json`: "server_url" (required: the MCP endpoint, https or loopback http), "client_name",
  * "client_metadata_url" (https, for servers that support metadata documents), "client_id" with
- * optional "client_secret" and "client_issuer" (a secret needs its issuer), "redirect_port" (0:
- * ephemeral), "scopes" (list or space-separated), "no_browser" (print the URL on a terminal
- * instead), "sign_in_timeout" (300 s), "timeout" (HTTP, 10 s), "refresh_margin" (60 s),
+ * optional "client_secret" or "private_key" (a private JWK, as an object or its JSON text) and
+ * "client_issuer" (a secret or key needs its issuer), "token_endpoint_auth_method"
+ * ("client_secret_basic", the default with a secret; "client_secret_post"; "private_key_jwt", the
+ * default with a key; "none", the default otherwise), "grant" ("authorization_code", the default, or
+ * "client_credentials": no browser, needs client_id, client_issuer and a secret or key),
+ * "redirect_port" (0: ephemeral), "scopes" (list or space-separated), "no_browser" (print the URL
+ * on a terminal instead), "sign_in_timeout" (300 s), "timeout" (HTTP, 10 s), "refresh_margin" (60 s),
  * "storage" (a store URL) with "encryption_keys" (required with it). Without "storage", tokens
  * go to $XDG_CACHE_HOME/fastmcpauth/tokens.db (else ~/.cache), 0600, its key generated beside it.
  * Bad settings are FMA_E_INVALID_CONFIG. */

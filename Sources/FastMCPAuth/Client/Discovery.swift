@@ -132,8 +132,16 @@ public struct AuthorizationServerMetadata: Equatable, Sendable {
     public var revocationEndpoint: String?
     public var codeChallengeMethods: [String]
     public var scopesSupported: [String]
+    /// `grant_types_supported`, RFC 8414's default when absent.
     public var grantTypes: [String]
+    /// `token_endpoint_auth_methods_supported`, RFC 8414's default when absent.
     public var tokenEndpointAuthMethods: [String]
+    /// `grant_types_supported` as the document lists it; nil when it does not.
+    public var advertisedGrantTypes: [String]?
+    /// `token_endpoint_auth_methods_supported` as the document lists it; nil when it does not.
+    public var advertisedTokenEndpointAuthMethods: [String]?
+    /// `token_endpoint_auth_signing_alg_values_supported`; nil when the document does not list it.
+    public var tokenEndpointAuthSigningAlgorithms: [String]?
     public var clientIDMetadataDocumentSupported: Bool
     public var issParameterSupported: Bool
 
@@ -165,9 +173,11 @@ public struct AuthorizationServerMetadata: Equatable, Sendable {
         self.revocationEndpoint = fields.string("revocation_endpoint")
         self.codeChallengeMethods = fields.strings("code_challenge_methods_supported") ?? []
         self.scopesSupported = (fields.strings("scopes_supported") ?? []).filter(ScopeNames.isValid)
-        self.grantTypes = fields.strings("grant_types_supported") ?? ["authorization_code", "implicit"]
-        self.tokenEndpointAuthMethods =
-            fields.strings("token_endpoint_auth_methods_supported") ?? ["client_secret_basic"]
+        self.advertisedGrantTypes = fields.strings("grant_types_supported")
+        self.advertisedTokenEndpointAuthMethods = fields.strings("token_endpoint_auth_methods_supported")
+        self.tokenEndpointAuthSigningAlgorithms = fields.strings("token_endpoint_auth_signing_alg_values_supported")
+        self.grantTypes = advertisedGrantTypes ?? ["authorization_code", "implicit"]
+        self.tokenEndpointAuthMethods = advertisedTokenEndpointAuthMethods ?? ["client_secret_basic"]
         self.clientIDMetadataDocumentSupported = object["client_id_metadata_document_supported"]?.boolValue ?? false
         self.issParameterSupported = object["authorization_response_iss_parameter_supported"]?.boolValue ?? false
     }
@@ -188,23 +198,68 @@ public struct AuthorizationServerMetadata: Equatable, Sendable {
     }
 }
 
-/// Credentials a client was given for an authorization server. Its descriptions omit the secret.
+/// Credentials a client was given for an authorization server: its id, and for a confidential
+/// client a secret or a private key and the method that sends it. Its descriptions omit the secret
+/// and the key.
 public struct ClientCredentials: Equatable, Sendable, CustomStringConvertible, CustomDebugStringConvertible,
     CustomReflectable
 {
     public var clientID: String
     public var clientSecret: String?
+    /// The key `private_key_jwt` signs its assertions with.
+    public var privateKey: ClientAssertionKey?
+    public var authMethod: TokenEndpointAuthMethod
 
-    public init(clientID: String, clientSecret: String? = nil) {
+    /// `authMethod` nil: client_secret_basic with a secret, private_key_jwt with a key, else none.
+    public init(
+        clientID: String,
+        clientSecret: String? = nil,
+        privateKey: ClientAssertionKey? = nil,
+        authMethod: TokenEndpointAuthMethod? = nil
+    ) {
         self.clientID = clientID
         self.clientSecret = clientSecret
+        self.privateKey = privateKey
+        self.authMethod =
+            authMethod ?? (clientSecret != nil ? .clientSecretBasic : privateKey != nil ? .privateKeyJWT : .none)
+    }
+
+    /// Whether the method has its credential and nothing else: invalid_config otherwise, named in
+    /// the configuration's keys.
+    public func check() throws {
+        if clientSecret != nil && privateKey != nil {
+            throw AuthError(.invalidConfig, "client_secret and private_key: give one of them, not both")
+        }
+        switch authMethod {
+        case .clientSecretBasic, .clientSecretPost:
+            guard let clientSecret else {
+                throw AuthError(
+                    .invalidConfig,
+                    "token_endpoint_auth_method \(authMethod.rawValue): needs client_secret"
+                        + (privateKey != nil ? " (a private_key is for private_key_jwt)" : "")
+                )
+            }
+            guard !clientSecret.isEmpty else { throw AuthError(.invalidConfig, "client_secret: must not be empty") }
+        case .privateKeyJWT:
+            guard privateKey != nil else {
+                throw AuthError(.invalidConfig, "token_endpoint_auth_method private_key_jwt: needs private_key")
+            }
+        case .none:
+            guard clientSecret == nil, privateKey == nil else {
+                throw AuthError(
+                    .invalidConfig,
+                    "token_endpoint_auth_method none: sends no credential; remove client_secret and private_key"
+                )
+            }
+        }
     }
 
     public var description: String {
-        "ClientCredentials(clientID: \(clientID), clientSecret: \(clientSecret == nil ? "none" : "<redacted>"))"
+        "ClientCredentials(clientID: \(clientID), clientSecret: \(clientSecret == nil ? "none" : "<redacted>"), "
+            + "privateKey: \(privateKey == nil ? "none" : "<redacted>"), authMethod: \(authMethod.rawValue))"
     }
     public var debugDescription: String { description }
-    public var customMirror: Mirror { Mirror(self, children: ["clientID": clientID]) }
+    public var customMirror: Mirror { Mirror(self, children: ["clientID": clientID, "authMethod": authMethod]) }
 }
 
 /// How the client will identify itself to an authorization server, in the MCP spec's order.
@@ -227,8 +282,11 @@ public enum RegistrationPlan: Equatable, Sendable {
         if let credentials = preRegistered["*"] {
             // The MCP server names the authorization server: a secret for "any issuer" would go to
             // whichever token endpoint a hostile server names.
-            guard credentials.clientSecret == nil else {
-                throw AuthError(.invalidConfig, "a client secret needs the issuer it was issued by (client_issuer)")
+            guard credentials.clientSecret == nil, credentials.privateKey == nil else {
+                throw AuthError(
+                    .invalidConfig,
+                    "a client secret or private key needs the issuer it was issued by (client_issuer)"
+                )
             }
             return .preRegistered(credentials)
         }

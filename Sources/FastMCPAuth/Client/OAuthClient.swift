@@ -13,6 +13,9 @@ public final class OAuthClient: Sendable {
         public var clientMetadataURL: String?
         /// Pre-registered clients by issuer (`*`: any issuer, public clients only).
         public var preRegistered: [String: ClientCredentials] = [:]
+        /// client_credentials: no browser, no registration; the pre-registered confidential client
+        /// of the server's issuer asks for its own tokens.
+        public var grant = ClientGrant.authorizationCode
         /// 0: an ephemeral port.
         public var redirectPort = 0
         public var scopes: [String] = []
@@ -56,6 +59,20 @@ public final class OAuthClient: Sendable {
                 "scopes: \"\(Responses.printable(String(scope.prefix(40))))\" is not a scope name"
             )
         }
+        for (issuer, credentials) in configuration.preRegistered {
+            try credentials.check()
+            if issuer == "*" && (credentials.clientSecret != nil || credentials.privateKey != nil) {
+                throw AuthError(.invalidConfig, "a client secret or private key needs its issuer (client_issuer)")
+            }
+        }
+        if configuration.grant == .clientCredentials,
+            !configuration.preRegistered.contains(where: { $0.key != "*" && $0.value.authMethod != .none })
+        {
+            throw AuthError(
+                .invalidConfig,
+                "grant client_credentials: needs client_id, client_issuer and a client_secret or private_key"
+            )
+        }
         self.store = store
         self.http = http
         self.clock = clock
@@ -79,7 +96,8 @@ public final class OAuthClient: Sendable {
         try store.delete(Self.tokens, try OpenSSL.sha256Hex(resource))
     }
 
-    /// A valid access token: cached, refreshed, or after an interactive sign-in.
+    /// A valid access token: cached, refreshed, or after an interactive sign-in (with the
+    /// client_credentials grant: a new token request instead, never a browser).
     public func token() throws -> String {
         cancelRequested.withLock { $0 = false }
         let pending = challenged.withLock { value -> (challenge: BearerChallenge, accessToken: String?)? in
@@ -125,9 +143,10 @@ public final class OAuthClient: Sendable {
             switch try refresh(record, usableWhileRefreshing: usable) {
             case .use(let fresh) where needed.allSatisfy(fresh.scopes.contains):
                 return fresh.accessToken
-            case .fail(let error):
+            case .fail(let error) where configuration.grant == .authorizationCode:
                 throw error
-            case .use, .signIn:
+            case .use, .signIn, .fail:
+                // A client_credentials client asks for a new token instead: it needs no user.
                 break
             }
         case .signIn:
@@ -137,7 +156,18 @@ public final class OAuthClient: Sendable {
         let scopes = (record?.scopes ?? []).reduce(into: needed) { all, scope in
             if !all.contains(scope) { all.append(scope) }
         }
-        return try signIns.withLock { _ in try signIn(scopes: scopes, challenge: pending?.challenge, refused: refused) }
+        return try signIns.withLock { _ in
+            // Another thread may have signed in while this one waited for the lock.
+            if let record = try loadRecord(), record.accessToken != refused, scopes.allSatisfy(record.scopes.contains),
+                record.isFresh(now: clock(), margin: configuration.refreshMargin)
+            {
+                return record.accessToken
+            }
+            switch configuration.grant {
+            case .authorizationCode: return try signIn(scopes: scopes, challenge: pending?.challenge)
+            case .clientCredentials: return try requestClientCredentials(scopes: scopes, challenge: pending?.challenge)
+            }
+        }
     }
 
     // MARK: - Cache
@@ -204,9 +234,9 @@ public final class OAuthClient: Sendable {
         do {
             let response = try postToken(
                 form,
-                endpoint: server.tokenEndpoint,
-                clientID: record.clientID,
-                secret: credentials?.clientID == record.clientID ? credentials?.clientSecret : nil
+                server: server,
+                credentials: credentials.flatMap { $0.clientID == record.clientID ? $0 : nil }
+                    ?? ClientCredentials(clientID: record.clientID)
             )
             return .refreshed(
                 ClientTokenRecord(
@@ -231,13 +261,7 @@ public final class OAuthClient: Sendable {
 
     // MARK: - Sign-in
 
-    private func signIn(scopes requested: [String], challenge: BearerChallenge?, refused: String?) throws -> String {
-        // Another thread may have signed in while this one waited for the lock.
-        if let record = try loadRecord(), record.accessToken != refused, requested.allSatisfy(record.scopes.contains),
-            record.isFresh(now: clock(), margin: configuration.refreshMargin)
-        {
-            return record.accessToken
-        }
+    private func signIn(scopes requested: [String], challenge: BearerChallenge?) throws -> String {
         let (metadata, server) = try discover(challenge: challenge)
         let scopes = requested.isEmpty ? metadata.scopesSupported : requested
         var attempt = 0
@@ -324,9 +348,8 @@ public final class OAuthClient: Sendable {
         guard let code else { throw AuthError(.authorizationDenied, "the authorization response has no code") }
         let response = try postToken(
             flow.tokenRequest(code: code),
-            endpoint: server.tokenEndpoint,
-            clientID: registration.credentials.clientID,
-            secret: registration.credentials.clientSecret
+            server: server,
+            credentials: registration.credentials
         )
         let record = ClientTokenRecord(
             issuer: server.issuer,
@@ -359,6 +382,8 @@ public final class OAuthClient: Sendable {
             server: server
         ) {
         case .preRegistered(let credentials):
+            // A method or key the server does not take is refused before the browser opens.
+            _ = try ClientAuthentication.check(credentials, server: server)
             return Registration(credentials: credentials, redirectPort: configuration.redirectPort)
         case .metadataDocument(let url):
             return Registration(credentials: ClientCredentials(clientID: url), redirectPort: configuration.redirectPort)
@@ -482,28 +507,25 @@ public final class OAuthClient: Sendable {
 
     private func postToken(
         _ form: [(String, String)],
-        endpoint: String,
-        clientID: String,
-        secret: String?
+        server: AuthorizationServerMetadata,
+        credentials: ClientCredentials
     ) throws
         -> TokenResponse
     {
-        var pairs = form.filter { $0.0 != "client_id" }
-        var headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")]
-        if let secret {
-            let basic = Form.encode(clientID) + ":" + Form.encode(secret)
-            headers.append(("Authorization", "Basic " + Base64.encode(Array(basic.utf8), alphabet: .standard)))
-        } else {
-            pairs.append(("client_id", clientID))
-        }
+        let request = try ClientAuthentication.authenticate(
+            form,
+            credentials: credentials,
+            server: server,
+            now: clock()
+        )
         let response: HTTPResponse
         do {
             response = try http.send(
                 HTTPRequest(
                     method: "POST",
-                    url: endpoint,
-                    headers: headers,
-                    body: Array(Form.encode(pairs).utf8),
+                    url: server.tokenEndpoint,
+                    headers: request.headers,
+                    body: Array(Form.encode(request.form).utf8),
                     timeout: configuration.httpTimeout,
                     maxResponseBytes: 256 * 1024
                 )
@@ -518,6 +540,37 @@ public final class OAuthClient: Sendable {
             throw AuthError(.upstreamUnavailable, "the token response is not JSON")
         }
         return try TokenResponse(json: json)
+    }
+
+    // MARK: - Client credentials
+
+    /// A new token for the pre-registered confidential client (RFC 6749 §4.4): no browser, no
+    /// listener, no registration; the scopes asked for, else the resource's scopes_supported.
+    private func requestClientCredentials(scopes requested: [String], challenge: BearerChallenge?) throws -> String {
+        let (metadata, server) = try discover(challenge: challenge)
+        let grant = try ClientCredentialsGrant(
+            preRegistered: configuration.preRegistered,
+            server: server,
+            scopes: requested.isEmpty ? metadata.scopesSupported : requested,
+            resource: resource
+        )
+        let response: TokenResponse
+        do {
+            response = try postToken(grant.form, server: server, credentials: grant.credentials)
+        } catch let refusal as TokenEndpointRefusal {
+            throw ClientCredentialsGrant.error(for: refusal.response)
+        }
+        let record = ClientTokenRecord(
+            issuer: server.issuer,
+            resource: resource,
+            clientID: grant.credentials.clientID,
+            response: response,
+            previousRefreshToken: nil,
+            requestedScopes: grant.scopes,
+            now: clock()
+        )
+        try store.put(Self.tokens, recordKey, record.stored)
+        return record.accessToken
     }
 }
 

@@ -5,7 +5,8 @@ import Glibc
 extension OAuthClient.Configuration {
     static let knownKeys: Set<String> = [
         "server_url", "client_name", "client_metadata_url", "client_id", "client_secret", "client_issuer",
-        "redirect_port", "scopes", "no_browser", "sign_in_timeout", "timeout", "refresh_margin",
+        "redirect_port", "scopes", "no_browser", "sign_in_timeout", "timeout", "refresh_margin", "grant",
+        "token_endpoint_auth_method", "private_key",
     ]
 
     /// The JSON configuration of the C API and the bindings (the store is configured beside it).
@@ -28,16 +29,61 @@ extension OAuthClient.Configuration {
         }
         let secret = try reader.string("client_secret")
         let issuer = try reader.string("client_issuer")
+        let privateKey = try reader.values["private_key"].map(ClientAssertionKey.init(jwk:))
+        var method: TokenEndpointAuthMethod? = nil
+        if let name = try reader.string("token_endpoint_auth_method") {
+            guard let known = TokenEndpointAuthMethod(rawValue: name) else {
+                throw AuthError(
+                    .invalidConfig,
+                    "token_endpoint_auth_method: one of "
+                        + TokenEndpointAuthMethod.allCases.map(\.rawValue).joined(separator: ", ")
+                )
+            }
+            method = known
+        }
+        if let name = try reader.string("grant") {
+            guard let known = ClientGrant(rawValue: name) else {
+                throw AuthError(.invalidConfig, "grant: authorization_code or client_credentials")
+            }
+            grant = known
+        }
         if let clientID = try reader.string("client_id") {
             guard !clientID.isEmpty, clientID.utf8.count <= 1024 else {
                 throw AuthError(.invalidConfig, "client_id: 1 to 1024 bytes")
             }
+            if secret != nil && privateKey != nil {
+                throw AuthError(.invalidConfig, "client_secret and private_key: give one of them, not both")
+            }
             if secret != nil && issuer == nil {
                 throw AuthError(.invalidConfig, "client_secret: needs client_issuer, the issuer that gave it")
             }
-            preRegistered[issuer ?? "*"] = ClientCredentials(clientID: clientID, clientSecret: secret)
-        } else if secret != nil || issuer != nil {
-            throw AuthError(.invalidConfig, "client_secret and client_issuer need client_id")
+            if privateKey != nil && issuer == nil {
+                throw AuthError(.invalidConfig, "private_key: needs client_issuer, the issuer that registered it")
+            }
+            let credentials = ClientCredentials(
+                clientID: clientID,
+                clientSecret: secret,
+                privateKey: privateKey,
+                authMethod: method
+            )
+            try credentials.check()
+            preRegistered[issuer ?? "*"] = credentials
+        } else if secret != nil || issuer != nil || privateKey != nil || method != nil {
+            throw AuthError(
+                .invalidConfig,
+                "client_secret, private_key, client_issuer and token_endpoint_auth_method need client_id"
+            )
+        }
+        if grant == .clientCredentials {
+            guard secret != nil || privateKey != nil, preRegistered.keys.contains(where: { $0 != "*" }) else {
+                throw AuthError(
+                    .invalidConfig,
+                    "grant client_credentials: needs client_id, client_issuer and a client_secret or private_key"
+                )
+            }
+            guard clientMetadataURL == nil else {
+                throw AuthError(.invalidConfig, "client_metadata_url: not used with grant client_credentials")
+            }
         }
         redirectPort = try reader.count("redirect_port", minimum: 0, maximum: 65535) ?? 0
         if let scopes = try reader.stringList("scopes") {
