@@ -79,6 +79,13 @@ public final class OAuthClient: Sendable {
         try store.delete(Self.tokens, try OpenSSL.sha256Hex(resource))
     }
 
+    /// The cached access token while it is unexpired, without any network call or sign-in (nil
+    /// otherwise): for transports that ask for a header synchronously before each request.
+    public func cachedAccessToken() -> String? {
+        guard let record = try? loadRecord(), record.isFresh(now: clock(), margin: 0) else { return nil }
+        return record.accessToken
+    }
+
     /// A valid access token: cached, refreshed, or after an interactive sign-in.
     public func token() throws -> String {
         cancelRequested.withLock { $0 = false }
