@@ -18,6 +18,7 @@ this module only carries the calls across. httpx and httpx2 are imported on dema
 """
 
 import ctypes
+import functools
 import re
 import threading
 import weakref
@@ -128,6 +129,11 @@ class OAuthClient(NativeHandle):
         # One challenge and the token() that acts on it at a time (the native client keeps one
         # pending challenge), for the Auth flows.
         self._exchange_lock = threading.Lock()
+        # token() calls running, and whether a cancel() is meant for them: the library clears a
+        # pending cancel when a token() call starts, so new calls wait until those have returned.
+        self._calls = threading.Condition()
+        self._running = 0
+        self._cancelling = False
         handle = ctypes.c_void_p()
         _native.oauth_client_new(_native.c_json(config, "config"), handle, _native.Error())
         self._own(handle)
@@ -143,8 +149,13 @@ class OAuthClient(NativeHandle):
         """A valid access token: cached, refreshed, or after a sign-in (which waits for the browser,
         up to ``sign_in_timeout``; ``cancel()`` from another thread ends it). Blocks; the GIL is
         released meanwhile."""
-        with self._browser_lock:
-            self._browser_failure = None
+        with self._calls:
+            while self._cancelling:
+                self._calls.wait()
+            if not self._running:
+                with self._browser_lock:
+                    self._browser_failure = None
+            self._running += 1
         out = ctypes.c_void_p()
         try:
             self._call(_native.oauth_client_token, out, _native.Error())
@@ -160,6 +171,12 @@ class OAuthClient(NativeHandle):
                     "browser_unavailable", f"the browser function raised {type(failure).__name__}"
                 ) from failure
             raise
+        finally:
+            with self._calls:
+                self._running -= 1
+                if not self._running:
+                    self._cancelling = False
+                    self._calls.notify_all()
         return _native.take_string(out)
 
     def challenge(self, status: int, www_authenticate: Optional[str]) -> None:
@@ -183,8 +200,12 @@ class OAuthClient(NativeHandle):
         self._call(_native.oauth_client_logout, _native.Error())
 
     def cancel(self) -> None:
-        """A ``token()`` waiting for a sign-in (in any thread) raises OAuthClientError ``cancelled``."""
-        self._call(_native.oauth_client_cancel)
+        """Every ``token()`` call waiting for a sign-in (in any thread) raises OAuthClientError
+        ``cancelled``; calls made meanwhile start once those have returned."""
+        with self._calls:
+            if self._running:
+                self._cancelling = True
+            self._call(_native.oauth_client_cancel)
 
     def set_browser(self, open_url: Optional[Callable[[str], Any]]) -> None:
         """Where sign-in URLs go: ``open_url(url)`` is called in a daemon thread of its own (so it
@@ -304,6 +325,19 @@ def _browser_thunk(client_ref, open_url):
     return thunk
 
 
+@functools.cache
+def _anyio_abandons() -> bool:
+    """Whether anyio's run_sync takes abandon_on_cancel (anyio 4.1 and later; before: cancellable)."""
+    try:
+        import inspect
+
+        import anyio.to_thread
+
+        return "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters
+    except (ImportError, TypeError, ValueError):
+        return False
+
+
 async def _in_thread(client: OAuthClient, function, *args):
     """``function(*args)`` in a worker thread; when the awaiting task is cancelled, the native
     sign-in it may be waiting for is cancelled too (the thread then returns promptly)."""
@@ -319,7 +353,9 @@ async def _in_thread(client: OAuthClient, function, *args):
             client.cancel()
             raise
     try:
-        return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
+        if _anyio_abandons():
+            return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
+        return await anyio.to_thread.run_sync(function, *args, cancellable=True)  # anyio < 4.1
     except anyio.get_cancelled_exc_class():
         try:
             client.cancel()

@@ -92,7 +92,8 @@ def sign_in(url, user=None, deny=None):
             if form is None:
                 raise BrowserError(f"{urlsplit(str(response.url)).path} has no form to fill in")
             action, fields, visible = form
-            action = urljoin(str(response.url), action) if action else str(response.url).split("?")[0]
+            # A form without an action posts to the page's own URL, query included (HTML).
+            action = urljoin(str(response.url), action) if action else str(response.url)
             if "txn_id" in fields and "csrf_token" in fields:
                 record["consent"] = _visible_text(response.text)
                 fields["action"] = "deny" if deny else "approve"
