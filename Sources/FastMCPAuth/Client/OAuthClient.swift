@@ -35,7 +35,9 @@ public final class OAuthClient: Sendable {
     private let store: Store
     private let clock: @Sendable () -> Double
     private let browser = Locked<(@Sendable (String) -> Void)?>(nil)
-    private let cancelRequested = Locked(false)
+    /// Bumped by cancel(): a call cancels when it moved past the value the call started with (a
+    /// flag cleared by each new call would let a call starting right after a cancel undo it).
+    private let cancellations = Locked(0)
     /// The last 401/403 the server answered, until `token` acts on it.
     private let challenged = Locked<(challenge: BearerChallenge, accessToken: String?)?>(nil)
     private let signIns = Locked(())
@@ -65,7 +67,7 @@ public final class OAuthClient: Sendable {
     public func setBrowser(_ open: (@Sendable (String) -> Void)?) { browser.withLock { $0 = open } }
 
     /// A pending sign-in returns `cancelled`.
-    public func cancel() { cancelRequested.withLock { $0 = true } }
+    public func cancel() { cancellations.withLock { $0 &+= 1 } }
 
     /// Hands the client a 401 or 403 the server answered for `accessToken` (nil: the cached token);
     /// the next `token` acts on it: a refresh after a 401, a step-up sign-in after insufficient_scope.
@@ -88,7 +90,7 @@ public final class OAuthClient: Sendable {
 
     /// A valid access token: cached, refreshed, or after an interactive sign-in.
     public func token() throws -> String {
-        cancelRequested.withLock { $0 = false }
+        let started = cancellations.withLock { $0 }
         let pending = challenged.withLock { value -> (challenge: BearerChallenge, accessToken: String?)? in
             defer { value = nil }
             return value
@@ -144,7 +146,9 @@ public final class OAuthClient: Sendable {
         let scopes = (record?.scopes ?? []).reduce(into: needed) { all, scope in
             if !all.contains(scope) { all.append(scope) }
         }
-        return try signIns.withLock { _ in try signIn(scopes: scopes, challenge: pending?.challenge, refused: refused) }
+        return try signIns.withLock { _ in
+            try signIn(scopes: scopes, challenge: pending?.challenge, refused: refused, started: started)
+        }
     }
 
     // MARK: - Cache
@@ -238,7 +242,12 @@ public final class OAuthClient: Sendable {
 
     // MARK: - Sign-in
 
-    private func signIn(scopes requested: [String], challenge: BearerChallenge?, refused: String?) throws -> String {
+    private func signIn(
+        scopes requested: [String],
+        challenge: BearerChallenge?,
+        refused: String?,
+        started: Int
+    ) throws -> String {
         // Another thread may have signed in while this one waited for the lock.
         if let record = try loadRecord(), record.accessToken != refused, requested.allSatisfy(record.scopes.contains),
             record.isFresh(now: clock(), margin: configuration.refreshMargin)
@@ -252,7 +261,7 @@ public final class OAuthClient: Sendable {
             attempt += 1
             let registration = try register(server: server)
             do {
-                return try authorize(server: server, registration: registration, scopes: scopes)
+                return try authorize(server: server, registration: registration, scopes: scopes, started: started)
             } catch let refusal as TokenEndpointRefusal where refusal.response.isInvalidClient && attempt == 1 {
                 // The server forgot the registration: register again once and sign in again.
                 try store.delete(Self.registrations, try OpenSSL.sha256Hex(server.issuer))
@@ -273,7 +282,8 @@ public final class OAuthClient: Sendable {
     private func authorize(
         server: AuthorizationServerMetadata,
         registration: Registration,
-        scopes: [String]
+        scopes: [String],
+        started: Int
     ) throws
         -> String
     {
@@ -308,7 +318,9 @@ public final class OAuthClient: Sendable {
         try listener.serve(
             until: LoopbackListener.monotonicNow() + configuration.signInTimeout,
             interrupt: {
-                if cancelRequested.withLock({ $0 }) { return AuthError(.cancelled, "the sign-in was cancelled") }
+                if cancellations.withLock({ $0 }) != started {
+                    return AuthError(.cancelled, "the sign-in was cancelled")
+                }
                 if process?.failed == true {
                     return AuthError(.browserUnavailable, "the browser command exited with an error")
                 }

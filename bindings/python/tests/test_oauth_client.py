@@ -657,9 +657,8 @@ def test_two_processes_refreshing_through_one_cache_keep_the_chain(oidc_provider
 
 def test_a_client_metadata_document_is_the_client_id_and_the_consent_page_shows_its_host(tmp_path, cache):
     """Against the host's --testing mode (metadata documents may be served from loopback over
-    plain http there). The native configuration accepts only https client_metadata_url today, so
-    this test expects the native client to accept http on loopback hosts, and is an xfail until
-    it does."""
+    plain http there; the native configuration accepts http client_metadata_url on loopback hosts
+    only)."""
     from json_server import JSONServer
 
     redirect_port = free_port()
@@ -677,18 +676,13 @@ def test_a_client_metadata_document_is_the_client_id_and_the_consent_page_shows_
     testing_host = Host(tmp_path / "testing-host", args=["--testing"])
     try:
         browser = CountingBrowser(user="frank")
-        try:
-            client = OAuthClient(
-                testing_host.url,
-                client_metadata_url=metadata_url,
-                redirect_port=redirect_port,
-                browser=browser,
-                **cache,
-            )
-        except ConfigurationError as exc:
-            if "client_metadata_url" in str(exc):
-                pytest.xfail("the native client refuses an http (loopback) client_metadata_url: " + exc.message)
-            raise
+        client = OAuthClient(
+            testing_host.url,
+            client_metadata_url=metadata_url,
+            redirect_port=redirect_port,
+            browser=browser,
+            **cache,
+        )
         with client:
             tools, identity, _ = asyncio.run(use_mcp(testing_host.url, client.httpx2_auth()))
         assert identity["client_id"] == metadata_url and identity["subject"] == "frank"
