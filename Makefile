@@ -89,7 +89,7 @@ test: deps
 # `make fuzz FUZZ_SECONDS=N` runs each target N seconds, growing .build-fuzz/corpus from the seeds
 # in Tests/fuzz/corpus; a crash, leak or timeout fails the run and leaves its input in
 # .build-fuzz/artifacts. `make test` runs each for a few seconds (the smoke) and replays the seeds.
-FUZZ_TARGETS := jwt jwk json form redirect fernet envelope facade
+FUZZ_TARGETS := jwt jwk json form redirect fernet envelope facade client
 FUZZ_SECONDS ?= 60
 FUZZ := .build-fuzz/release/fastmcpauth-fuzz
 

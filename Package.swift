@@ -16,6 +16,8 @@ let package = Package(
     products: [
         .library(name: "fastmcpauth", type: .dynamic, targets: ["FastMCPAuthABI"]),
         .library(name: "FastMCPAuth", targets: ["FastMCPAuth"]),
+        // OAuthClient as swift-sdk's HTTPClientAuthorizer (kept out of the core: it needs Foundation).
+        .library(name: "FastMCPAuthMCP", targets: ["FastMCPAuthMCP"]),
         .executable(name: "fastmcpauth-cli", targets: ["fastmcpauth-cli"]),
         .executable(name: "fastmcpauth-host", targets: ["fastmcpauth-host"]),
     ],
@@ -41,6 +43,10 @@ let package = Package(
             dependencies: ["FastMCPAuth"]
         ),
         .target(
+            name: "FastMCPAuthMCP",
+            dependencies: ["FastMCPAuth", .product(name: "MCP", package: "swift-sdk")]
+        ),
+        .target(
             name: "FastMCPAuthABI",
             dependencies: ["FastMCPAuth"],
             linkerSettings: [.unsafeFlags(libraryLinkerFlags)]
@@ -49,6 +55,8 @@ let package = Package(
             name: "fastmcpauth-cli",
             dependencies: [
                 "FastMCPAuth",
+                "FastMCPAuthMCP",
+                .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -73,7 +81,10 @@ let package = Package(
         ),
         .testTarget(
             name: "FastMCPAuthTests",
-            dependencies: ["FastMCPAuth", "FastMCPAuthDevelopment", "COpenSSL", "fastmcpauth-host"]
+            dependencies: [
+                "FastMCPAuth", "FastMCPAuthDevelopment", "FastMCPAuthMCP", "COpenSSL", "fastmcpauth-host",
+                .product(name: "MCP", package: "swift-sdk"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -14,7 +14,7 @@ import Glibc
 #endif
 
 enum FuzzTargets {
-    static let names = ["jwt", "jwk", "json", "form", "redirect", "fernet", "envelope", "facade"]
+    static let names = ["jwt", "jwk", "json", "form", "redirect", "fernet", "envelope", "facade", "client"]
 
     static let secret = "0123456789abcdef0123456789abcdef"
     static let verifier: JWTVerifier? = try? JWTVerifier(
@@ -42,6 +42,30 @@ enum FuzzTargets {
             "consent_rate_limit": 1_000_000_000,
         ]
     )
+
+    /// The client's sign-in in progress, for the callback queries the loopback listener receives
+    /// (its state is fixed, so the fuzzer can find the accepted branch too).
+    static let pendingSignIn: PendingAuthorization? = {
+        guard
+            let server = try? AuthorizationServerMetadata(
+                json: [
+                    "issuer": "http://127.0.0.1:9", "authorization_endpoint": "http://127.0.0.1:9/authorize",
+                    "token_endpoint": "http://127.0.0.1:9/token", "code_challenge_methods_supported": ["S256"],
+                    "authorization_response_iss_parameter_supported": true,
+                ],
+                expectedIssuer: "http://127.0.0.1:9"
+            ),
+            var flow = try? PendingAuthorization.start(
+                server: server,
+                clientID: "c",
+                redirectURI: "http://127.0.0.1:1/callback",
+                resource: "http://127.0.0.1:9/mcp",
+                scopes: ["read"]
+            )
+        else { return nil }
+        flow.state = "fuzz-state"
+        return flow
+    }()
 
     static func run(_ target: String, _ bytes: [UInt8]) {
         let text = String(decoding: bytes, as: UTF8.self)
@@ -102,6 +126,26 @@ enum FuzzTargets {
             )
             _ = facade.handle(request)
             _ = facade.authenticate(authorization: headers.first?.value, query: request.queryString)
+        case "client":
+            // What a server or a browser can send an MCP client: challenges, callback queries,
+            // metadata and token responses, and the $BROWSER value.
+            _ = WWWAuthenticate.parse(text)
+            for status in [401, 403] {
+                let challenge = BearerChallenge(status: status, header: text)
+                _ = ClientDiscovery.resourceMetadataURL(challenge, serverURL: "http://127.0.0.1:9/mcp")
+            }
+            _ = pendingSignIn?.callback(query: text)
+            _ = try? ClientDiscovery.canonicalResource(text)
+            _ = ClientDiscovery.isSameResource(text, "http://127.0.0.1:9/mcp")
+            _ = ClientDiscovery.isAcceptableEndpoint(text, from: "https://mcp.example.com/mcp")
+            _ = TokenErrorResponse(status: 400, body: bytes)
+            if let json = try? JSONValue.parse(bytes, maxDepth: 16) {
+                _ = try? ProtectedResourceMetadata(json: json, requestedResource: "http://127.0.0.1:9/mcp")
+                _ = try? AuthorizationServerMetadata(json: json, expectedIssuer: "http://127.0.0.1:9")
+                _ = try? TokenResponse(json: json)
+                if case .object(let object) = json { _ = ClientTokenRecord(stored: object) }
+            }
+            for command in BrowserCommands.parse(text) { _ = BrowserCommands.arguments(command, url: "https://x/") }
         default:
             break
         }

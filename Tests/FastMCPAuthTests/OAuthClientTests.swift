@@ -164,6 +164,28 @@ final class ServedProxy: Sendable {
             }.start()
         }
         #expect(outcome { try cancelled.token() } == .cancelled)
+        // A cancel is not undone by a call that starts right after it (within the listener's poll).
+        configuration.signInTimeout = 5
+        let raced = try OAuthClient(configuration: configuration, store: try store(), clock: clock.function)
+        let opened = Locked(0)
+        raced.setBrowser { [weak raced] _ in
+            guard
+                opened.withLock({ value -> Bool in
+                    value += 1
+                    return value == 1
+                })
+            else { return }
+            let target = raced
+            Thread {
+                usleep(200_000)
+                target?.cancel()
+                Thread { _ = try? target?.token() }.start()
+            }.start()
+        }
+        let begun = LoopbackListener.monotonicNow()
+        #expect(outcome { try raced.token() } == .cancelled)
+        #expect(LoopbackListener.monotonicNow() - begun < 3)
+        raced.cancel()
     }
 
     @Test func discoveryRefusesAStrangersMetadata() throws {
@@ -231,11 +253,17 @@ final class ServedProxy: Sendable {
             ["server_url": "https://m/mcp", "scopes": ["bad scope"]],
             ["server_url": "https://m/mcp", "sign_in_timeout": 0],
             ["server_url": "https://m/mcp", "client_metadata_url": "http://a/c"],
+            ["server_url": "https://m/mcp", "client_metadata_url": "http://127.0.0.1:8"],
             ["server_url": "https://m/mcp", "client_name": "a\nb"],
         ]
         for json in bad {
             #expect(outcome { try OAuthClient.Configuration(json: json) } == .invalidConfig, "\(json.serialized())")
         }
+        // A loopback metadata document (a development server) may be plain http.
+        let loopback = try OAuthClient.Configuration(
+            json: ["server_url": "https://m/mcp", "client_metadata_url": "http://127.0.0.1:8/client.json"]
+        )
+        #expect(loopback.clientMetadataURL == "http://127.0.0.1:8/client.json")
         // The server URL itself is checked when the client is made.
         let plain = try OAuthClient.Configuration(json: ["server_url": "http://example.com/mcp"])
         #expect(outcome { try OAuthClient(configuration: plain, store: try Store(url: "memory://")) } == .invalidConfig)

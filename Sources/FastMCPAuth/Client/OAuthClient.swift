@@ -38,7 +38,9 @@ public final class OAuthClient: Sendable {
     private let store: Store
     private let clock: @Sendable () -> Double
     private let browser = Locked<(@Sendable (String) -> Void)?>(nil)
-    private let cancelRequested = Locked(false)
+    /// Bumped by cancel(): a call cancels when it moved past the value the call started with (a
+    /// flag cleared by each new call would let a call starting right after a cancel undo it).
+    private let cancellations = Locked(0)
     /// The last 401/403 the server answered, until `token` acts on it.
     private let challenged = Locked<(challenge: BearerChallenge, accessToken: String?)?>(nil)
     private let signIns = Locked(())
@@ -82,7 +84,7 @@ public final class OAuthClient: Sendable {
     public func setBrowser(_ open: (@Sendable (String) -> Void)?) { browser.withLock { $0 = open } }
 
     /// A pending sign-in returns `cancelled`.
-    public func cancel() { cancelRequested.withLock { $0 = true } }
+    public func cancel() { cancellations.withLock { $0 &+= 1 } }
 
     /// Hands the client a 401 or 403 the server answered for `accessToken` (nil: the cached token);
     /// the next `token` acts on it: a refresh after a 401, a step-up sign-in after insufficient_scope.
@@ -96,10 +98,17 @@ public final class OAuthClient: Sendable {
         try store.delete(Self.tokens, try OpenSSL.sha256Hex(resource))
     }
 
+    /// The cached access token while it is unexpired, without any network call or sign-in (nil
+    /// otherwise): for transports that ask for a header synchronously before each request.
+    public func cachedAccessToken() -> String? {
+        guard let record = try? loadRecord(), record.isFresh(now: clock(), margin: 0) else { return nil }
+        return record.accessToken
+    }
+
     /// A valid access token: cached, refreshed, or after an interactive sign-in (with the
     /// client_credentials grant: a new token request instead, never a browser).
     public func token() throws -> String {
-        cancelRequested.withLock { $0 = false }
+        let started = cancellations.withLock { $0 }
         let pending = challenged.withLock { value -> (challenge: BearerChallenge, accessToken: String?)? in
             defer { value = nil }
             return value
@@ -164,8 +173,10 @@ public final class OAuthClient: Sendable {
                 return record.accessToken
             }
             switch configuration.grant {
-            case .authorizationCode: return try signIn(scopes: scopes, challenge: pending?.challenge)
-            case .clientCredentials: return try requestClientCredentials(scopes: scopes, challenge: pending?.challenge)
+            case .authorizationCode:
+                return try signIn(scopes: scopes, challenge: pending?.challenge, started: started)
+            case .clientCredentials:
+                return try requestClientCredentials(scopes: scopes, challenge: pending?.challenge)
             }
         }
     }
@@ -261,7 +272,7 @@ public final class OAuthClient: Sendable {
 
     // MARK: - Sign-in
 
-    private func signIn(scopes requested: [String], challenge: BearerChallenge?) throws -> String {
+    private func signIn(scopes requested: [String], challenge: BearerChallenge?, started: Int) throws -> String {
         let (metadata, server) = try discover(challenge: challenge)
         let scopes = requested.isEmpty ? metadata.scopesSupported : requested
         var attempt = 0
@@ -269,7 +280,7 @@ public final class OAuthClient: Sendable {
             attempt += 1
             let registration = try register(server: server)
             do {
-                return try authorize(server: server, registration: registration, scopes: scopes)
+                return try authorize(server: server, registration: registration, scopes: scopes, started: started)
             } catch let refusal as TokenEndpointRefusal where refusal.response.isInvalidClient && attempt == 1 {
                 // The server forgot the registration: register again once and sign in again.
                 try store.delete(Self.registrations, try OpenSSL.sha256Hex(server.issuer))
@@ -290,7 +301,8 @@ public final class OAuthClient: Sendable {
     private func authorize(
         server: AuthorizationServerMetadata,
         registration: Registration,
-        scopes: [String]
+        scopes: [String],
+        started: Int
     ) throws
         -> String
     {
@@ -325,7 +337,9 @@ public final class OAuthClient: Sendable {
         try listener.serve(
             until: LoopbackListener.monotonicNow() + configuration.signInTimeout,
             interrupt: {
-                if cancelRequested.withLock({ $0 }) { return AuthError(.cancelled, "the sign-in was cancelled") }
+                if cancellations.withLock({ $0 }) != started {
+                    return AuthError(.cancelled, "the sign-in was cancelled")
+                }
                 if process?.failed == true {
                     return AuthError(.browserUnavailable, "the browser command exited with an error")
                 }

@@ -23,8 +23,15 @@ extension OAuthClient.Configuration {
             clientName = name
         }
         if let url = try reader.string("client_metadata_url") {
-            guard let parts = RedirectURIs.parts(url), parts.scheme == "https", parts.host != nil, parts.path.count > 1
-            else { throw AuthError(.invalidConfig, "client_metadata_url: an https URL with a path is required") }
+            // http only on a loopback host (a development server that accepts loopback documents).
+            guard let parts = RedirectURIs.parts(url), let host = parts.host, parts.path.count > 1,
+                parts.scheme == "https" || (parts.scheme == "http" && isLoopbackHost(host))
+            else {
+                throw AuthError(
+                    .invalidConfig,
+                    "client_metadata_url: an https URL with a path is required (http only on a loopback host)"
+                )
+            }
             clientMetadataURL = url
         }
         let secret = try reader.string("client_secret")

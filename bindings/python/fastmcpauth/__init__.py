@@ -12,6 +12,7 @@ from .auth import (
     WorkOSProvider,
     auth_from_env,
 )
+from .client import OAuthClient
 from .errors import (
     AuthChallenge,
     ConfigurationError,
@@ -65,6 +66,7 @@ __all__ = [
     "JWTVerifier",
     "KeyTypeMismatch",
     "MultiFernet",
+    "OAuthClient",
     "OAuthClientError",
     "Store",
     "StoreError",

@@ -271,7 +271,7 @@ response_header = _ffi("fma_response_header", [ctypes.c_void_p, ctypes.c_char_p]
 response_body = _ffi("fma_response_body", [ctypes.c_void_p, _size_p], ctypes.c_void_p)
 response_free = _ffi("fma_response_free", [ctypes.c_void_p], None)
 
-# The OAuth client (MCP client side). The Python OAuthClient class is not written yet.
+# The OAuth client (MCP client side): fastmcpauth.client.OAuthClient.
 OPEN_URL_FN = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
 oauth_client_new = _ffi("fma_oauth_client_new", [ctypes.c_char_p, _handle_p, _err_p], STATUS)
 oauth_client_free = _ffi("fma_oauth_client_free", [ctypes.c_void_p], None)

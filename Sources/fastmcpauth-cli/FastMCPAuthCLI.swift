@@ -5,13 +5,19 @@ import FastMCPAuth
 import Glibc
 #endif
 
-/// `fastmcpauth`: key generation, signing and verification from the shell.
-struct FastMCPAuthCLI: ParsableCommand {
+/// `fastmcpauth`: key generation, signing and verification from the shell, and an MCP client's
+/// sign-in (login, token, logout, call).
+@main
+struct FastMCPAuthCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fastmcpauth",
-        abstract: "Keys, JWT signing and verification for MCP servers (libfastmcpauth \(FastMCPAuthVersion.string)).",
+        abstract:
+            "Keys, JWT signing and verification for MCP servers; sign-in for MCP clients (libfastmcpauth \(FastMCPAuthVersion.string)).",
         version: FastMCPAuthVersion.string,
-        subcommands: [Keygen.self, Sign.self, Verify.self, FernetCommand.self, StoreCommand.self]
+        subcommands: [
+            Keygen.self, Sign.self, Verify.self, FernetCommand.self, StoreCommand.self, Login.self, TokenCommand.self,
+            Logout.self, Call.self,
+        ]
     )
 }
 
@@ -318,5 +324,3 @@ struct StoreCommand: ParsableCommand {
         }
     }
 }
-
-FastMCPAuthCLI.main()

@@ -1,0 +1,79 @@
+import FastMCPAuth
+import Foundation
+import MCP
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// swift-sdk's `HTTPClientTransport(endpoint:…, authorizer: client)` takes its bearer tokens from an
+/// OAuthClient and hands the server's 401 and 403 challenges back to it:
+///
+///     let client = try OAuthClient(json: ["server_url": "https://mcp.example.com/mcp"], environment: …)
+///     let transport = HTTPClientTransport(endpoint: url, authorizer: client)
+///
+/// The client's blocking calls (a refresh, a browser sign-in) run on a thread of their own, never on
+/// Swift's cooperative pool; cancelling the task cancels a pending sign-in.
+extension OAuthClient: HTTPClientAuthorizer {
+    /// One refresh or sign-in after a 401, then at most two step-ups after insufficient_scope 403s
+    /// (the client itself refuses a third with `insufficient_scope`).
+    public var maxAuthorizationAttempts: Int { 3 }
+
+    /// The transport may only send this client's tokens to the server they were obtained for.
+    public func validateEndpointSecurity(for endpoint: URL) throws {
+        let url = endpoint.absoluteString
+        guard let canonical = try? ClientDiscovery.canonicalResource(url) else {
+            throw OAuthAuthorizationError.insecureOAuthEndpoint(
+                context: "MCP endpoint (https, or http on a loopback host)",
+                url: url
+            )
+        }
+        guard ClientDiscovery.isSameResource(resource, canonical) else {
+            throw AuthError(.invalidConfig, "the transport's endpoint is not the server this OAuth client signs in to")
+        }
+    }
+
+    public func authorizationHeader(for endpoint: URL) -> String? {
+        cachedAccessToken().map { "Bearer " + $0 }
+    }
+
+    /// Before each request: a cached, refreshed or newly signed-in token (errors surface through the
+    /// 401 that follows, as the protocol asks).
+    public func prepareAuthorization(for endpoint: URL, session: URLSession) async throws {
+        _ = try await offThread { try self.token() }
+    }
+
+    public func handleChallenge(
+        statusCode: Int,
+        headers: [String: String],
+        endpoint: URL,
+        operationKey: String?,
+        session: URLSession
+    ) async throws -> Bool {
+        guard statusCode == 401 || statusCode == 403 else { return false }
+        let header = headers.first { $0.key.lowercased() == "www-authenticate" }?.value
+        let challenge = BearerChallenge(status: statusCode, header: header)
+        // A 403 about something other than scope is the request's problem: no new token helps.
+        if statusCode == 403 && !challenge.isInsufficientScope { return false }
+        self.challenge(status: statusCode, wwwAuthenticate: header)
+        _ = try await offThread { try self.token() }
+        return true
+    }
+
+    private func offThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let thread = Thread { continuation.resume(with: Result { try work() }) }
+                thread.name = "fastmcpauth-oauth-client"
+                thread.start()
+            }
+        } onCancel: {
+            self.cancel()
+        }
+    }
+}
+
+/// swift-sdk reports an authorizer's failure by its localizedDescription: say which error it was.
+extension AuthError: LocalizedError {
+    public var errorDescription: String? { description }
+}

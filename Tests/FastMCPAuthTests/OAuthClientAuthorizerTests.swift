@@ -1,0 +1,74 @@
+import FastMCPAuthMCP
+import Foundation
+import MCP
+import Testing
+
+@testable import FastMCPAuth
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// OAuthClient as swift-sdk's HTTPClientAuthorizer, against our proxy over real HTTP (the full
+/// transport, through `fastmcpauth call`, is tested against the host from Python).
+@Suite struct OAuthClientAuthorizerTests {
+    let clock = TestClock(Double(time(nil)))
+
+    func client(_ proxy: ServedProxy) throws -> OAuthClient {
+        var configuration = OAuthClient.Configuration(serverURL: proxy.base + "/mcp")
+        configuration.signInTimeout = 20
+        var options = Store.Options()
+        options.encryptionKeys = [try Fernet.generateKey()]
+        return try OAuthClient(
+            configuration: configuration,
+            store: try Store(url: "memory://", options: options),
+            clock: clock.function
+        )
+    }
+
+    @Test func theTransportGetsTokensAndHandsBackChallenges() async throws {
+        let proxy = try ServedProxy(clock: clock)
+        let client = try client(proxy)
+        let visits = Locked(0)
+        client.setBrowser(proxy.browser(visits: visits))
+        let endpoint = try #require(URL(string: proxy.base + "/mcp"))
+        let session = URLSession(configuration: .ephemeral)
+        try client.validateEndpointSecurity(for: endpoint)
+        // Only the server the client signs in to, and never plain http off loopback.
+        #expect(throws: (any Error).self) {
+            try client.validateEndpointSecurity(for: try #require(URL(string: proxy.base + "/other")))
+        }
+        #expect(throws: (any Error).self) {
+            try client.validateEndpointSecurity(for: try #require(URL(string: "http://mcp.example.com/mcp")))
+        }
+        // Nothing cached yet: no header; the transport's preparation signs in (off the cooperative pool).
+        #expect(client.authorizationHeader(for: endpoint) == nil)
+        try await client.prepareAuthorization(for: endpoint, session: session)
+        let header = try #require(client.authorizationHeader(for: endpoint))
+        #expect(header.hasPrefix("Bearer ") && visits.withLock { $0 } == 1)
+        #expect(ProxyFlow(auth: try #require(proxy.auth)).bearer(String(header.dropFirst(7))) == 200)
+        // A 403 that is not about scope: no new token can help, the transport gives up.
+        let forbidden = try await client.handleChallenge(
+            statusCode: 403,
+            headers: ["WWW-Authenticate": #"Bearer error="access_denied""#],
+            endpoint: endpoint,
+            operationKey: "tools/call",
+            session: session
+        )
+        #expect(!forbidden && client.authorizationHeader(for: endpoint) == header)
+        // A 401 (header name in any case): a refresh, no browser, and the transport retries.
+        let retried = try await client.handleChallenge(
+            statusCode: 401,
+            headers: ["www-authenticate": #"Bearer error="invalid_token""#],
+            endpoint: endpoint,
+            operationKey: "tools/call",
+            session: session
+        )
+        let renewed = try #require(client.authorizationHeader(for: endpoint))
+        #expect(retried && renewed != header && visits.withLock { $0 } == 1)
+        #expect(ProxyFlow(auth: try #require(proxy.auth)).bearer(String(renewed.dropFirst(7))) == 200)
+        #expect(client.maxAuthorizationAttempts == 3)
+        // The error an authorizer throws reaches swift-sdk's message with its code.
+        #expect(AuthError(.cancelled, "the sign-in was cancelled").localizedDescription.hasPrefix("cancelled:"))
+    }
+}
