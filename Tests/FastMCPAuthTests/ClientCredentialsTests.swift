@@ -210,6 +210,19 @@ import Glibc
         #expect("\(credentials)".contains("privateKey: <redacted>") && "\(key)".contains("kid: rsa-1"))
         let secret = ClientCredentials(clientID: "c", clientSecret: "hunter2-secret")
         #expect(!"\(secret)".contains("hunter2") && !String(reflecting: secret).contains("hunter2"))
+        // Nor the configuration that holds them.
+        var configuration = OAuthClient.Configuration(serverURL: "https://mcp.example.com/mcp")
+        configuration.preRegistered = [Self.issuer: secret, "https://other.example.com": credentials]
+        for text in [
+            "\(configuration)", String(reflecting: configuration),
+            {
+                var out = ""
+                dump(configuration, to: &out)
+                return out
+            }(),
+        ] {
+            #expect(!text.contains("hunter2") && !text.contains(d.prefix(16)), "\(text)")
+        }
         let request = try ClientAuthentication.authenticate(
             [("grant_type", "client_credentials")],
             credentials: secret,
@@ -497,7 +510,9 @@ import Glibc
                 case "/.well-known/oauth-authorization-server":
                     var document: [String: JSONValue] = [
                         "issuer": .string(origin), "token_endpoint": .string(origin + "/token"),
-                        "grant_types_supported": ["client_credentials", "refresh_token"],
+                        "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+                        "authorization_endpoint": .string(origin + "/authorize"),
+                        "code_challenge_methods_supported": ["S256"],
                     ]
                     for (name, value) in metadata { document[name] = value }
                     return .init(body: Array(JSONValue.object(document).serialized().utf8))
@@ -690,5 +705,60 @@ import Glibc
         )
         for assertion in assertions { #expect(try verifier.verify(assertion).subject == "svc") }
         #expect(served.authorizations.withLock { $0.allSatisfy { $0 == nil } })
+    }
+    /// A pre-registered confidential client signing in with a browser: the code exchange and the
+    /// refresh use its configured method too (not only basic-or-none).
+    @Test(arguments: [TokenEndpointAuthMethod.clientSecretPost, .privateKeyJWT])
+    func theAuthorizationCodeFlowUsesTheConfiguredMethod(_ method: TokenEndpointAuthMethod) throws {
+        let served = try Served()
+        defer { served.server.stop() }
+        served.answer.withLock {
+            $0 = { _, count in
+                let body: JSONValue = [
+                    "access_token": .string("tok-\(count)"), "token_type": "Bearer", "expires_in": 3600,
+                    "refresh_token": .string("rt-\(count)"),
+                ]
+                return .init(body: Array(body.serialized().utf8))
+            }
+        }
+        var configuration = OAuthClient.Configuration(serverURL: served.base + "/mcp")
+        configuration.signInTimeout = 10
+        configuration.preRegistered = [
+            served.base: method == .clientSecretPost
+                ? ClientCredentials(clientID: "app", clientSecret: "s3cret", authMethod: .clientSecretPost)
+                : ClientCredentials(clientID: "app", privateKey: try ClientAssertionKey(jwk: Self.ec))
+        ]
+        let clock = TestClock(1_700_000_000)
+        let client = try OAuthClient(
+            configuration: configuration,
+            store: try Store(url: "memory://"),
+            clock: clock.function
+        )
+        // A browser that approves at once: back to the loopback redirect with a code and the state.
+        client.setBrowser { url in
+            let query = String(url.split(separator: "?", maxSplits: 1).last ?? "")
+            let parameters = Parameters(Form.decode(query) ?? [])
+            let back =
+                (parameters["redirect_uri"] ?? "") + "?"
+                + Form.encode([("code", "the-code"), ("state", parameters["state"] ?? "")])
+            Thread { _ = try? CurlHTTPClient().send(HTTPRequest(url: back, timeout: 10)) }.start()
+        }
+        #expect(try client.token() == "tok-1")
+        clock.advance(3700)
+        #expect(try client.token() == "tok-2")
+        let forms = served.forms.withLock { $0 }
+        #expect(forms.map { $0["grant_type"] ?? "" } == ["authorization_code", "refresh_token"])
+        #expect(forms[0]["code"] == "the-code" && forms[1]["refresh_token"] == "rt-1")
+        #expect(served.authorizations.withLock { $0.allSatisfy { $0 == nil } })
+        for form in forms {
+            #expect(form["client_id"] == "app")
+            if method == .clientSecretPost {
+                #expect(form["client_secret"] == "s3cret" && form["client_assertion"] == nil)
+            } else {
+                let assertion = try #require(form["client_assertion"])
+                let claims = try JSONValue.parse(try JWT.decode(Array(assertion.utf8)).payload)
+                #expect(claims["aud"] == .string(served.base) && claims["sub"] == "app" && form["client_secret"] == nil)
+            }
+        }
     }
 }
