@@ -183,10 +183,10 @@ struct Call: AsyncParsableCommand {
             if result.isError == true { Glibc.exit(1) }
         } catch let error as AuthError {
             fail(error)
-        } catch let error as MCPError {
-            fail(AuthError(.upstreamUnavailable, "the MCP call failed: \(error.localizedDescription)"))
         } catch {
-            fail(AuthError(.upstreamUnavailable, "the MCP call failed: \(error.localizedDescription)"))
+            // The server's own text (a JSON-RPC error message): printable characters only, bounded.
+            let text = Responses.printable(String(error.localizedDescription.prefix(300)))
+            fail(AuthError(.upstreamUnavailable, "the MCP call failed: \(text)"))
         }
     }
 }

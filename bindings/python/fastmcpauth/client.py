@@ -24,6 +24,7 @@ import threading
 import weakref
 from collections.abc import Iterable
 from typing import Any, Callable, Optional, Union
+from urllib.parse import urlsplit
 
 from . import _native
 from ._handle import NativeHandle
@@ -43,6 +44,18 @@ class InsufficientScope(OAuthClientError, InvalidToken):
     """insufficient_scope from ``token()``: the server still refused the token after two step-up
     sign-ins. Both an OAuthClientError (the client could not obtain a token that is enough) and
     an InvalidToken (the status's family elsewhere in the library)."""
+
+
+def _resource_key(url: str):
+    """(scheme, host, port, path) of a URL as the tokens are bound to it, or None."""
+    try:
+        parts = urlsplit(str(url))
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return (parts.scheme.lower(), parts.hostname.lower(), port, parts.path.rstrip("/"))
 
 
 def _keys(value) -> list:
@@ -122,6 +135,7 @@ class OAuthClient(NativeHandle):
         config.update(extra)
         config = {key: value for key, value in config.items() if value is not None}
         self.server_url = server_url
+        self._resource = _resource_key(server_url)
         # The browser callbacks handed to the library; each stays alive while the library may call it.
         self._browser_lock = threading.Lock()
         self._thunks = []
@@ -257,6 +271,10 @@ class OAuthClient(NativeHandle):
 
     # ---- The Auth flows ------------------------------------------------------------------------
 
+    def _is_for_server(self, url) -> bool:
+        key = _resource_key(str(url))
+        return key is not None and key == self._resource
+
     def _flow_token(self) -> str:
         with self._exchange_lock:
             return self.token()
@@ -388,6 +406,11 @@ def _auth_class(module):
                 return f"{type(self).__name__}({self.client!r})"
 
             def sync_auth_flow(self, request):
+                # The token is for this server only: another URL (a redirect to elsewhere, another
+                # use of the same httpx client) gets no token, and its challenges are not acted on.
+                if not self.client._is_for_server(request.url):
+                    yield request
+                    return
                 request.read()
                 token = self.client._flow_token()
                 unauthorized_retried = False
@@ -401,6 +424,9 @@ def _auth_class(module):
                     token = self.client._answer(status, response.headers.get("WWW-Authenticate"), token)
 
             async def async_auth_flow(self, request):
+                if not self.client._is_for_server(request.url):
+                    yield request
+                    return
                 await request.aread()
                 client = self.client
                 token = await _in_thread(client, client._flow_token)

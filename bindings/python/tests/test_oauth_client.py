@@ -694,3 +694,28 @@ def test_a_client_metadata_document_is_the_client_id_and_the_consent_page_shows_
     finally:
         testing_host.close()
         server.close()
+
+
+# ---- Tokens stay with their server ---------------------------------------------------------------
+
+
+def test_the_auth_objects_send_tokens_only_to_the_server_and_ignore_strangers_challenges(cache):
+    """An httpx client reused for other URLs (or redirected elsewhere) sends them no token, and a
+    401 or 403 from them starts no sign-in. httpx's own MockTransport plays the other servers."""
+    import httpx
+
+    opened = []
+    seen = []
+
+    def stranger(request):
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(
+            403, headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="admin"'}, json={}
+        )
+
+    with OAuthClient("http://127.0.0.1:9/mcp", browser=opened.append, **cache) as client:
+        assert client._is_for_server("http://127.0.0.1:9/mcp/") and client._is_for_server("HTTP://127.0.0.1:9/mcp")
+        with httpx.Client(auth=client.httpx_auth(), transport=httpx.MockTransport(stranger)) as http:
+            for url in ("http://127.0.0.1:9/other", "http://127.0.0.1:10/mcp", "https://127.0.0.1:9/mcp"):
+                assert http.get(url).status_code == 403
+    assert seen == [None, None, None] and opened == []
