@@ -436,21 +436,28 @@ void fma_response_free(fma_response *response);
  * its RFC 9728 metadata, the authorization server's metadata (its issuer must match exactly; PKCE
  * S256 is required), registration (a configured client id, else a Client ID Metadata Document,
  * else dynamic registration), a browser sign-in on a 127.0.0.1 redirect, tokens cached encrypted
- * and refreshed before expiry, one refresh at a time across processes sharing the store.
+ * and refreshed before expiry, one refresh at a time across processes sharing the store. With
+ * the client_credentials grant (machine to machine) there is no browser, listener or
+ * registration: the configured confidential client asks the token endpoint itself.
  * Thread-safe; sign-ins are serialised. */
 typedef struct fma_oauth_client fma_oauth_client;
 
 /* `config_json`: "server_url" (required: the MCP endpoint, https or loopback http), "client_name",
  * "client_metadata_url" (https, for servers that support metadata documents), "client_id" with
  * optional "client_secret" or "private_key" (a private JWK, as an object or its JSON text) and
- * "client_issuer" (a secret or key needs its issuer), "token_endpoint_auth_method"
+ * "client_issuer" (a secret or key needs its issuer: an https URL, http only on loopback, equal
+ * byte for byte to the server's metadata `issuer`; the secret or key goes nowhere else),
+ * "token_endpoint_auth_method"
  * ("client_secret_basic", the default with a secret; "client_secret_post"; "private_key_jwt", the
  * default with a key; "none", the default otherwise), "grant" ("authorization_code", the default, or
- * "client_credentials": no browser, needs client_id, client_issuer and a secret or key),
+ * "client_credentials": no browser, needs client_id, client_issuer and a secret or key; not with
+ * client_metadata_url; the browser settings do not apply; the configured scopes are the most it
+ * asks for, and without any the resource's scopes_supported and a 403's scopes are used),
  * "redirect_port" (0: ephemeral), "scopes" (list or space-separated), "no_browser" (print the URL
  * on a terminal instead), "sign_in_timeout" (300 s), "timeout" (HTTP, 10 s), "refresh_margin" (60 s),
  * "storage" (a store URL) with "encryption_keys" (required with it). Without "storage", tokens
- * go to $XDG_CACHE_HOME/fastmcpauth/tokens.db (else ~/.cache), 0600, its key generated beside it.
+ * go to $XDG_CACHE_HOME/fastmcpauth/tokens.db (else ~/.cache), 0600, its key generated beside it;
+ * a client_credentials client's tokens are kept apart from a person's and per client id.
  * Bad settings are FMA_E_INVALID_CONFIG. */
 FMA_WARN_UNUSED_RESULT
 fma_status fma_oauth_client_new(const char *config_json, fma_oauth_client **out, fma_error *err);
@@ -470,7 +477,8 @@ fma_status fma_oauth_client_set_browser(fma_oauth_client *client, fma_open_url_f
 void fma_oauth_client_cancel(fma_oauth_client *client);
 
 /* *out_access_token receives a valid access token (release with fma_string_free): cached,
- * refreshed, or after a sign-in (which can take up to sign_in_timeout). Sign-in failures are
+ * refreshed, or after a sign-in (which can take up to sign_in_timeout); with client_credentials,
+ * a new token request instead of a sign-in (a refused client is FMA_E_AUTHORIZATION_DENIED). Sign-in failures are
  * FMA_E_AUTHORIZATION_DENIED, FMA_E_AUTHORIZATION_TIMEOUT, FMA_E_BROWSER_UNAVAILABLE,
  * FMA_E_CANCELLED; metadata problems FMA_E_DISCOVERY_FAILED or FMA_E_REGISTRATION_FAILED;
  * an unreachable token endpoint FMA_E_UPSTREAM_UNAVAILABLE. */
@@ -478,8 +486,10 @@ FMA_WARN_UNUSED_RESULT
 fma_status fma_oauth_client_token(fma_oauth_client *client, char **out_access_token, fma_error *err);
 
 /* Hands the client a 401 or 403 the server answered (`www_authenticate` its header, or NULL); the
- * next fma_oauth_client_token acts on it: a 401 refreshes (or signs in), a 403 insufficient_scope
- * signs in again with the union of the scopes. Other statuses are FMA_E_INVALID_ARGUMENT. */
+ * next fma_oauth_client_token acts on it: a 401 refreshes (or signs in; client_credentials: asks
+ * anew), a 403 insufficient_scope signs in again with the union of the scopes, at most twice in a
+ * row, then FMA_E_INSUFFICIENT_SCOPE (client_credentials with configured scopes: at once when the
+ * server asks for more). Other statuses are FMA_E_INVALID_ARGUMENT. */
 FMA_WARN_UNUSED_RESULT
 fma_status fma_oauth_client_challenge(fma_oauth_client *client, int status, const char *www_authenticate, fma_error *err);
 

@@ -40,7 +40,7 @@ extension OAuthClient: HTTPClientAuthorizer {
     /// Before each request: a cached, refreshed or newly signed-in token (errors surface through the
     /// 401 that follows, as the protocol asks).
     public func prepareAuthorization(for endpoint: URL, session: URLSession) async throws {
-        _ = try await offThread { try self.token() }
+        _ = try await offThread { try self.token(unlessCancelledSince: $0) }
     }
 
     public func handleChallenge(
@@ -56,14 +56,17 @@ extension OAuthClient: HTTPClientAuthorizer {
         // A 403 about something other than scope is the request's problem: no new token helps.
         if statusCode == 403 && !challenge.isInsufficientScope { return false }
         self.challenge(status: statusCode, wwwAuthenticate: header)
-        _ = try await offThread { try self.token() }
+        _ = try await offThread { try self.token(unlessCancelledSince: $0) }
         return true
     }
 
-    private func offThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withTaskCancellationHandler {
+    /// `work(point)` on a thread of its own, with the cancellation point read before the task's
+    /// cancellation handler can run: a task cancelled before the thread starts still cancels.
+    private func offThread<T: Sendable>(_ work: @escaping @Sendable (Int) throws -> T) async throws -> T {
+        let point = cancellationPoint
+        return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let thread = Thread { continuation.resume(with: Result { try work() }) }
+                let thread = Thread { continuation.resume(with: Result { try work(point) }) }
                 thread.name = "fastmcpauth-oauth-client"
                 thread.start()
             }

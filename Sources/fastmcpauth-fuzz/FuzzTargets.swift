@@ -141,8 +141,19 @@ enum FuzzTargets {
             _ = TokenErrorResponse(status: 400, body: bytes)
             if let json = try? JSONValue.parse(bytes, maxDepth: 16) {
                 _ = try? ProtectedResourceMetadata(json: json, requestedResource: "http://127.0.0.1:9/mcp")
-                _ = try? AuthorizationServerMetadata(json: json, expectedIssuer: "http://127.0.0.1:9")
+                if let server = try? AuthorizationServerMetadata(json: json, expectedIssuer: "http://127.0.0.1:9") {
+                    // A registration answer against the server's own metadata.
+                    _ = try? ClientCredentials.registered(
+                        clientID: "fuzz",
+                        clientSecret: json["client_secret"]?.stringValue,
+                        method: json["token_endpoint_auth_method"]?.stringValue,
+                        server: server
+                    )
+                }
                 _ = try? TokenResponse(json: json)
+                // The client's configuration (C, Python, CLI) and a private_key JWK.
+                _ = try? OAuthClient.Configuration(json: json)
+                _ = try? ClientAssertionKey(jwk: json)
                 if case .object(let object) = json { _ = ClientTokenRecord(stored: object) }
             }
             for command in BrowserCommands.parse(text) { _ = BrowserCommands.arguments(command, url: "https://x/") }

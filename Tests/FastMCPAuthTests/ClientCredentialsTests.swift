@@ -146,6 +146,16 @@ import Glibc
             (["client_id": "c", "client_issuer": issuer, "private_key": "{not json"], "not a JWK's JSON text"),
             (["client_id": "c", "client_issuer": issuer, "private_key": 7], "must be a JWK"),
             (["client_id": "c", "client_issuer": issuer, "private_key": ["kty": "RSA"]], "private_key: JWK member"),
+            (["client_id": "c", "client_secret": "s", "client_issuer": "*"], "client_issuer: the authorization"),
+            (["client_id": "c", "client_secret": "s", "client_issuer": ""], "client_issuer: the authorization"),
+            (
+                ["client_id": "c", "client_secret": "s", "client_issuer": "http://auth.example.com"],
+                "client_issuer: the authorization"
+            ),
+            (
+                ["client_id": "c", "client_secret": "s", "client_issuer": "https://auth.example.com/?tenant=1"],
+                "client_issuer: the authorization"
+            ),
             (["grant": "client_credentials"], "grant client_credentials: needs client_id"),
             (["grant": "client_credentials", "client_id": "c"], "grant client_credentials: needs client_id"),
             (
@@ -576,17 +586,102 @@ import Glibc
         // Expired: a new token.
         clock.advance(3700)
         #expect(try client.token() == "tok-3")
-        // insufficient_scope: the union, twice, then the error; the next request starts over.
+        // insufficient_scope for a scope beyond the configured ones: no person approves this
+        // grant, so the server cannot widen it by asking; nothing is requested.
         let forbidden = #"Bearer error="insufficient_scope", scope="write""#
         client.challenge(status: 403, wwwAuthenticate: forbidden)
+        let refused = try #require(throws: AuthError.self) { try client.token() }
+        #expect(refused.code == .insufficientScope && refused.message.contains("write"))
+        #expect(served.forms.withLock { $0.count } == 3)
+        // Asking again for a configured scope is a new request for the same scopes.
+        client.challenge(status: 403, wwwAuthenticate: #"Bearer error="insufficient_scope", scope="read""#)
         #expect(try client.token() == "tok-4")
-        #expect(served.forms.withLock { $0.last?["scope"] } == "read write")
+        #expect(served.forms.withLock { $0.last?["scope"] } == "read")
+        #expect(try client.token() == "tok-4")
+    }
+
+    @Test func withoutConfiguredScopesTheServerChoosesAndStepsUpTwiceAtMost() throws {
+        let served = try Served()
+        defer { served.server.stop() }
+        let client = try served.client(clock: TestClock(1_700_000_000))
+        // The resource's scopes_supported, then the union with the challenged scope, twice, then
+        // the error; the next request starts over with the cache.
+        #expect(try client.token() == "tok-1")
+        #expect(served.forms.withLock { $0.last?["scope"] } == "read")
+        let forbidden = #"Bearer error="insufficient_scope", scope="write""#
         client.challenge(status: 403, wwwAuthenticate: forbidden)
-        #expect(try client.token() == "tok-5")
+        #expect(try client.token() == "tok-2")
+        let union = served.forms.withLock { $0.last?["scope"] ?? "" }.split(separator: " ")
+        #expect(Set(union) == ["read", "write"] && union.count == 2)
+        client.challenge(status: 403, wwwAuthenticate: forbidden)
+        #expect(try client.token() == "tok-3")
         client.challenge(status: 403, wwwAuthenticate: forbidden)
         #expect(outcome { try client.token() } == .insufficientScope)
-        #expect(try client.token() == "tok-5")
-        #expect(served.forms.withLock { $0.count } == 5)
+        #expect(try client.token() == "tok-3")
+        #expect(served.forms.withLock { $0.count } == 3)
+    }
+
+    @Test func aServiceAndAPersonSharingOneCacheKeepTheirOwnTokens() throws {
+        let served = try Served()
+        defer { served.server.stop() }
+        var options = Store.Options()
+        options.encryptionKeys = [try Fernet.generateKey()]
+        let store = try Store(url: "memory://", options: options)
+        func client(_ grant: ClientGrant, id: String) throws -> OAuthClient {
+            var configuration = OAuthClient.Configuration(serverURL: served.base + "/mcp")
+            configuration.grant = grant
+            configuration.httpTimeout = 5
+            if grant == .clientCredentials {
+                configuration.preRegistered = [served.base: ClientCredentials(clientID: id, clientSecret: "s3cret")]
+            } else {
+                configuration.preRegistered = [served.base: ClientCredentials(clientID: id)]
+            }
+            let client = try OAuthClient(
+                configuration: configuration,
+                store: store,
+                clock: TestClock(1_700_000_000).function
+            )
+            client.setBrowser { _ in }
+            return client
+        }
+        let service = try client(.clientCredentials, id: "svc")
+        #expect(try service.token() == "tok-1")
+        // Another service with another client id, and a person's client of the same resource: none
+        // of them is handed the first service's token.
+        let other = try client(.clientCredentials, id: "svc-2")
+        #expect(other.cachedAccessToken() == nil)
+        #expect(try other.token() == "tok-2")
+        let person = try client(.authorizationCode, id: "person-app")
+        #expect(person.cachedAccessToken() == nil)
+        #expect(try service.token() == "tok-1" && other.token() == "tok-2")
+        // Logging one out leaves the others.
+        try service.logout()
+        #expect(service.cachedAccessToken() == nil && other.cachedAccessToken() == "tok-2")
+    }
+
+    @Test func aDynamicRegistrationsAssignedMethodIsUsed() throws {
+        let server = try Self.server(["token_endpoint_auth_methods_supported": ["client_secret_post", "none"]])
+        func registered(_ secret: String?, _ method: String?) throws -> ClientCredentials {
+            try ClientCredentials.registered(clientID: "dyn", clientSecret: secret, method: method, server: server)
+        }
+        #expect(try registered(nil, nil) == ClientCredentials(clientID: "dyn"))
+        #expect(try registered(nil, "none") == ClientCredentials(clientID: "dyn"))
+        #expect(try registered("x", "none") == ClientCredentials(clientID: "dyn"))
+        #expect(try registered("x", "client_secret_post").authMethod == .clientSecretPost)
+        #expect(try registered("x", "client_secret_basic").authMethod == .clientSecretBasic)
+        // No method named: the one the server lists (post only here), else basic.
+        #expect(try registered("x", nil).authMethod == .clientSecretPost)
+        let basic = try ClientCredentials.registered(
+            clientID: "dyn",
+            clientSecret: "x",
+            method: nil,
+            server: try Self.server()
+        )
+        #expect(basic.authMethod == .clientSecretBasic)
+        for (secret, method) in [(nil, "client_secret_basic"), ("x", "private_key_jwt"), ("x", "tls_client_auth")] {
+            let error = try #require(throws: AuthError.self) { try registered(secret, method) }
+            #expect(error.code == .registrationFailed && !error.message.contains("x,"))
+        }
     }
 
     @Test func aFailedRefreshFallsBackToANewRequest() throws {

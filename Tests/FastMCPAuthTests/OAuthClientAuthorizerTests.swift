@@ -71,4 +71,34 @@ import FoundationNetworking
         // The error an authorizer throws reaches swift-sdk's message with its code.
         #expect(AuthError(.cancelled, "the sign-in was cancelled").localizedDescription.hasPrefix("cancelled:"))
     }
+
+    /// A task cancelled before the sign-in's thread starts (or while it waits) ends the sign-in: no
+    /// browser, and the task's error is `cancelled`.
+    @Test func aCancelledTaskCancelsItsSignIn() async throws {
+        let proxy = try ServedProxy(clock: clock)
+        let client = try client(proxy)
+        let opened = Locked(0)
+        client.setBrowser { _ in opened.withLock { $0 += 1 } }
+        let endpoint = try #require(URL(string: proxy.base + "/mcp"))
+        let session = URLSession(configuration: .ephemeral)
+        let early = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            try await client.prepareAuthorization(for: endpoint, session: session)
+        }
+        let refused = await #expect(throws: AuthError.self) { try await early.value }
+        #expect(refused?.code == .cancelled)
+        #expect(opened.withLock { $0 } == 0)
+        // Cancelled while the browser sign-in waits: it returns at once, well before its timeout.
+        let waiting = Task { try await client.prepareAuthorization(for: endpoint, session: session) }
+        while opened.withLock({ $0 }) == 0 { try await Task.sleep(nanoseconds: 10_000_000) }
+        let begun = Date()
+        waiting.cancel()
+        do {
+            try await waiting.value
+            Issue.record("a cancelled sign-in returned a token")
+        } catch let error as AuthError {
+            #expect(error.code == .cancelled)
+        }
+        #expect(Date().timeIntervalSince(begun) < 5 && client.cachedAccessToken() == nil)
+    }
 }

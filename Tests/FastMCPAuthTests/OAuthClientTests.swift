@@ -186,6 +186,18 @@ final class ServedProxy: Sendable {
         #expect(outcome { try raced.token() } == .cancelled)
         #expect(LoopbackListener.monotonicNow() - begun < 3)
         raced.cancel()
+        // A cancel between reading the point and the call (a caller handing the call to a thread of
+        // its own, as the swift-sdk authorizer does): cancelled, nothing registered, nothing opened.
+        let earlyStore = try store()
+        let early = try OAuthClient(configuration: configuration, store: earlyStore, clock: clock.function)
+        early.setBrowser { _ in Issue.record("a cancelled call opened the browser") }
+        let point = early.cancellationPoint
+        early.cancel()
+        #expect(outcome { try early.token(unlessCancelledSince: point) } == .cancelled)
+        #expect(try earlyStore.keys("fastmcpauth-client-registrations").isEmpty)
+        // A later call starts afresh (the cancel was for the calls before it).
+        early.setBrowser(proxy.browser(visits: visits, approve: true))
+        #expect(try early.token().count > 20)
     }
 
     @Test func discoveryRefusesAStrangersMetadata() throws {

@@ -8,7 +8,7 @@ out="$here/out"
 mkdir -p "$out"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 flags=$(pkg-config --cflags --libs fastmcpauth jansson)
-for name in sample test_abi test_jwt test_store test_auth test_client; do
+for name in sample test_abi test_jwt test_store test_auth test_client oauth_token; do
   gcc -std=c11 -Wall -Wextra -Werror -g -o "$out/$name" "$here/$name.c" $flags -Wl,-rpath,"$prefix/lib"
 done
 # Every program runs under valgrind memcheck: an invalid read or write, a use of uninitialised

@@ -42,6 +42,18 @@ static void test_configuration_errors(void) {
         "{\"server_url\":\"https://m.example/mcp\",\"client_id\":\"c\",\"client_secret\":\"s\"}",
         "{\"server_url\":\"https://m.example/mcp\",\"redirect_port\":70000}",
         "{\"server_url\":\"https://m.example/mcp\",\"unknown_key\":1}",
+        /* Machine to machine: each inconsistency is refused before anything is sent. */
+        "{\"server_url\":\"https://m.example/mcp\",\"grant\":\"password\"}",
+        "{\"server_url\":\"https://m.example/mcp\",\"grant\":\"client_credentials\",\"client_id\":\"svc\"}",
+        "{\"server_url\":\"https://m.example/mcp\",\"client_id\":\"svc\",\"client_issuer\":\"https://a.example\","
+        "\"client_secret\":\"s\",\"token_endpoint_auth_method\":\"private_key_jwt\"}",
+        "{\"server_url\":\"https://m.example/mcp\",\"client_id\":\"svc\",\"client_issuer\":\"https://a.example\","
+        "\"client_secret\":\"s\",\"token_endpoint_auth_method\":\"tls_client_auth\"}",
+        "{\"server_url\":\"https://m.example/mcp\",\"client_id\":\"svc\",\"client_issuer\":\"*\",\"client_secret\":\"s\"}",
+        "{\"server_url\":\"https://m.example/mcp\",\"client_id\":\"svc\",\"client_issuer\":\"https://a.example\","
+        "\"private_key\":{\"kty\":\"oct\",\"k\":\"c2VjcmV0LXNlY3JldA\"}}",
+        "{\"server_url\":\"https://m.example/mcp\",\"client_id\":\"svc\",\"client_issuer\":\"https://a.example\","
+        "\"private_key\":\"{not json\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fma_status status = fma_oauth_client_new(bad[i], &client, &err);
@@ -49,6 +61,19 @@ static void test_configuration_errors(void) {
               (int)status, err.message);
     }
     CHECK(fma_oauth_client_new("{}", NULL, &err) == FMA_E_INVALID_ARGUMENT, "NULL out");
+    /* A consistent client_credentials configuration; the secret is in no message. */
+    const char *service =
+        "{\"server_url\":\"https://m.example/mcp\",\"grant\":\"client_credentials\",\"client_id\":\"svc\","
+        "\"client_issuer\":\"https://a.example\",\"client_secret\":\"hunter2-secret\","
+        "\"token_endpoint_auth_method\":\"client_secret_post\",\"storage\":\"memory://\","
+        "\"encryption_keys\":[\"cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=\"]}";
+    CHECK(fma_oauth_client_new(service, &client, &err) == FMA_OK && client != NULL, "client_credentials: %s",
+          err.message);
+    fma_oauth_client_free(client);
+    const char *leaky = "{\"server_url\":\"https://m.example/mcp\",\"grant\":\"client_credentials\","
+                        "\"client_secret\":\"hunter2-secret\"}";
+    CHECK(fma_oauth_client_new(leaky, &client, &err) == FMA_E_INVALID_CONFIG && !strstr(err.message, "hunter2"),
+          "the secret stays out of the message: %s", err.message);
 }
 
 static void test_default_cache_is_private(const char *scratch) {

@@ -224,6 +224,38 @@ public struct ClientCredentials: Equatable, Sendable, CustomStringConvertible, C
             authMethod ?? (clientSecret != nil ? .clientSecretBasic : privateKey != nil ? .privateKeyJWT : .none)
     }
 
+    /// A dynamic registration's answer (RFC 7591 §3.2.1): the method the server assigned when it
+    /// names one, else with a secret client_secret_basic or, when the server lists only post,
+    /// client_secret_post; registration_failed for a method this client has no credential for.
+    public static func registered(
+        clientID: String,
+        clientSecret: String?,
+        method name: String?,
+        server: AuthorizationServerMetadata
+    ) throws -> ClientCredentials {
+        let assigned = name.flatMap(TokenEndpointAuthMethod.init(rawValue:))
+        let method: TokenEndpointAuthMethod
+        switch (name, assigned, clientSecret) {
+        case (nil, _, nil), (_, TokenEndpointAuthMethod.none?, _):
+            // A public client (a secret beside "none" is not sent anywhere).
+            return ClientCredentials(clientID: clientID)
+        case (_, TokenEndpointAuthMethod.clientSecretBasic?, _?), (_, TokenEndpointAuthMethod.clientSecretPost?, _?):
+            method = assigned ?? .clientSecretBasic
+        case (nil, _, _?):
+            let listed = server.advertisedTokenEndpointAuthMethods ?? []
+            let postOnly = listed.contains("client_secret_post") && !listed.contains("client_secret_basic")
+            method = postOnly ? .clientSecretPost : .clientSecretBasic
+        default:
+            let shown = Responses.printable(String((name ?? "none").prefix(40)))
+            throw AuthError(
+                .registrationFailed,
+                "the authorization server registered the client for token_endpoint_auth_method \(shown)"
+                    + (clientSecret == nil ? " without a client_secret" : "") + ", which this client cannot use"
+            )
+        }
+        return ClientCredentials(clientID: clientID, clientSecret: clientSecret, authMethod: method)
+    }
+
     /// Whether the method has its credential and nothing else: invalid_config otherwise, named in
     /// the configuration's keys.
     public func check() throws {
@@ -255,7 +287,7 @@ public struct ClientCredentials: Equatable, Sendable, CustomStringConvertible, C
     }
 
     public var description: String {
-        "ClientCredentials(clientID: \(clientID), clientSecret: \(clientSecret == nil ? "none" : "<redacted>"), "
+        "ClientCredentials(clientID: \(Responses.printable(String(clientID.prefix(200)))), clientSecret: \(clientSecret == nil ? "none" : "<redacted>"), "
             + "privateKey: \(privateKey == nil ? "none" : "<redacted>"), authMethod: \(authMethod.rawValue))"
     }
     public var debugDescription: String { description }

@@ -95,7 +95,7 @@ public final class OAuthClient: Sendable {
 
     /// Forgets the cached tokens of this server (the registration is kept).
     public func logout() throws {
-        try store.delete(Self.tokens, try OpenSSL.sha256Hex(resource))
+        try store.delete(Self.tokens, recordKey)
     }
 
     /// The cached access token while it is unexpired, without any network call or sign-in (nil
@@ -108,7 +108,17 @@ public final class OAuthClient: Sendable {
     /// A valid access token: cached, refreshed, or after an interactive sign-in (with the
     /// client_credentials grant: a new token request instead, never a browser).
     public func token() throws -> String {
-        let started = cancellations.withLock { $0 }
+        try token(unlessCancelledSince: cancellationPoint)
+    }
+
+    /// Now, for `token(unlessCancelledSince:)`: a cancel() from this moment on ends that call, even
+    /// one made before the call started (a caller that hands the call to another thread reads the
+    /// point first, so a cancel in between is not lost).
+    public var cancellationPoint: Int { cancellations.withLock { $0 } }
+
+    /// `token()`, cancelled by any cancel() after `started` (a value of `cancellationPoint`).
+    public func token(unlessCancelledSince started: Int) throws -> String {
+        try throwIfCancelled(since: started)
         let pending = challenged.withLock { value -> (challenge: BearerChallenge, accessToken: String?)? in
             defer { value = nil }
             return value
@@ -125,7 +135,18 @@ public final class OAuthClient: Sendable {
             throw AuthError(.insufficientScope, "the server still refuses after two step-up sign-ins")
         }
         if let pending, pending.challenge.isInsufficientScope {
-            for scope in pending.challenge.scopes where !needed.contains(scope) { needed.append(scope) }
+            let wanted = pending.challenge.scopes.filter { !needed.contains($0) }
+            // No person approves a client_credentials request: a server may not widen the
+            // configured scopes by asking (a compromised one would collect broad tokens).
+            if configuration.grant == .clientCredentials, !configuration.scopes.isEmpty, !wanted.isEmpty {
+                stepUps.withLock { $0 = 0 }
+                let names = wanted.prefix(8).map { Responses.printable(String($0.prefix(60))) }.joined(separator: " ")
+                throw AuthError(
+                    .insufficientScope,
+                    "the server asks for scopes beyond the configured ones (\(names)); add them to scopes"
+                )
+            }
+            needed += wanted
         }
         let record = try loadRecord()
         // A 401 or an insufficient_scope 403 refuses the token it was sent with (without one named,
@@ -183,11 +204,26 @@ public final class OAuthClient: Sendable {
 
     // MARK: - Cache
 
-    private var recordKey: String { (try? OpenSSL.sha256Hex(resource)) ?? resource }
+    /// A user's tokens are cached per resource; a client_credentials client's per resource, issuer
+    /// and client id, so a service and a person sharing one cache never get each other's tokens.
+    private var recordKey: String {
+        var identity = resource
+        if configuration.grant == .clientCredentials,
+            let (issuer, credentials) = configuration.preRegistered.first(where: { $0.key != "*" })
+        {
+            identity = ["client_credentials", issuer, credentials.clientID, resource].joined(separator: "\n")
+        }
+        return (try? OpenSSL.sha256Hex(identity)) ?? identity
+    }
 
     private func loadRecord() throws -> ClientTokenRecord? {
         guard let stored = try store.get(Self.tokens, recordKey) else { return nil }
         guard let record = ClientTokenRecord(stored: stored), record.resource == resource else { return nil }
+        // Tokens of another client than the one configured for their issuer are not ours to use.
+        let configured = configuration.preRegistered[record.issuer] ?? configuration.preRegistered["*"]
+        if let configured, configured.clientID != record.clientID {
+            return nil
+        }
         return record
     }
 
@@ -272,13 +308,20 @@ public final class OAuthClient: Sendable {
 
     // MARK: - Sign-in
 
+    private func throwIfCancelled(since started: Int) throws {
+        if cancellations.withLock({ $0 }) != started { throw AuthError(.cancelled, "the sign-in was cancelled") }
+    }
+
     private func signIn(scopes requested: [String], challenge: BearerChallenge?, started: Int) throws -> String {
+        // A call cancelled while it waited for another sign-in registers nothing and opens nothing.
+        try throwIfCancelled(since: started)
         let (metadata, server) = try discover(challenge: challenge)
         let scopes = requested.isEmpty ? metadata.scopesSupported : requested
         var attempt = 0
         while true {
             attempt += 1
             let registration = try register(server: server)
+            try throwIfCancelled(since: started)
             do {
                 return try authorize(server: server, registration: registration, scopes: scopes, started: started)
             } catch let refusal as TokenEndpointRefusal where refusal.response.isInvalidClient && attempt == 1 {
@@ -306,6 +349,7 @@ public final class OAuthClient: Sendable {
     ) throws
         -> String
     {
+        try throwIfCancelled(since: started)
         let listener = try registration.listener ?? LoopbackListener(port: registration.redirectPort)
         let flow = try PendingAuthorization.start(
             server: server,
@@ -385,7 +429,17 @@ public final class OAuthClient: Sendable {
         guard let stored = try store.get(Self.registrations, try OpenSSL.sha256Hex(issuer)),
             let clientID = stored["client_id"]?.stringValue, stored["issuer"]?.stringValue == issuer
         else { return nil }
-        return ClientCredentials(clientID: clientID, clientSecret: stored["client_secret"]?.stringValue)
+        return Self.storedCredentials(stored, clientID: clientID)
+    }
+
+    /// A kept dynamic registration's credentials with the method recorded at registration.
+    private static func storedCredentials(_ stored: [String: JSONValue], clientID: String) -> ClientCredentials {
+        let secret = stored["client_secret"]?.stringValue
+        let method = stored["token_endpoint_auth_method"]?.stringValue.flatMap(TokenEndpointAuthMethod.init(rawValue:))
+        guard let secret, let method, method == .clientSecretBasic || method == .clientSecretPost else {
+            return ClientCredentials(clientID: clientID, clientSecret: method == nil ? secret : nil)
+        }
+        return ClientCredentials(clientID: clientID, clientSecret: secret, authMethod: method)
     }
 
     private func register(server: AuthorizationServerMetadata) throws -> Registration {
@@ -409,10 +463,7 @@ public final class OAuthClient: Sendable {
             {
                 let port = Int(exactly: stored["redirect_port"]?.numberValue ?? 0) ?? 0
                 return Registration(
-                    credentials: ClientCredentials(
-                        clientID: clientID,
-                        clientSecret: stored["client_secret"]?.stringValue
-                    ),
+                    credentials: Self.storedCredentials(stored, clientID: clientID),
                     redirectPort: configuration.redirectPort != 0 ? configuration.redirectPort : port
                 )
             }
@@ -448,17 +499,22 @@ public final class OAuthClient: Sendable {
                     "the authorization server refused the registration (HTTP \(response.status))"
                 )
             }
+            let credentials = try ClientCredentials.registered(
+                clientID: clientID,
+                clientSecret: json["client_secret"]?.stringValue,
+                method: json["token_endpoint_auth_method"]?.stringValue,
+                server: server
+            )
+            // The method must be one the server takes before the browser opens.
+            _ = try ClientAuthentication.check(credentials, server: server)
             var record: [String: JSONValue] = [
                 "issuer": .string(server.issuer), "client_id": .string(clientID), "redirect_port": .int(Int64(port)),
+                "token_endpoint_auth_method": .string(credentials.authMethod.rawValue),
             ]
-            record.set("client_secret", json["client_secret"]?.stringValue.map { .string($0) })
+            record.set("client_secret", credentials.clientSecret.map { .string($0) })
             record.set("client_secret_expires_at", json["client_secret_expires_at"]?.numberValue.map { .double($0) })
             try store.put(Self.registrations, key, record)
-            return Registration(
-                credentials: ClientCredentials(clientID: clientID, clientSecret: json["client_secret"]?.stringValue),
-                redirectPort: port,
-                listener: listener
-            )
+            return Registration(credentials: credentials, redirectPort: port, listener: listener)
         }
     }
 

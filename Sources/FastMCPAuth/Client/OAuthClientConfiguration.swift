@@ -36,6 +36,18 @@ extension OAuthClient.Configuration {
         }
         let secret = try reader.string("client_secret")
         let issuer = try reader.string("client_issuer")
+        if let issuer {
+            // Compared byte for byte with the server's metadata `issuer`: refuse what can never match.
+            guard let parts = RedirectURIs.parts(issuer), let host = parts.host, !issuer.contains("?"),
+                !issuer.contains("#"), parts.scheme == "https" || (parts.scheme == "http" && isLoopbackHost(host))
+            else {
+                throw AuthError(
+                    .invalidConfig,
+                    "client_issuer: the authorization server's issuer, an https URL without query or fragment "
+                        + "(http only on a loopback host)"
+                )
+            }
+        }
         let privateKey = try reader.values["private_key"].map(ClientAssertionKey.init(jwk:))
         var method: TokenEndpointAuthMethod? = nil
         if let name = try reader.string("token_endpoint_auth_method") {

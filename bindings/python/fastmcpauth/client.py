@@ -77,8 +77,12 @@ class OAuthClient(NativeHandle):
     ``token()`` returns a valid access token: cached, refreshed before expiry (``refresh_margin``
     seconds, default 60), or after a browser sign-in (up to ``sign_in_timeout``, default 300 s).
     Options: ``client_name``; ``client_metadata_url`` (a Client ID Metadata Document, used when the
-    server supports them); ``client_id`` with ``client_secret`` and ``client_issuer`` for a
-    pre-registered client; ``redirect_port`` (default ephemeral); ``scopes`` (a list or a
+    server supports them); ``client_id`` with ``client_secret`` or ``private_key`` (a private JWK,
+    a dict or its JSON text) and ``client_issuer`` for a pre-registered client;
+    ``token_endpoint_auth_method`` (client_secret_basic, the default with a secret;
+    client_secret_post; private_key_jwt, the default with a key; none); ``grant="client_credentials"``
+    for machine to machine (no browser: the client asks the token endpoint with its secret or key;
+    the configured ``scopes`` are the most it asks for); ``redirect_port`` (default ephemeral); ``scopes`` (a list or a
     space-separated string); ``no_browser`` (print the URL on the terminal instead); ``timeout``
     (HTTP, seconds); ``storage`` (a store URL such as ``sqlite:///path.db``) with
     ``encryption_keys`` (Fernet keys; required with ``storage``; without ``storage`` the tokens go

@@ -5,15 +5,19 @@ accepts, and what the server received checked from its own records."""
 
 import base64
 import json
+import os
+import subprocess
 import urllib.error
 import urllib.request
 
 import pytest
 from authlib_server import AuthlibServer, Client
+from conftest import REPO
 from fastmcpauth import ConfigurationError, Fernet, OAuthClient, OAuthClientError
 from joserfc import jwt as joserfc_jwt
 from joserfc.jwk import ECKey, RSAKey
 
+CLI = REPO / ".build" / "release" / "fastmcpauth-cli"
 BASIC_SECRET = "b4sic:s3cret/+%"
 POST_SECRET = "p0st-s3cret"
 RSA_KEY = RSAKey.generate_key(2048, parameters={"kid": "svc-rsa-1"}, private=True)
@@ -161,3 +165,53 @@ def test_inconsistent_configurations_are_refused(server):
             client(server, "jwt-svc", **extra)
         assert raised.value.code == "invalid_config"
         assert RSA_KEY.as_dict(private=True)["d"][:16] not in raised.value.message
+
+
+def test_the_cli_with_each_method(server, tmp_path):
+    """`fastmcpauth token --grant client_credentials`: the secret from a file or the environment,
+    the key from a JWK file; each token works on the resource, and a second process reads the cache."""
+    secret_file, key_file = tmp_path / "secret", tmp_path / "key.json"
+    secret_file.write_text(BASIC_SECRET + "\n")
+    key_file.write_text(json.dumps(RSA_KEY.as_dict(private=True)))
+    for name in (secret_file, key_file):
+        name.chmod(0o600)
+    common = ["--client-issuer", server.issuer, "--grant", "client_credentials", "--scope", "mcp:read"]
+    runs = [
+        (["--client-id", "basic-svc", "--client-secret-file", str(secret_file)], {}, "client_secret_basic"),
+        (
+            ["--client-id", "post-svc", "--auth-method", "client_secret_post"],
+            {"FASTMCPAUTH_CLIENT_SECRET": POST_SECRET},
+            "client_secret_post",
+        ),
+        (["--client-id", "jwt-svc", "--private-key", str(key_file)], {}, "private_key_jwt"),
+    ]
+    for index, (args, env, method) in enumerate(runs):
+        cache = tmp_path / f"cache-{index}"
+        first = cli("token", server.resource, *common, *args, cache=cache, env=env)
+        assert first.returncode == 0, first.stderr
+        token = first.stdout.strip()
+        assert call_resource(server, token)[0] == 200
+        again = cli("token", server.resource, *common, *args, cache=cache, env=env)
+        assert again.stdout.strip() == token
+        assert server.token_requests[-1]["auth_method"] == method
+        assert BASIC_SECRET not in first.stderr + again.stderr and POST_SECRET not in first.stderr
+    assert len(server.token_requests) == len(runs)
+    # A wrong secret: authorization_denied on stderr, nothing on stdout, the secret nowhere.
+    wrong = cli(
+        "token", server.resource, *common, "--client-id", "basic-svc", cache=tmp_path / "wrong",
+        env={"FASTMCPAUTH_CLIENT_SECRET": "wrong-guess"},
+    )  # fmt: skip
+    assert wrong.returncode != 0 and wrong.stdout == ""
+    assert "authorization_denied" in wrong.stderr and "wrong-guess" not in wrong.stderr
+    # A key file that holds no JWK is refused before anything is sent.
+    secret_file.write_text("not a key")
+    bad = cli("token", server.resource, *common, "--client-id", "jwt-svc", "--private-key", str(secret_file),
+              cache=tmp_path / "bad", env={})  # fmt: skip
+    assert bad.returncode != 0 and "does not hold a JSON Web Key" in bad.stderr
+    assert len(server.token_requests) == len(runs) + 1
+
+
+def cli(*args, cache, env):
+    environment = {k: v for k, v in os.environ.items() if k not in ("BROWSER", "FASTMCPAUTH_CLIENT_SECRET")}
+    environment.update(XDG_CACHE_HOME=str(cache), BROWSER="false", **env)
+    return subprocess.run([str(CLI), *args], env=environment, capture_output=True, text=True, timeout=60)
