@@ -15,6 +15,11 @@ import Glibc
     static let rsa = try! JSONWebKey.generate(.RS256, keyID: "rsa-1").privateJWK()
     static let ec = try! JSONWebKey.generate(.ES256).privateJWK()
     static let ed = try! JSONWebKey.generate(.EdDSA).privateJWK()
+    /// Keys of the same types whose private parts do not belong to the ones above.
+    static let other = (
+        rsa: try! JSONWebKey.generate(.RS256).privateJWK(), ec: try! JSONWebKey.generate(.ES256).privateJWK(),
+        ed: try! JSONWebKey.generate(.EdDSA).privateJWK()
+    )
 
     /// `jwk` without the members named.
     static func without(_ jwk: JSONValue, _ names: String...) -> JSONValue {
@@ -144,6 +149,34 @@ import Glibc
                 "do not permit signing"
             ),
             (["client_id": "c", "client_issuer": issuer, "private_key": "{not json"], "not a JWK's JSON text"),
+            // The private part of one key beside the public part of another.
+            (
+                [
+                    "client_id": "c", "client_issuer": issuer,
+                    "private_key": Self.with(Self.ec, "d", Self.other.ec["d"]!),
+                ],
+                "does not match"
+            ),
+            (
+                [
+                    "client_id": "c", "client_issuer": issuer,
+                    "private_key": Self.with(Self.ed, "d", Self.other.ed["d"]!),
+                ],
+                "does not match"
+            ),
+            (
+                [
+                    "client_id": "c", "client_issuer": issuer,
+                    "private_key": Self.without(
+                        Self.with(Self.rsa, "d", Self.other.rsa["d"]!),
+                        "p",
+                        "q",
+                        "dp",
+                        "dq",
+                        "qi"
+                    ),
+                ], "does not match"
+            ),
             (["client_id": "c", "client_issuer": issuer, "private_key": 7], "must be a JWK"),
             (["client_id": "c", "client_issuer": issuer, "private_key": ["kty": "RSA"]], "private_key: JWK member"),
             (["client_id": "c", "client_secret": "s", "client_issuer": "*"], "client_issuer: the authorization"),
@@ -655,6 +688,8 @@ import Glibc
         #expect(person.cachedAccessToken() == nil)
         #expect(try service.token() == "tok-1" && other.token() == "tok-2")
         // Logging one out leaves the others.
+        try person.logout()
+        #expect(service.cachedAccessToken() == "tok-1")
         try service.logout()
         #expect(service.cachedAccessToken() == nil && other.cachedAccessToken() == "tok-2")
     }
@@ -678,9 +713,12 @@ import Glibc
             server: try Self.server()
         )
         #expect(basic.authMethod == .clientSecretBasic)
-        for (secret, method) in [(nil, "client_secret_basic"), ("x", "private_key_jwt"), ("x", "tls_client_auth")] {
-            let error = try #require(throws: AuthError.self) { try registered(secret, method) }
-            #expect(error.code == .registrationFailed && !error.message.contains("x,"))
+        let secret = "zq-registered-secret"
+        for (given, method) in [(nil, "client_secret_basic"), (secret, "private_key_jwt"), (secret, "tls_client_auth")]
+        {
+            let error = try #require(throws: AuthError.self) { try registered(given, method) }
+            #expect(error.code == .registrationFailed && !error.message.contains(secret))
+            #expect(error.message.contains(method))
         }
     }
 

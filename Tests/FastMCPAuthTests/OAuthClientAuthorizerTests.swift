@@ -90,7 +90,9 @@ import FoundationNetworking
         #expect(opened.withLock { $0 } == 0)
         // Cancelled while the browser sign-in waits: it returns at once, well before its timeout.
         let waiting = Task { try await client.prepareAuthorization(for: endpoint, session: session) }
-        while opened.withLock({ $0 }) == 0 { try await Task.sleep(nanoseconds: 10_000_000) }
+        let deadline = Date().addingTimeInterval(15)
+        while opened.withLock({ $0 }) == 0 && Date() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }
+        #expect(opened.withLock { $0 } == 1, "the sign-in never opened the browser")
         let begun = Date()
         waiting.cancel()
         do {

@@ -78,10 +78,26 @@ public struct ClientAssertionKey: Equatable, Sendable, CustomStringConvertible, 
         guard !candidates.isEmpty else {
             throw AuthError(.invalidConfig, "private_key: the key's use or key_ops do not permit signing")
         }
+        try Self.checkPair(key, jwk: jwk, algorithm: candidates[0])
         self.key = key
         self.algorithms = candidates
         do { self.thumbprint = try key.thumbprint() } catch {
             throw AuthError(.invalidConfig, "private_key: the key has no public form")
+        }
+    }
+
+    /// The private part must belong to the public part the JWK states (the one the authorization
+    /// server holds): a probe signed with the private key must verify with the stated public key.
+    /// A mismatch would fail only at the server, as invalid_client, under the other key's kid.
+    private static func checkPair(_ key: JSONWebKey, jwk: JSONValue, algorithm: JWSAlgorithm) throws {
+        var stated = jwk.objectValue ?? [:]
+        for name in ["d", "p", "q", "dp", "dq", "qi", "oth"] { stated.removeValue(forKey: name) }
+        let probe = Array("fastmcpauth private_key check".utf8)
+        guard let publicKey = try? JSONWebKey(jwk: .object(stated)),
+            let signature = try? key.sign(algorithm, input: probe),
+            (try? publicKey.verify(algorithm, input: probe, signature: signature)) == true
+        else {
+            throw AuthError(.invalidConfig, "private_key: the private part does not match the key's public part")
         }
     }
 

@@ -182,10 +182,14 @@ public final class OAuthClient: Sendable {
         case .signIn:
             break
         }
-        // Step-up: the union of what the cache held and what the server asked for.
-        let scopes = (record?.scopes ?? []).reduce(into: needed) { all, scope in
-            if !all.contains(scope) { all.append(scope) }
-        }
+        // Step-up: the union of what the cache held and what the server asked for (a service with
+        // configured scopes asks for those alone, whatever a server granted beyond them).
+        let scopes =
+            configuration.grant == .clientCredentials && !configuration.scopes.isEmpty
+            ? needed
+            : (record?.scopes ?? []).reduce(into: needed) { all, scope in
+                if !all.contains(scope) { all.append(scope) }
+            }
         return try signIns.withLock { _ in
             // Another thread may have signed in while this one waited for the lock.
             if let record = try loadRecord(), record.accessToken != refused, scopes.allSatisfy(record.scopes.contains),
@@ -204,14 +208,16 @@ public final class OAuthClient: Sendable {
 
     // MARK: - Cache
 
-    /// A user's tokens are cached per resource; a client_credentials client's per resource, issuer
-    /// and client id, so a service and a person sharing one cache never get each other's tokens.
+    /// Tokens are cached per resource and per configured client: with no client configured (the
+    /// client registers itself) by the resource alone; else by the grant, every configured issuer
+    /// and client id (sorted: the same key in every process) and the resource, so a service and a
+    /// person, or two applications with their own clients, sharing one cache never get, refresh or
+    /// sign out each other's tokens.
     private var recordKey: String {
         var identity = resource
-        if configuration.grant == .clientCredentials,
-            let (issuer, credentials) = configuration.preRegistered.first(where: { $0.key != "*" })
-        {
-            identity = ["client_credentials", issuer, credentials.clientID, resource].joined(separator: "\n")
+        if configuration.grant != .authorizationCode || !configuration.preRegistered.isEmpty {
+            let clients = configuration.preRegistered.map { "\($0.key) \($0.value.clientID)" }.sorted()
+            identity = ([configuration.grant.rawValue] + clients + [resource]).joined(separator: "\n")
         }
         return (try? OpenSSL.sha256Hex(identity)) ?? identity
     }
@@ -232,7 +238,7 @@ public final class OAuthClient: Sendable {
     private func refresh(_ record: ClientTokenRecord, usableWhileRefreshing: Bool) throws -> RefreshMachine.Outcome {
         let server = try discover(challenge: nil).server
         guard server.issuer == record.issuer else { return .signIn }
-        let credentials = try loadRegistration(issuer: record.issuer)
+        let credentials = try loadRegistration(server: server)
         var machine = RefreshMachine(seen: record, usableWhileRefreshing: usableWhileRefreshing)
         // The lease outlives the refresh request and the write (RefreshMachine's premise).
         let leaseTTL = configuration.httpTimeout * 2 + store.options.timeout * 2 + 5
@@ -424,22 +430,28 @@ public final class OAuthClient: Sendable {
 
     // MARK: - Registration
 
-    private func loadRegistration(issuer: String) throws -> ClientCredentials? {
+    private func loadRegistration(server: AuthorizationServerMetadata) throws -> ClientCredentials? {
+        let issuer = server.issuer
         if let configured = configuration.preRegistered[issuer] { return configured }
         guard let stored = try store.get(Self.registrations, try OpenSSL.sha256Hex(issuer)),
             let clientID = stored["client_id"]?.stringValue, stored["issuer"]?.stringValue == issuer
         else { return nil }
-        return Self.storedCredentials(stored, clientID: clientID)
+        return Self.storedCredentials(stored, clientID: clientID, server: server)
     }
 
-    /// A kept dynamic registration's credentials with the method recorded at registration.
-    private static func storedCredentials(_ stored: [String: JSONValue], clientID: String) -> ClientCredentials {
-        let secret = stored["client_secret"]?.stringValue
-        let method = stored["token_endpoint_auth_method"]?.stringValue.flatMap(TokenEndpointAuthMethod.init(rawValue:))
-        guard let secret, let method, method == .clientSecretBasic || method == .clientSecretPost else {
-            return ClientCredentials(clientID: clientID, clientSecret: method == nil ? secret : nil)
-        }
-        return ClientCredentials(clientID: clientID, clientSecret: secret, authMethod: method)
+    /// A kept dynamic registration's credentials with the method recorded at registration (records
+    /// from before methods were recorded: the method for its secret that the server lists).
+    private static func storedCredentials(
+        _ stored: [String: JSONValue],
+        clientID: String,
+        server: AuthorizationServerMetadata
+    ) -> ClientCredentials {
+        (try? ClientCredentials.registered(
+            clientID: clientID,
+            clientSecret: stored["client_secret"]?.stringValue,
+            method: stored["token_endpoint_auth_method"]?.stringValue,
+            server: server
+        )) ?? ClientCredentials(clientID: clientID)
     }
 
     private func register(server: AuthorizationServerMetadata) throws -> Registration {
@@ -463,7 +475,7 @@ public final class OAuthClient: Sendable {
             {
                 let port = Int(exactly: stored["redirect_port"]?.numberValue ?? 0) ?? 0
                 return Registration(
-                    credentials: Self.storedCredentials(stored, clientID: clientID),
+                    credentials: Self.storedCredentials(stored, clientID: clientID, server: server),
                     redirectPort: configuration.redirectPort != 0 ? configuration.redirectPort : port
                 )
             }
@@ -506,7 +518,9 @@ public final class OAuthClient: Sendable {
                 server: server
             )
             // The method must be one the server takes before the browser opens.
-            _ = try ClientAuthentication.check(credentials, server: server)
+            do { _ = try ClientAuthentication.check(credentials, server: server) } catch let error as AuthError {
+                throw AuthError(.registrationFailed, "the registration cannot be used: \(error.message)")
+            }
             var record: [String: JSONValue] = [
                 "issuer": .string(server.issuer), "client_id": .string(clientID), "redirect_port": .int(Int64(port)),
                 "token_endpoint_auth_method": .string(credentials.authMethod.rawValue),

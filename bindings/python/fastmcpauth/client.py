@@ -147,8 +147,9 @@ class OAuthClient(NativeHandle):
         # One challenge and the token() that acts on it at a time (the native client keeps one
         # pending challenge), for the Auth flows.
         self._exchange_lock = threading.Lock()
-        # token() calls running, and whether a cancel() is meant for them: the library clears a
-        # pending cancel when a token() call starts, so new calls wait until those have returned.
+        # token() calls running, and whether a cancel() is meant for them: the library's cancel
+        # ends the calls already running, and new calls wait until those have returned (so a call
+        # made right after cancel() is not mistaken for one of them).
         self._calls = threading.Condition()
         self._running = 0
         self._cancelling = False

@@ -196,6 +196,14 @@ def test_the_cli_with_each_method(server, tmp_path):
         assert server.token_requests[-1]["auth_method"] == method
         assert BASIC_SECRET not in first.stderr + again.stderr and POST_SECRET not in first.stderr
     assert len(server.token_requests) == len(runs)
+    # logout with the service's options forgets its tokens: the next token is a new request.
+    basic_args, _, _ = runs[0]
+    signed_out = cli("logout", server.resource, *common, *basic_args, cache=tmp_path / "cache-0", env={})
+    assert signed_out.returncode == 0 and "Signed out" in signed_out.stderr
+    renewed = cli("token", server.resource, *common, *basic_args, cache=tmp_path / "cache-0", env={})
+    assert renewed.returncode == 0 and call_resource(server, renewed.stdout.strip())[0] == 200
+    assert len(server.token_requests) == len(runs) + 1
+    runs.append(runs[0])
     # A wrong secret: authorization_denied on stderr, nothing on stdout, the secret nowhere.
     wrong = cli(
         "token", server.resource, *common, "--client-id", "basic-svc", cache=tmp_path / "wrong",
