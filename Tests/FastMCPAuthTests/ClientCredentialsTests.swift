@@ -459,48 +459,25 @@ import Glibc
                 == .discoveryFailed
         )
         // The grant: a server that lists its grants without client_credentials, another issuer.
-        let grants: JSONValue = ["authorization_code", "refresh_token"]
-        #expect(
+        func grant(_ preRegistered: [String: ClientCredentials], _ server: [String: JSONValue] = [:]) -> ErrorCode {
             outcome {
                 try ClientCredentialsGrant(
-                    preRegistered: [Self.issuer: secret],
-                    server: try Self.server(["grant_types_supported": grants]),
+                    preRegistered: preRegistered,
+                    server: try Self.server(server),
                     scopes: [],
                     resource: "https://m/mcp"
                 )
-            } == .discoveryFailed
+            }
+        }
+        #expect(
+            grant([Self.issuer: secret], ["grant_types_supported": ["authorization_code", "refresh_token"]])
+                == .discoveryFailed
         )
         #expect(
-            outcome {
-                try ClientCredentialsGrant(
-                    preRegistered: ["https://other.example.com": secret, "*": ClientCredentials(clientID: "p")],
-                    server: try Self.server(),
-                    scopes: [],
-                    resource: "https://m/mcp"
-                )
-            } == .discoveryFailed
+            grant(["https://other.example.com": secret, "*": ClientCredentials(clientID: "p")]) == .discoveryFailed
         )
-        #expect(
-            outcome {
-                try ClientCredentialsGrant(
-                    preRegistered: [Self.issuer: ClientCredentials(clientID: "p")],
-                    server: try Self.server(),
-                    scopes: [],
-                    resource: "https://m/mcp"
-                )
-            } == .invalidConfig
-        )
-        let offered: JSONValue = ["client_credentials"]
-        #expect(
-            outcome {
-                try ClientCredentialsGrant(
-                    preRegistered: [Self.issuer: secret],
-                    server: try Self.server(["grant_types_supported": offered]),
-                    scopes: [],
-                    resource: "https://m/mcp"
-                )
-            } == .ok
-        )
+        #expect(grant([Self.issuer: ClientCredentials(clientID: "p")]) == .invalidConfig)
+        #expect(grant([Self.issuer: secret], ["grant_types_supported": ["client_credentials"]]) == .ok)
     }
 
     @Test func tokenEndpointRefusalsHaveTheirOwnCodes() {

@@ -15,13 +15,12 @@ import httpx2
 import pytest
 from authlib_server import AuthlibServer, Client
 from conftest import REPO
+from embedded_host import embedded_host, post_tools_list
 from fastmcpauth import Fernet
 from joserfc.jwk import RSAKey
-from ports import free_port, wait_for_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RELEASE = REPO / ".build" / "release"
-HOST = RELEASE / "fastmcpauth-host"
 BROWSER = f"{sys.executable} {os.path.join(HERE, 'headless_browser.py')}"
 # fastmcpauth.h: FMA_E_AUTHORIZATION_DENIED, FMA_E_BROWSER_UNAVAILABLE (the program's exit codes).
 AUTHORIZATION_DENIED, BROWSER_UNAVAILABLE = 41, 45
@@ -58,29 +57,12 @@ def run(program, config, *challenges, cache, browser="false", log=None, check=Tr
 
 @pytest.fixture(scope="module")
 def host():
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTMCP_SERVER_AUTH")}
-    env["FASTMCP_PORT"] = str(port)
-    process = subprocess.Popen([str(HOST)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for_port(port, process=process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        log = process.communicate(timeout=10)[0]
-        assert "eyJ" not in log
+    with embedded_host() as base:
+        yield base
 
 
 def tools_list(url, token):
-    return httpx2.post(
-        url,
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json, text/event-stream",
-            "Content-Type": "application/json",
-        },
-        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-    ).status_code
+    return post_tools_list(url, token).status_code
 
 
 def test_sign_in_cache_and_challenge_from_c(program, host, tmp_path):

@@ -11,28 +11,18 @@ import sys
 import httpx2
 import pytest
 from conftest import REPO
+from embedded_host import embedded_host, post_tools_list
 from fastmcpauth import open_store
-from ports import free_port, wait_for_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLI = REPO / ".build" / "release" / "fastmcpauth-cli"
-HOST = REPO / ".build" / "release" / "fastmcpauth-host"
 BROWSER = f"{sys.executable} {os.path.join(HERE, 'headless_browser.py')}"
 
 
 @pytest.fixture(scope="module")
 def host():
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTMCP_SERVER_AUTH")}
-    env["FASTMCP_PORT"] = str(port)
-    process = subprocess.Popen([str(HOST)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for_port(port, process=process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        log = process.communicate(timeout=10)[0]
-        assert "eyJ" not in log
+    with embedded_host() as base:
+        yield base
 
 
 def cli(*args, cache, browser=BROWSER, log=None, check=True, extra_env=None, timeout=60):
@@ -106,18 +96,6 @@ def test_revoked_tokens_recover_by_refresh_then_by_signing_in_again(host, tmp_pa
     assert json.loads(called.stdout)["isError"] is False and openings(log) == 2
     renewed = cli("token", url, "--store", store_url, cache=cache, browser="false", extra_env=env).stdout.strip()
     assert renewed not in (first, record["access_token"]) and post_tools_list(url, renewed).status_code == 200
-
-
-def post_tools_list(url, token):
-    return httpx2.post(
-        url,
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json, text/event-stream",
-            "Content-Type": "application/json",
-        },
-        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-    )
 
 
 def test_denied_and_no_browser_and_bad_arguments(host, tmp_path):
