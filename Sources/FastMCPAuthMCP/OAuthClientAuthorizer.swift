@@ -10,8 +10,11 @@ import FoundationNetworking
 /// OAuthClient and hands the server's 401 and 403 challenges back to it:
 ///
 ///     let client = try OAuthClient(json: ["server_url": "https://mcp.example.com/mcp"], environment: …)
-///     let transport = HTTPClientTransport(endpoint: url, authorizer: client)
+///     let transport = HTTPClientTransport(
+///         endpoint: url, configuration: OAuthClient.transportConfiguration(), authorizer: client)
 ///
+/// (`transportConfiguration()` keeps URLSession from following a redirect to another origin with
+/// the token.)
 /// The client's blocking calls (a refresh, a browser sign-in) run on a thread of their own, never on
 /// Swift's cooperative pool; cancelling the task cancels a pending sign-in.
 extension OAuthClient: HTTPClientAuthorizer {
@@ -37,10 +40,23 @@ extension OAuthClient: HTTPClientAuthorizer {
         cachedAccessToken().map { "Bearer " + $0 }
     }
 
-    /// Before each request: a cached, refreshed or newly signed-in token (errors surface through the
-    /// 401 that follows, as the protocol asks).
+    /// Before each request: a cached, refreshed or newly signed-in token. swift-sdk ignores an error
+    /// thrown here and sends the request without a token; a sign-in the person refused, that timed
+    /// out, was cancelled or had no browser is kept and thrown by the 401 that follows, so one
+    /// refusal is one prompt, not two.
     public func prepareAuthorization(for endpoint: URL, session: URLSession) async throws {
-        _ = try await offThread { try self.token(unlessCancelledSince: $0) }
+        do {
+            _ = try await offThread { try self.token(unlessCancelledSince: $0) }
+            failedPreparation.withLock { $0 = nil }
+        } catch let error as AuthError {
+            failedPreparation.withLock { $0 = Self.endsTheRequest(error) ? error : nil }
+            throw error
+        }
+    }
+
+    /// The person's answer (or its absence) stands for the rest of the request.
+    static func endsTheRequest(_ error: AuthError) -> Bool {
+        [.authorizationDenied, .authorizationTimeout, .cancelled, .browserUnavailable].contains(error.code)
     }
 
     public func handleChallenge(
@@ -55,6 +71,12 @@ extension OAuthClient: HTTPClientAuthorizer {
         let challenge = BearerChallenge(status: statusCode, header: header)
         // A 403 about something other than scope is the request's problem: no new token helps.
         if statusCode == 403 && !challenge.isInsufficientScope { return false }
+        if let refused = failedPreparation.withLock({ state -> AuthError? in
+            defer { state = nil }
+            return state
+        }) {
+            throw refused
+        }
         self.challenge(status: statusCode, wwwAuthenticate: header)
         _ = try await offThread { try self.token(unlessCancelledSince: $0) }
         return true

@@ -64,7 +64,7 @@ struct ClientOptions: ParsableArguments {
         set(&object, "client_issuer", clientIssuer.map { .string($0) })
         if let secret = try clientSecretValue() { object["client_secret"] = .string(secret) }
         if let privateKey {
-            guard let key = try? JSONValue.parse(Array(try readFile(privateKey).utf8), maxDepth: 8) else {
+            guard let key = try? JSONValue.parse(Array(try readSecretFile(privateKey).utf8), maxDepth: 8) else {
                 throw AuthError(.invalidKey, "\(privateKey) does not hold a JSON Web Key")
             }
             object["private_key"] = key
@@ -92,7 +92,9 @@ struct ClientOptions: ParsableArguments {
     }
 
     private func clientSecretValue() throws -> String? {
-        if let clientSecretFile { return try readFile(clientSecretFile).trimmingSuffix("\n").trimmingSuffix("\r") }
+        if let clientSecretFile {
+            return try readSecretFile(clientSecretFile).trimmingSuffix("\n").trimmingSuffix("\r")
+        }
         if let clientSecret { return clientSecret }
         if let value = getenv("FASTMCPAUTH_CLIENT_SECRET") { return String(cString: value) }
         return nil
@@ -171,7 +173,15 @@ struct Call: AsyncParsableCommand {
                 throw AuthError(.invalidArgument, "the tool's arguments must be a JSON object")
             }
             let oauth = try options.client()
-            let transport = HTTPClientTransport(endpoint: endpoint, streaming: false, authorizer: oauth)
+            // Signed in (or refreshed) before connecting: a refusal, a timeout or a missing browser
+            // ends the command with its own code, where swift-sdk would report it as its own error.
+            _ = try oauth.token()
+            let transport = HTTPClientTransport(
+                endpoint: endpoint,
+                configuration: OAuthClient.transportConfiguration(),
+                streaming: false,
+                authorizer: oauth
+            )
             let client = Client(name: "fastmcpauth", version: FastMCPAuthVersion.string)
             _ = try await client.connect(transport: transport)
             let context = try await client.send(CallTool.request(.init(name: tool, arguments: parsed)))

@@ -57,6 +57,21 @@ func readFile(_ path: String) throws -> String {
     return String(decoding: bytes, as: UTF8.self)
 }
 
+/// A file holding a secret (a client secret, a private key, Fernet keys): read like any other, with
+/// a warning when other users may read it too. A warning, not a refusal: mounted secrets (Kubernetes'
+/// default 0644) are often so, and the owner may have reasons.
+func readSecretFile(_ path: String) throws -> String {
+    var status = stat()
+    if stat(path, &status) == 0, status.st_mode & 0o077 != 0 {
+        let mode = String(status.st_mode & 0o777, radix: 8)
+        writeAll(
+            2,
+            Array("warning: \(path) holds a secret and is readable by others (mode \(mode)): chmod 600 it\n".utf8)
+        )
+    }
+    return try readFile(path)
+}
+
 struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Generate a private JWK (printed as JSON).")
 
@@ -105,7 +120,7 @@ struct Sign: ParsableCommand {
 
     func run() {
         do {
-            let jwkText = try readFile(key)
+            let jwkText = try readSecretFile(key)
             let jwk = try JSONValue.parse(jwkText)
             guard let algorithm = alg ?? jwk["alg"]?.stringValue else {
                 throw AuthError(.invalidArgument, "give --alg: the key has no alg")
@@ -184,7 +199,7 @@ struct KeyOptions: ParsableArguments {
     func keys(required: Bool) throws -> [String] {
         var text = ""
         if let keyFile {
-            text = try readFile(keyFile)
+            text = try readSecretFile(keyFile)
         } else if let env = getenv("FASTMCPAUTH_ENCRYPTION_KEYS") {
             text = String(cString: env)
         }

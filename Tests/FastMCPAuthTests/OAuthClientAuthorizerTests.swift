@@ -72,6 +72,51 @@ import FoundationNetworking
         #expect(AuthError(.cancelled, "the sign-in was cancelled").localizedDescription.hasPrefix("cancelled:"))
     }
 
+    /// swift-sdk drops prepareAuthorization's error and sends the request without a token: the 401
+    /// that follows throws the person's refusal instead of opening the browser a second time; the
+    /// next request asks again.
+    @Test func aRefusedSignInIsOnePromptNotTwo() async throws {
+        let proxy = try ServedProxy(clock: clock)
+        let client = try client(proxy)
+        let visits = Locked(0)
+        client.setBrowser(proxy.browser(visits: visits, approve: false))
+        let endpoint = try #require(URL(string: proxy.base + "/mcp"))
+        let session = URLSession(configuration: .ephemeral)
+        let unauthorized = [
+            "WWW-Authenticate": #"Bearer resource_metadata="\#(proxy.base)/.well-known/oauth-protected-resource/mcp""#
+        ]
+        await #expect(throws: AuthError.self) { try await client.prepareAuthorization(for: endpoint, session: session) }
+        #expect(visits.withLock { $0 } == 1 && client.authorizationHeader(for: endpoint) == nil)
+        await #expect {
+            _ = try await client.handleChallenge(
+                statusCode: 401,
+                headers: unauthorized,
+                endpoint: endpoint,
+                operationKey: "initialize",
+                session: session
+            )
+        } throws: { ($0 as? AuthError)?.code == .authorizationDenied }
+        #expect(visits.withLock { $0 } == 1)
+        // The refusal was reported once: the next request's challenge asks the person again.
+        await #expect {
+            _ = try await client.handleChallenge(
+                statusCode: 401,
+                headers: unauthorized,
+                endpoint: endpoint,
+                operationKey: "initialize",
+                session: session
+            )
+        } throws: { ($0 as? AuthError)?.code == .authorizationDenied }
+        #expect(visits.withLock { $0 } == 2)
+        // A preparation that succeeds clears what an earlier one kept.
+        await #expect(throws: AuthError.self) { try await client.prepareAuthorization(for: endpoint, session: session) }
+        #expect(visits.withLock { $0 } == 3 && client.failedPreparation.withLock { $0 }?.code == .authorizationDenied)
+        client.setBrowser(proxy.browser(visits: visits))
+        try await client.prepareAuthorization(for: endpoint, session: session)
+        #expect(visits.withLock { $0 } == 4 && client.authorizationHeader(for: endpoint) != nil)
+        #expect(client.failedPreparation.withLock { $0 } == nil)
+    }
+
     /// A task cancelled before the sign-in's thread starts (or while it waits) ends the sign-in: no
     /// browser, and the task's error is `cancelled`.
     @Test func aCancelledTaskCancelsItsSignIn() async throws {

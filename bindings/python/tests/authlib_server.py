@@ -77,6 +77,8 @@ class AuthlibServer:
         self.url = f"http://127.0.0.1:{self._http.server_port}"
         self.issuer = self.url
         self.resource = self.url + "/mcp"
+        # When set, /mcp answers a request with a valid token by a 307 to this URL.
+        self.redirect_mcp_to = None
 
     def start(self):
         threading.Thread(target=self._http.serve_forever, daemon=True).start()
@@ -185,6 +187,8 @@ class AuthlibServer:
                 issued = self.tokens.get(header[len("Bearer ") :])
             if issued is None or issued["expires_at"] < time.time():
                 return jsonify(error="invalid_token"), 401, {"WWW-Authenticate": challenge + ', error="invalid_token"'}
+            if self.redirect_mcp_to:
+                return "", 307, {"Location": self.redirect_mcp_to}
             return jsonify(client_id=issued["client_id"], scope=issued["scope"])
 
         return app

@@ -103,6 +103,11 @@ def test_denied_and_no_browser_and_bad_arguments(host, tmp_path):
     cache = tmp_path / "cache"
     denied = cli("token", url, cache=cache, check=False, extra_env={"HEADLESS_BROWSER_DENY": "1"})
     assert denied.returncode != 0 and "authorization_denied" in denied.stderr
+    # `call` too: the refusal keeps its code, and the person is asked once, not again on the 401.
+    log = tmp_path / "browser.log"
+    denied = cli("call", url, "whoami", cache=cache, log=log, check=False, extra_env={"HEADLESS_BROWSER_DENY": "1"})
+    assert denied.returncode != 0 and denied.stdout == "" and openings(log) == 1
+    assert denied.stderr.startswith("error: authorization_denied:")
     # --no-browser without a terminal: at once, not after the sign-in timeout.
     headless = cli("login", url, "--no-browser", cache=cache, browser=None, check=False, timeout=20)
     assert headless.returncode != 0 and "browser_unavailable" in headless.stderr

@@ -16,6 +16,7 @@ from conftest import REPO
 from fastmcpauth import ConfigurationError, Fernet, OAuthClient, OAuthClientError
 from joserfc import jwt as joserfc_jwt
 from joserfc.jwk import ECKey, RSAKey
+from json_server import LoopbackServer, QuietHandler
 
 CLI = REPO / ".build" / "release" / "fastmcpauth-cli"
 BASIC_SECRET = "b4sic:s3cret/+%"
@@ -195,6 +196,7 @@ def test_the_cli_with_each_method(server, tmp_path):
         assert again.stdout.strip() == token
         assert server.token_requests[-1]["auth_method"] == method
         assert BASIC_SECRET not in first.stderr + again.stderr and POST_SECRET not in first.stderr
+        assert "warning" not in first.stderr  # the secret and key files are 0600
     assert len(server.token_requests) == len(runs)
     # logout with the service's options forgets its tokens: the next token is a new request.
     basic_args, _, _ = runs[0]
@@ -204,6 +206,12 @@ def test_the_cli_with_each_method(server, tmp_path):
     assert renewed.returncode == 0 and call_resource(server, renewed.stdout.strip())[0] == 200
     assert len(server.token_requests) == len(runs) + 1
     runs.append(runs[0])
+    # A secret file others may read still works, with a warning that names the file, not the secret.
+    secret_file.chmod(0o644)
+    loose = cli("token", server.resource, *common, *basic_args, cache=tmp_path / "cache-0", env={})
+    assert loose.returncode == 0 and call_resource(server, loose.stdout.strip())[0] == 200
+    assert f"warning: {secret_file} holds a secret and is readable by others (mode 644)" in loose.stderr
+    assert BASIC_SECRET not in loose.stderr
     # A wrong secret: authorization_denied on stderr, nothing on stdout, the secret nowhere.
     wrong = cli(
         "token", server.resource, *common, "--client-id", "basic-svc", cache=tmp_path / "wrong",
@@ -217,6 +225,40 @@ def test_the_cli_with_each_method(server, tmp_path):
               cache=tmp_path / "bad", env={})  # fmt: skip
     assert bad.returncode != 0 and "does not hold a JSON Web Key" in bad.stderr
     assert len(server.token_requests) == len(runs) + 1
+
+
+def test_cli_call_never_follows_a_redirect_to_another_origin_with_the_token(server, tmp_path):
+    """`fastmcpauth call` (swift-sdk's transport): the server answers the authorized request with a
+    307 to another loopback port; the call fails naming that origin and the other port receives
+    nothing, neither the token nor the request."""
+    received = []
+
+    class Collector(QuietHandler):
+        def do_POST(self):
+            received.append(dict(self.headers))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST
+
+    collector = LoopbackServer(Collector)
+    try:
+        server.redirect_mcp_to = collector.url + "/collect"
+        common = ["--client-issuer", server.issuer, "--grant", "client_credentials", "--scope", "mcp:read"]
+        result = cli(
+            "call", server.resource, "whoami", *common, "--client-id", "post-svc", "--auth-method",
+            "client_secret_post", cache=tmp_path / "cache", env={"FASTMCPAUTH_CLIENT_SECRET": POST_SECRET},
+        )  # fmt: skip
+        assert result.returncode != 0 and result.stdout == ""
+        assert "another origin" in result.stderr and collector.url.removeprefix("http://") in result.stderr
+        assert received == []
+        # The token was issued and sent to the server itself, and is not in the message.
+        issued = list(server.tokens)
+        assert len(server.token_requests) == 1 and len(issued) == 1
+        assert issued[0] not in result.stderr and POST_SECRET not in result.stderr
+    finally:
+        collector.close()
 
 
 def cli(*args, cache, env):
