@@ -124,7 +124,8 @@ swift-test:
 # proxy's races, remote JWKS, the OAuth client's refresh race) under ThreadSanitizer. Not in `make test` (CI time): run before resolving.
 TSAN_TESTS := StoreTests|ProxyRaceTests|VerifiedTokenCacheTests|ConcurrencyTests|RemoteJWKSTests|RemoteTokenVerifierTests|OAuthClientTests|OAuthClientAuthorizerTests|RedirectGuardTests
 sanitize: deps
-	swift test --scratch-path .build-asan --sanitize=address --disable-xctest
+	ASAN_OPTIONS=fast_unwind_on_malloc=0 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan.supp \
+	  swift test --scratch-path .build-asan --sanitize=address --disable-xctest
 	TSAN_OPTIONS=halt_on_error=1 swift test --scratch-path .build-tsan --sanitize=thread --disable-xctest --filter '$(TSAN_TESTS)'
 
 c-test: build

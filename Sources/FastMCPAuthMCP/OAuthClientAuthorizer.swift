@@ -45,17 +45,32 @@ extension OAuthClient: HTTPClientAuthorizer {
     /// out, was cancelled or had no browser is kept and thrown by the 401 that follows, so one
     /// refusal is one prompt, not two.
     public func prepareAuthorization(for endpoint: URL, session: URLSession) async throws {
+        // swift-sdk prepares and then handles the request's challenges in one task: key by it, so
+        // one request's refusal never fails another's 401.
+        let task = withUnsafeCurrentTask { $0?.hashValue }
         do {
             _ = try await offThread { try self.token(unlessCancelledSince: $0) }
-            failedPreparation.withLock { $0 = nil }
-        } catch let error as AuthError {
-            failedPreparation.withLock { $0 = Self.endsTheRequest(error) ? error : nil }
+            if let task { failedPreparations.withLock { $0[task] = nil } }
+        } catch {
+            if let task {
+                failedPreparations.withLock { kept in
+                    guard let refusal = error as? AuthError, Self.endsTheRequest(refusal) else {
+                        kept[task] = nil
+                        return
+                    }
+                    // Entries whose 401 never came (a server that let the request through) stay
+                    // bounded.
+                    if kept.count >= 64 { kept.removeAll() }
+                    kept[task] = refusal
+                }
+            }
             throw error
         }
     }
 
-    /// The person's answer (or its absence) stands for the rest of the request.
-    static func endsTheRequest(_ error: AuthError) -> Bool {
+    /// The person's answer (or its absence) stands for the rest of the request: a refused,
+    /// timed-out or cancelled sign-in, or none possible.
+    public static func endsTheRequest(_ error: AuthError) -> Bool {
         [.authorizationDenied, .authorizationTimeout, .cancelled, .browserUnavailable].contains(error.code)
     }
 
@@ -71,10 +86,9 @@ extension OAuthClient: HTTPClientAuthorizer {
         let challenge = BearerChallenge(status: statusCode, header: header)
         // A 403 about something other than scope is the request's problem: no new token helps.
         if statusCode == 403 && !challenge.isInsufficientScope { return false }
-        if let refused = failedPreparation.withLock({ state -> AuthError? in
-            defer { state = nil }
-            return state
-        }) {
+        if let task = withUnsafeCurrentTask(body: { $0?.hashValue }),
+            let refused = failedPreparations.withLock({ $0.removeValue(forKey: task) })
+        {
             throw refused
         }
         self.challenge(status: statusCode, wwwAuthenticate: header)

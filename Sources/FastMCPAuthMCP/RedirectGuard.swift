@@ -16,7 +16,12 @@ extension OAuthClient {
     /// downgrade to plain http, would hand the token out). Through this configuration a request that
     /// carries `Authorization` follows redirects within its origin only; a redirect to another scheme,
     /// host or port fails the request with ``CrossOriginRedirectRefused`` and nothing is sent there.
-    /// Requests without `Authorization` follow redirects as usual.
+    /// Requests without `Authorization` follow redirects as usual and are untouched.
+    ///
+    /// The requests that carry a token are sent by a session of the guard's own (ephemeral, the
+    /// default timeouts, 16 connections per host): this configuration's other settings do not apply
+    /// to them. Give such a request its headers and timeout through HTTPClientTransport's
+    /// `requestModifier` (`$0.timeoutInterval = 300`), which the guard keeps.
     public static func transportConfiguration() -> URLSessionConfiguration {
         let configuration = URLSessionConfiguration.default
         configuration.protocolClasses = [AuthorizationRedirectGuard.self] + (configuration.protocolClasses ?? [])
@@ -62,7 +67,9 @@ final class AuthorizationRedirectGuard: URLProtocol {
     }
     private let state = Mutex(State())
 
-    override class func canInit(with request: URLRequest) -> Bool { Origin(request.url) != nil }
+    override class func canInit(with request: URLRequest) -> Bool {
+        Origin(request.url) != nil && request.value(forHTTPHeaderField: "Authorization") != nil
+    }
     override class func canonicalRequest(for request: URLRequest) -> URLRequest { request }
 
     override func startLoading() {
@@ -72,15 +79,21 @@ final class AuthorizationRedirectGuard: URLProtocol {
         let box = GuardBox(guardian: self)
         DispatchQueue.global().async {
             let guardian = box.guardian
+            guard !guardian.state.withLock({ $0.stopped }) else { return }
             let task = RedirectForwarder.session.dataTask(with: request)
+            // Registered before it can be cancelled, so its completion always finds (and removes) it.
+            RedirectForwarder.shared.register(task, for: box)
             let started = guardian.state.withLock { state -> Bool in
                 guard !state.stopped else { return false }
                 state.task = task
                 return true
             }
-            guard started else { return }
-            RedirectForwarder.shared.register(task, for: box)
-            task.resume()
+            if started {
+                task.resume()
+            } else {
+                _ = RedirectForwarder.shared.remove(task)
+                task.cancel()
+            }
         }
     }
 
@@ -90,7 +103,8 @@ final class AuthorizationRedirectGuard: URLProtocol {
             defer { state.task = nil }
             return state.task
         }
-        task?.cancel()
+        // Not from this session's queue either (cancel() waits on a queue the sessions share).
+        if let task { DispatchQueue.global().async { task.cancel() } }
     }
 
     /// Runs `deliver` unless loading was stopped (the client must hear nothing after that).
@@ -111,8 +125,13 @@ private struct GuardBox: @unchecked Sendable {
 // @unchecked: the task table is in a Mutex; Foundation calls the delegate from its own queue.
 final class RedirectForwarder: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     static let shared = RedirectForwarder()
-    // Ephemeral: no response cache or cookie jar on disk for requests that carry tokens.
-    static let session = URLSession(configuration: .ephemeral, delegate: shared, delegateQueue: nil)
+    // Ephemeral: no response cache or cookie jar on disk for requests that carry tokens. One session
+    // serves every transport of the process, hence more connections per host than the default 6.
+    static let session: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = 16
+        return URLSession(configuration: configuration, delegate: shared, delegateQueue: nil)
+    }()
 
     private let guards = Mutex<[Int: GuardBox]>([:])
 
@@ -124,7 +143,10 @@ final class RedirectForwarder: NSObject, URLSessionDataDelegate, @unchecked Send
         guards.withLock { $0[task.taskIdentifier] }?.guardian
     }
 
-    private func remove(_ task: URLSessionTask) -> AuthorizationRedirectGuard? {
+    /// Requests in flight (for tests: every request's entry is removed when it ends).
+    var inFlight: Int { guards.withLock { $0.count } }
+
+    fileprivate func remove(_ task: URLSessionTask) -> AuthorizationRedirectGuard? {
         guards.withLock { $0.removeValue(forKey: task.taskIdentifier) }?.guardian
     }
 
@@ -149,12 +171,12 @@ final class RedirectForwarder: NSObject, URLSessionDataDelegate, @unchecked Send
             completionHandler(request)
             return
         }
-        // Fail the outer request first, then end this one without following.
+        // Fail the outer request first, then end this one without following (it completes with
+        // the 3xx, which nobody hears).
         if let guardian = remove(task) {
             guardian.forward { $0.urlProtocol(guardian, didFailWithError: refusal) }
         }
         completionHandler(nil)
-        task.cancel()
     }
 
     func urlSession(

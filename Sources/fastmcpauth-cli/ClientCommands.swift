@@ -175,7 +175,13 @@ struct Call: AsyncParsableCommand {
             let oauth = try options.client()
             // Signed in (or refreshed) before connecting: a refusal, a timeout or a missing browser
             // ends the command with its own code, where swift-sdk would report it as its own error.
-            _ = try oauth.token()
+            // Anything else (a server that publishes its metadata only in its 401, or needs no
+            // token) is left to the transport, which retries with the server's challenge.
+            do {
+                _ = try oauth.token()
+            } catch let error as AuthError where OAuthClient.endsTheRequest(error) {
+                throw error
+            } catch {}
             let transport = HTTPClientTransport(
                 endpoint: endpoint,
                 configuration: OAuthClient.transportConfiguration(),

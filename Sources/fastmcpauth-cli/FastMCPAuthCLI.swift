@@ -62,7 +62,7 @@ func readFile(_ path: String) throws -> String {
 /// default 0644) are often so, and the owner may have reasons.
 func readSecretFile(_ path: String) throws -> String {
     var status = stat()
-    if stat(path, &status) == 0, status.st_mode & 0o077 != 0 {
+    if stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFREG, status.st_mode & 0o077 != 0 {
         let mode = String(status.st_mode & 0o777, radix: 8)
         writeAll(
             2,

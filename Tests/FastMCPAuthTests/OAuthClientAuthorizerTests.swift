@@ -110,11 +110,42 @@ import FoundationNetworking
         #expect(visits.withLock { $0 } == 2)
         // A preparation that succeeds clears what an earlier one kept.
         await #expect(throws: AuthError.self) { try await client.prepareAuthorization(for: endpoint, session: session) }
-        #expect(visits.withLock { $0 } == 3 && client.failedPreparation.withLock { $0 }?.code == .authorizationDenied)
+        #expect(
+            visits.withLock { $0 } == 3
+                && client.failedPreparations.withLock { $0.values.first }?.code == .authorizationDenied
+        )
         client.setBrowser(proxy.browser(visits: visits))
         try await client.prepareAuthorization(for: endpoint, session: session)
         #expect(visits.withLock { $0 } == 4 && client.authorizationHeader(for: endpoint) != nil)
-        #expect(client.failedPreparation.withLock { $0 } == nil)
+        #expect(client.failedPreparations.withLock { $0.isEmpty })
+    }
+
+    /// The same through swift-sdk's own HTTPClientTransport and Client: the server answers 401 to
+    /// the request sent without a token; the refusal ends connect() after one prompt.
+    @Test func aRefusedSignInEndsTheTransportsRequestAfterOnePrompt() async throws {
+        let baseURL = Locked("")
+        let proxy = try ServedProxy(clock: clock) { request in
+            guard request.path.hasPrefix("/mcp") else { return .init(status: 404) }
+            let metadata = baseURL.withLock { $0 } + "/.well-known/oauth-protected-resource/mcp"
+            return .init(status: 401, headers: [("WWW-Authenticate", "Bearer resource_metadata=\"\(metadata)\"")])
+        }
+        baseURL.withLock { $0 = proxy.base }
+        let client = try client(proxy)
+        let visits = Locked(0)
+        client.setBrowser(proxy.browser(visits: visits, approve: false))
+        let transport = HTTPClientTransport(
+            endpoint: try #require(URL(string: proxy.base + "/mcp")),
+            configuration: OAuthClient.transportConfiguration(),
+            streaming: false,
+            authorizer: client
+        )
+        let mcp = MCP.Client(name: "test", version: "1")
+        await #expect {
+            _ = try await mcp.connect(transport: transport)
+        } throws: { String(describing: $0).contains("authorization_denied") }
+        #expect(visits.withLock { $0 } == 1)
+        #expect(client.failedPreparations.withLock { $0.isEmpty })
+        await mcp.disconnect()
     }
 
     /// A task cancelled before the sign-in's thread starts (or while it waits) ends the sign-in: no

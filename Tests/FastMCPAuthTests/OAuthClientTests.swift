@@ -12,14 +12,19 @@ final class ServedProxy: Sendable {
     var auth: AuthFacade? { facade.withLock { $0 } }
     var base: String { server.baseURL }
 
-    init(clock: TestClock, _ extra: [String: JSONValue] = [:]) throws {
+    /// `mcp`: answers what the facade does not (the MCP endpoint itself); default 404.
+    init(
+        clock: TestClock,
+        _ extra: [String: JSONValue] = [:],
+        mcp: @escaping @Sendable (LocalHTTPServer.Request) -> LocalHTTPServer.Response = { _ in .init(status: 404) }
+    ) throws {
         let facade = self.facade
         upstream = try ProxyUpstream()
         self.clock = clock
         server = try LocalHTTPServer(requestHandler: { request in
             guard let auth = facade.withLock({ $0 }) else { return .init(status: 503) }
-            let response =
-                auth.handle(
+            guard
+                let response = auth.handle(
                     AuthRequest(
                         method: request.method,
                         target: request.path,
@@ -27,7 +32,8 @@ final class ServedProxy: Sendable {
                         body: request.body,
                         clientAddress: "127.0.0.1"
                     )
-                ) ?? AuthResponse(status: 404, headers: [:], body: [])
+                )
+            else { return mcp(request) }
             return .init(
                 status: response.status,
                 headers: response.headers.map { ($0.key, $0.value) },

@@ -11,7 +11,7 @@ import FoundationNetworking
 /// OAuthClient.transportConfiguration(): URLSession must not carry a bearer token through a
 /// redirect to another origin (Foundation's own sessions do: the first test shows it), while
 /// same-origin redirects and unauthorized requests work as before. Real HTTP on loopback.
-@Suite struct RedirectGuardTests {
+@Suite(.serialized) struct RedirectGuardTests {
     /// A server that records each request and answers by `route(path)`.
     final class Recorder: Sendable {
         let requests = Locked<[LocalHTTPServer.Request]>([])
@@ -58,7 +58,9 @@ import FoundationNetworking
         request.httpBody = Data(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#.utf8)
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         if let token { request.setValue("Bearer " + token, forHTTPHeaderField: "Authorization") }
-        let (data, response) = try await URLSession(configuration: configuration).data(for: request)
+        let session = URLSession(configuration: configuration)
+        defer { session.finishTasksAndInvalidate() }
+        let (data, response) = try await session.data(for: request)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 
@@ -93,6 +95,51 @@ import FoundationNetworking
             #expect(server.seen.count == 1 && server.seen.first?.headers["authorization"] == "Bearer tok-1")
         }
         #expect(elsewhere.seen.isEmpty)
+    }
+
+    @Test func aSchemeRelativeLocationToAnotherHostIsRefused() async throws {
+        let elsewhere = try Recorder { _ in Self.ok }
+        let server = try Recorder { _ in Self.redirect(to: "//localhost:\(elsewhere.server.port)/collect") }
+        await #expect(throws: CrossOriginRedirectRefused.self) {
+            _ = try await post(
+                server.server.baseURL + "/mcp",
+                token: "tok-5",
+                configuration: OAuthClient.transportConfiguration()
+            )
+        }
+        #expect(elsewhere.seen.isEmpty)
+    }
+
+    @Test func onlyRequestsWithATokenGoThroughTheGuard() throws {
+        var request = URLRequest(url: try #require(URL(string: "https://mcp.example.com/mcp")))
+        #expect(!AuthorizationRedirectGuard.canInit(with: request))
+        request.setValue("Bearer x", forHTTPHeaderField: "Authorization")
+        #expect(AuthorizationRedirectGuard.canInit(with: request))
+        request.url = URL(string: "ftp://mcp.example.com/")
+        #expect(!AuthorizationRedirectGuard.canInit(with: request))
+    }
+
+    /// A cancelled request ends at once (the server is still sleeping) and leaves nothing behind.
+    @Test func aCancelledRequestEndsAndIsForgotten() async throws {
+        let server = try Recorder { _ in LocalHTTPServer.Response(status: 200, headers: [], body: [], delay: 3) }
+        let started = Date()
+        let call = Task {
+            try await post(
+                server.server.baseURL + "/mcp",
+                token: "tok-6",
+                configuration: OAuthClient.transportConfiguration()
+            )
+        }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        call.cancel()
+        await #expect(throws: (any Error).self) { _ = try await call.value }
+        #expect(Date().timeIntervalSince(started) < 2.5)
+        var remaining = RedirectForwarder.shared.inFlight
+        for _ in 0..<100 where remaining > 0 {
+            try await Task.sleep(nanoseconds: 20_000_000)
+            remaining = RedirectForwarder.shared.inFlight
+        }
+        #expect(remaining == 0)
     }
 
     @Test func aSameOriginHopThenAnotherOriginIsRefused() async throws {

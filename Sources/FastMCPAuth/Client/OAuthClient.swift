@@ -46,9 +46,9 @@ public final class OAuthClient: Sendable {
     private let signIns = Locked(())
     /// Step-up sign-ins since the last call that came without a 403 (a new request).
     private let stepUps = Locked(0)
-    /// Why the swift-sdk authorizer's last preparation failed (swift-sdk drops that error and sends
-    /// the request without a token): the 401 that follows reports it instead of signing in again.
-    package let failedPreparation = Locked<AuthError?>(nil)
+    /// Why the swift-sdk authorizer's preparation failed, per task (swift-sdk drops that error and
+    /// sends the request without a token): that task's next 401 reports it instead of signing in again.
+    package let failedPreparations = Locked<[Int: AuthError]>([:])
 
     public init(
         configuration: Configuration,

@@ -103,7 +103,7 @@ def test_denied_and_no_browser_and_bad_arguments(host, tmp_path):
     cache = tmp_path / "cache"
     denied = cli("token", url, cache=cache, check=False, extra_env={"HEADLESS_BROWSER_DENY": "1"})
     assert denied.returncode != 0 and "authorization_denied" in denied.stderr
-    # `call` too: the refusal keeps its code, and the person is asked once, not again on the 401.
+    # `call` too: it signs in before connecting, so the refusal keeps its code after one prompt.
     log = tmp_path / "browser.log"
     denied = cli("call", url, "whoami", cache=cache, log=log, check=False, extra_env={"HEADLESS_BROWSER_DENY": "1"})
     assert denied.returncode != 0 and denied.stdout == "" and openings(log) == 1
