@@ -85,28 +85,26 @@ import FoundationNetworking
         let unauthorized = [
             "WWW-Authenticate": #"Bearer resource_metadata="\#(proxy.base)/.well-known/oauth-protected-resource/mcp""#
         ]
+        let theChallengeIsDenied = { () async -> Bool in
+            do {
+                _ = try await client.handleChallenge(
+                    statusCode: 401,
+                    headers: unauthorized,
+                    endpoint: endpoint,
+                    operationKey: "initialize",
+                    session: session
+                )
+                return false
+            } catch {
+                return (error as? AuthError)?.code == .authorizationDenied
+            }
+        }
         await #expect(throws: AuthError.self) { try await client.prepareAuthorization(for: endpoint, session: session) }
         #expect(visits.withLock { $0 } == 1 && client.authorizationHeader(for: endpoint) == nil)
-        await #expect {
-            _ = try await client.handleChallenge(
-                statusCode: 401,
-                headers: unauthorized,
-                endpoint: endpoint,
-                operationKey: "initialize",
-                session: session
-            )
-        } throws: { ($0 as? AuthError)?.code == .authorizationDenied }
+        #expect(await theChallengeIsDenied())
         #expect(visits.withLock { $0 } == 1)
         // The refusal was reported once: the next request's challenge asks the person again.
-        await #expect {
-            _ = try await client.handleChallenge(
-                statusCode: 401,
-                headers: unauthorized,
-                endpoint: endpoint,
-                operationKey: "initialize",
-                session: session
-            )
-        } throws: { ($0 as? AuthError)?.code == .authorizationDenied }
+        #expect(await theChallengeIsDenied())
         #expect(visits.withLock { $0 } == 2)
         // A preparation that succeeds clears what an earlier one kept.
         await #expect(throws: AuthError.self) { try await client.prepareAuthorization(for: endpoint, session: session) }
