@@ -13,18 +13,24 @@ LIBRARY = REPO / ".build" / "release" / "libfastmcpauth.so"
 
 
 @pytest.fixture(scope="session")
-def oidc_provider():
-    """A real OpenID provider (oidc-provider-mock) on a free loopback port: the upstream IdP."""
+def oidc_provider(tmp_path_factory):
+    """A real OpenID provider (oidc-provider-mock) on a free loopback port: the upstream IdP. Its
+    log goes to a file (a pipe nobody reads would stall it once full), shown if it fails to start."""
     from ports import free_port, wait_for_port
 
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "oidc_provider_mock", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    wait_for_port(port, process=process)
+    log_path = tmp_path_factory.mktemp("oidc-provider") / "log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "oidc_provider_mock", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, process=process)
+    except RuntimeError as error:
+        process.kill()
+        raise RuntimeError(f"{error}; its log: {log_path.read_text()[-2000:]}") from None
     yield f"http://localhost:{port}"
     process.terminate()
-    process.communicate(timeout=10)
+    process.wait(timeout=10)
