@@ -4,6 +4,7 @@ identity provider) on a free loopback port, for the client tests, and an MCP req
 import contextlib
 import os
 import subprocess
+import tempfile
 
 import httpx2
 from conftest import REPO
@@ -13,19 +14,26 @@ HOST = REPO / ".build" / "release" / "fastmcpauth-host"
 
 
 @contextlib.contextmanager
-def embedded_host():
-    """Yields the host's base URL; on exit, stops it and checks that no token reached its log."""
+def embedded_host(logs=None):
+    """Yields the host's base URL; on exit, stops it, checks that no token reached its log and
+    appends the log to `logs` when given. The log goes to a file: a pipe read only at the end
+    could fill up and stall the host."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASTMCP_SERVER_AUTH")}
     env["FASTMCP_PORT"] = str(port)
-    process = subprocess.Popen([str(HOST)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for_port(port, process=process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        log = process.communicate(timeout=10)[0]
-        assert "eyJ" not in log
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen([str(HOST)], env=env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, process=process)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            output.seek(0)
+            log = output.read()
+            if logs is not None:
+                logs.append(log)
+            assert "eyJ" not in log
 
 
 def post_tools_list(url, token):

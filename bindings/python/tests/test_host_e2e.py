@@ -10,6 +10,7 @@ import time
 import httpx2
 import pytest
 from conftest import REPO
+from embedded_host import embedded_host
 from fake_authkit import FakeAuthKit
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -114,24 +115,15 @@ def test_embedded_default_runs_the_whole_oauth_flow_offline():
     """`make run` with no configuration: the OAuth proxy in front of the embedded development
     identity provider; the official client registers, the browser approves and signs in as a
     user name, and the tool sees that user."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTMCP_SERVER_AUTH")}
-    env["FASTMCP_PORT"] = str(port)
-    host = subprocess.Popen([str(HOST)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for_port(port, process=host)
-        base = f"http://127.0.0.1:{port}"
+    logs = []
+    with embedded_host(logs) as base:  # which also checks that no token reached the log
         browser, storage = Browser(user="dev-user"), MemoryTokens()
         identity = asyncio.run(whoami(base, client_for(base, browser, storage)))
         assert identity["subject"] == "dev-user" and identity["client_id"] == storage.client.client_id
         assert identity["scopes"] == ["mcp"]
         assert post_mcp(base, None).status_code == 401
         assert post_mcp(base, storage.tokens.access_token).status_code == 200
-    finally:
-        host.terminate()
-        log = host.communicate(timeout=10)[0]
-    assert "DEVELOPMENT MODE" in log and "EMBEDDED DEVELOPMENT IDENTITY PROVIDER" in log
-    assert "eyJ" not in log
+    assert "DEVELOPMENT MODE" in logs[0] and "EMBEDDED DEVELOPMENT IDENTITY PROVIDER" in logs[0]
 
 
 def test_embedded_default_refuses_a_public_address():
